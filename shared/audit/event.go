@@ -1,0 +1,54 @@
+// Package audit is auditstore's event model: the stored Event, the Input a client sends, their
+// validation and defaults, and the canonical form that tells a retry from a conflict. It imports
+// no other package of auditstore, so clients and offline verifiers can use it alone.
+package audit
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Outcomes accepted in event_outcome.
+var Outcomes = []string{"success", "failure", "pending", "unknown"}
+
+// Severities accepted in severity.
+var Severities = []string{"debug", "info", "low", "medium", "warning", "high", "error", "critical"}
+
+// Event is one stored audit event, as it is read back (CONTRACT "Event"): every field is
+// present, an absent optional one is nil and encodes as null.
+type Event struct {
+	EventID        uuid.UUID       `json:"event_id"`
+	Version        string          `json:"version"`
+	EventTimestamp time.Time       `json:"event_timestamp"`
+	EventType      string          `json:"event_type"`
+	EventCategory  string          `json:"event_category"`
+	EventAction    string          `json:"event_action"`
+	EventOutcome   string          `json:"event_outcome"`
+	CorrelationID  string          `json:"correlation_id"`
+	ActorType      string          `json:"actor_type"`
+	ActorID        string          `json:"actor_id"`
+	ActorIP        *string         `json:"actor_ip"`
+	ResourceType   *string         `json:"resource_type"`
+	ResourceID     *string         `json:"resource_id"`
+	ResourceName   *string         `json:"resource_name"`
+	ParentEventID  *uuid.UUID      `json:"parent_event_id"`
+	TraceID        *string         `json:"trace_id"`
+	SpanID         *string         `json:"span_id"`
+	Namespace      *string         `json:"namespace"`
+	ClusterID      *string         `json:"cluster_id"`
+	Severity       *string         `json:"severity"`
+	DurationMS     *int64          `json:"duration_ms"`
+	ErrorCode      *string         `json:"error_code"`
+	ErrorMessage   *string         `json:"error_message"`
+	RetentionDays  int             `json:"retention_days"`
+	IsSensitive    bool            `json:"is_sensitive"`
+	EventData      json.RawMessage `json:"event_data"`
+	ReceivedAt     time.Time       `json:"received_at"`
+	SubmittedBy    string          `json:"submitted_by"`
+
+	// ContentHash is the SHA-256 of the canonical form of what the client sent (see
+	// Input.ContentHash). It is stored, never shown: it decides duplicate versus conflict.
+	ContentHash []byte `json:"-"`
+}

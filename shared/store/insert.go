@@ -1,0 +1,369 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// InsertStatus says what InsertEvents did with one event.
+type InsertStatus uint8
+
+// The outcomes of inserting one event.
+const (
+	// Inserted: the event is new and was stored.
+	Inserted InsertStatus = iota + 1
+	// Duplicate: the same event_id with the same content is already stored; nothing new.
+	Duplicate
+	// Conflict: the event_id is already stored with other content; nothing stored.
+	Conflict
+)
+
+func (s InsertStatus) String() string {
+	switch s {
+	case Inserted:
+		return "inserted"
+	case Duplicate:
+		return "duplicate"
+	case Conflict:
+		return "conflict"
+	}
+	return fmt.Sprintf("InsertStatus(%d)", uint8(s))
+}
+
+// InsertResult is the outcome for one event, in the order the events were given.
+type InsertResult struct {
+	EventID uuid.UUID
+	Status  InsertStatus
+	// EventTimestamp is the stored event's timestamp: for a duplicate, the first one stored.
+	EventTimestamp time.Time
+}
+
+// InsertParams are the arguments of InsertEvents.
+type InsertParams struct {
+	// Events are complete events (audit.Input.Prepare made them): ids, timestamps, retention
+	// classes and content hashes set.
+	Events []audit.Event
+	// Commit, when set, sees the results before the transaction commits; returning false rolls
+	// it back, so nothing of the call is stored (an atomic batch with a conflict). The results
+	// are returned either way.
+	Commit func(results []InsertResult) bool
+}
+
+// InsertEvents stores a batch in one transaction and one round trip for the common case, and
+// reports per event whether it was new, a duplicate or a conflict. The same event_id twice in
+// the batch is stored once; the second copy is a duplicate or, with other content, a conflict.
+// It reports committed=false when Commit vetoed the transaction.
+func (s *Store) InsertEvents(ctx context.Context, p InsertParams) (results []InsertResult, committed bool, err error) {
+	if len(p.Events) == 0 {
+		return nil, true, nil
+	}
+	// Collapse repeated ids first: both copies would otherwise pass the key claim of one
+	// statement... and the first must be the one stored.
+	results = make([]InsertResult, len(p.Events))
+	first := make(map[uuid.UUID]int, len(p.Events))
+	unique := make([]int, 0, len(p.Events))
+	keys := make(map[partitionKey]struct{})
+	for i, e := range p.Events {
+		if e.RetentionDays == 0 || len(e.ContentHash) != 32 {
+			return nil, false, fmt.Errorf("insert events: event %d is not prepared (retention class or content hash missing)", i)
+		}
+		results[i].EventID = e.EventID
+		if j, ok := first[e.EventID]; ok {
+			results[i].Status = Conflict
+			if bytes.Equal(p.Events[j].ContentHash, e.ContentHash) {
+				results[i].Status = Duplicate
+			}
+			continue
+		}
+		first[e.EventID] = i
+		unique = append(unique, i)
+		keys[keyOf(e.RetentionDays, e.EventTimestamp)] = struct{}{}
+	}
+	if err := s.ensurePartitions(ctx, keys); err != nil {
+		return nil, false, fmt.Errorf("insert events: %w", err)
+	}
+
+	for attempt := 0; ; attempt++ {
+		committed, err = s.insertOnce(ctx, p, unique, first, results)
+		if errors.Is(err, errNoPartition) && attempt == 0 {
+			// A partition this Store remembered was dropped meanwhile: make it again, once.
+			s.forgetPartitions()
+			if err := s.ensurePartitions(ctx, keys); err != nil {
+				return nil, false, fmt.Errorf("insert events: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("insert events: %w", err)
+		}
+		return results, committed, nil
+	}
+}
+
+var errNoPartition = errors.New("no partition for row")
+
+// insertSQL claims each id in audit_event_keys and stores only the events whose claim is new,
+// in one statement. Every sub-statement sees the same snapshot, so the final SELECT reads the
+// keys as they were before it: a key found there is an earlier event (duplicate or conflict by
+// its hash); a key neither claimed nor found was committed by a concurrent transaction during
+// the statement, and is re-read afterwards.
+const insertSQL = `
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $28::bytea[])
+        AS t(event_id, event_timestamp, retention_days, content_hash)
+), claimed AS (
+    INSERT INTO audit_event_keys AS k (event_id, event_timestamp, retention_days, content_hash)
+    SELECT event_id, event_timestamp, retention_days, content_hash FROM input
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING k.event_id
+), stored AS (
+    INSERT INTO audit_events (event_id, event_timestamp, retention_days, received_at, duration_ms,
+        is_sensitive, parent_event_id, actor_ip, version, event_type, event_category, event_action,
+        event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
+        resource_name, trace_id, span_id, namespace, cluster_id, severity, error_code,
+        error_message, submitted_by, content_hash, event_data)
+    SELECT e.event_id, e.event_timestamp, e.retention_days, e.received_at, e.duration_ms,
+        e.is_sensitive, e.parent_event_id, e.actor_ip::inet, e.version, e.event_type,
+        e.event_category, e.event_action, e.event_outcome, e.correlation_id, e.actor_type,
+        e.actor_id, e.resource_type, e.resource_id, e.resource_name, e.trace_id, e.span_id,
+        e.namespace, e.cluster_id, e.severity, e.error_code, e.error_message, e.submitted_by,
+        e.content_hash, e.event_data::jsonb
+    FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::timestamptz[], $5::bigint[],
+        $6::boolean[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+        $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
+        $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
+        $27::text[], $28::bytea[], $29::text[])
+        AS e(event_id, event_timestamp, retention_days, received_at, duration_ms, is_sensitive,
+             parent_event_id, actor_ip, version, event_type, event_category, event_action,
+             event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
+             resource_name, trace_id, span_id, namespace, cluster_id, severity, error_code,
+             error_message, submitted_by, content_hash, event_data)
+    WHERE e.event_id IN (SELECT event_id FROM claimed)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+)
+SELECT i.event_id,
+       EXISTS (SELECT 1 FROM stored s WHERE s.event_id = i.event_id),
+       EXISTS (SELECT 1 FROM claimed c WHERE c.event_id = i.event_id),
+       k.event_timestamp, k.content_hash
+FROM input i LEFT JOIN audit_event_keys k ON k.event_id = i.event_id`
+
+// eventColumns holds a batch as the column arrays insertSQL unnests.
+type eventColumns struct {
+	eventID        []uuid.UUID
+	eventTimestamp []time.Time
+	retentionDays  []int32
+	receivedAt     []time.Time
+	durationMS     []*int64
+	isSensitive    []bool
+	parentEventID  []*uuid.UUID
+	text           [19][]*string // actor_ip .. submitted_by, in insertSQL's order
+	contentHash    [][]byte
+	eventData      []string
+}
+
+func columnsOf(events []audit.Event, idx []int) *eventColumns {
+	n := len(idx)
+	c := &eventColumns{
+		eventID: make([]uuid.UUID, n), eventTimestamp: make([]time.Time, n),
+		retentionDays: make([]int32, n), receivedAt: make([]time.Time, n),
+		durationMS: make([]*int64, n), isSensitive: make([]bool, n),
+		parentEventID: make([]*uuid.UUID, n), contentHash: make([][]byte, n),
+		eventData: make([]string, n),
+	}
+	for j := range c.text {
+		c.text[j] = make([]*string, n)
+	}
+	for r, i := range idx {
+		e := &events[i]
+		c.eventID[r] = e.EventID
+		c.eventTimestamp[r] = e.EventTimestamp
+		c.retentionDays[r] = int32(e.RetentionDays)
+		c.receivedAt[r] = e.ReceivedAt
+		c.durationMS[r] = e.DurationMS
+		c.isSensitive[r] = e.IsSensitive
+		c.parentEventID[r] = e.ParentEventID
+		for j, v := range [19]*string{e.ActorIP, &e.Version, &e.EventType, &e.EventCategory,
+			&e.EventAction, &e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID,
+			e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
+			e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage} {
+			c.text[j][r] = v
+		}
+		c.contentHash[r] = e.ContentHash
+		c.eventData[r] = string(e.EventData)
+	}
+	return c
+}
+
+func (c *eventColumns) args(submittedBy []*string) []any {
+	args := []any{c.eventID, c.eventTimestamp, c.retentionDays, c.receivedAt, c.durationMS,
+		c.isSensitive, c.parentEventID}
+	for _, t := range c.text {
+		args = append(args, t)
+	}
+	return append(args, submittedBy, c.contentHash, c.eventData)
+}
+
+func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return false, interpretError(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	cols := columnsOf(p.Events, unique)
+	submittedBy := make([]*string, len(unique))
+	for r, i := range unique {
+		submittedBy[r] = &p.Events[i].SubmittedBy
+	}
+	rows, err := tx.Query(ctx, insertSQL, cols.args(submittedBy)...)
+	if err != nil {
+		return false, classifyInsertError(err)
+	}
+	type row struct {
+		id              uuid.UUID
+		stored, claimed bool
+		ts              *time.Time
+		hash            []byte
+	}
+	var pending []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.stored, &r.claimed, &r.ts, &r.hash); err != nil {
+			return false, classifyInsertError(err)
+		}
+		pending = append(pending, r)
+	}
+	if err := rows.Err(); err != nil {
+		return false, classifyInsertError(err)
+	}
+
+	var reread []uuid.UUID
+	var pruned []uuid.UUID
+	for _, r := range pending {
+		i := first[r.id]
+		e := &p.Events[i]
+		switch {
+		case r.stored:
+			results[i].Status, results[i].EventTimestamp = Inserted, e.EventTimestamp
+		case r.ts != nil:
+			setExisting(&results[i], e, *r.ts, r.hash)
+		case r.claimed:
+			pruned = append(pruned, r.id) // key pruned, event still stored: see resolvePruned
+		default:
+			reread = append(reread, r.id)
+		}
+	}
+	if len(reread) > 0 {
+		if err := s.rereadKeys(ctx, tx, p.Events, first, results, reread); err != nil {
+			return false, err
+		}
+	}
+	if len(pruned) > 0 {
+		if err := s.resolvePruned(ctx, tx, p.Events, first, results, pruned); err != nil {
+			return false, err
+		}
+	}
+	// Copies of a repeated id take the timestamp of the copy that decided.
+	for i := range results {
+		if j := first[results[i].EventID]; j != i {
+			results[i].EventTimestamp = results[j].EventTimestamp
+		}
+	}
+	if p.Commit != nil && !p.Commit(results) {
+		return false, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, interpretError(err)
+	}
+	return true, nil
+}
+
+func setExisting(res *InsertResult, e *audit.Event, ts time.Time, hash []byte) {
+	res.EventTimestamp = ts
+	res.Status = Conflict
+	if bytes.Equal(hash, e.ContentHash) {
+		res.Status = Duplicate
+	}
+}
+
+// rereadKeys classifies ids whose key a concurrent transaction committed while insertSQL ran:
+// a new statement sees them.
+func (s *Store) rereadKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
+	rows, err := tx.Query(ctx, `SELECT event_id, event_timestamp, content_hash FROM audit_event_keys WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return interpretError(err)
+	}
+	found := 0
+	for rows.Next() {
+		var id uuid.UUID
+		var ts time.Time
+		var hash []byte
+		if err := rows.Scan(&id, &ts, &hash); err != nil {
+			return interpretError(err)
+		}
+		i := first[id]
+		setExisting(&results[i], &events[i], ts, hash)
+		found++
+	}
+	if err := rows.Err(); err != nil {
+		return interpretError(err)
+	}
+	if found != len(ids) {
+		return fmt.Errorf("%w: %d idempotency keys vanished during insert", ErrUnavailable, len(ids)-found)
+	}
+	return nil
+}
+
+// resolvePruned handles an id whose key had been pruned (older than IDEMPOTENCY_WINDOW) while
+// its event, with the same timestamp and class, is still stored: the primary key of
+// audit_events refused the copy. The new key row carries this request's hash; it is set to
+// the stored event's, so the key keeps telling duplicates from conflicts correctly.
+func (s *Store) resolvePruned(ctx context.Context, tx pgx.Tx, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
+	rows, err := tx.Query(ctx, `
+		UPDATE audit_event_keys k SET content_hash = e.content_hash
+		FROM audit_events e
+		WHERE k.event_id = ANY($1) AND e.event_id = k.event_id
+		  AND e.event_timestamp = k.event_timestamp AND e.retention_days = k.retention_days
+		RETURNING k.event_id, e.event_timestamp, e.content_hash`, ids)
+	if err != nil {
+		return interpretError(err)
+	}
+	found := 0
+	for rows.Next() {
+		var id uuid.UUID
+		var ts time.Time
+		var hash []byte
+		if err := rows.Scan(&id, &ts, &hash); err != nil {
+			return interpretError(err)
+		}
+		i := first[id]
+		setExisting(&results[i], &events[i], ts, hash)
+		found++
+	}
+	if err := rows.Err(); err != nil {
+		return interpretError(err)
+	}
+	if found != len(ids) {
+		return fmt.Errorf("insert events: %d events neither stored nor found", len(ids)-found)
+	}
+	return nil
+}
+
+// classifyInsertError recognises the database's "no partition of relation ... found for row"
+// (SQLSTATE 23514 from a partitioned table), which the caller mends by creating the partition.
+func classifyInsertError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == "" {
+		return errNoPartition
+	}
+	return interpretError(err)
+}

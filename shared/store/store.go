@@ -1,0 +1,117 @@
+// Package store is auditstore's only door to PostgreSQL: every SQL statement lives here, built
+// with placeholders only. Decisions (what to store, what to drop) belong to the callers.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors callers can test for with errors.Is; every database error is translated to one of
+// these (or wrapped as it is) in interpretError.
+var (
+	// ErrNotFound means no row matched.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique key is already taken by other content.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable means the database cannot be reached or is refusing work now; a retry
+	// later may succeed.
+	ErrUnavailable = errors.New("database unavailable")
+	// ErrImmutable means the database refused to change or delete a stored event.
+	ErrImmutable = errors.New("audit events are immutable")
+	// ErrInvalid means the database refused a value as invalid (a CHECK, a malformed jsonpath):
+	// the request is at fault, not the database.
+	ErrInvalid = errors.New("invalid value")
+)
+
+// DBTX is what the store needs of a connection: both *pgxpool.Pool and pgx.Tx satisfy it.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Store runs auditstore's statements over a DBTX.
+type Store struct {
+	db DBTX
+
+	// partitions remembers the (class, month) partitions known to exist, so the write path
+	// asks the database to create one only the first time it meets a month.
+	mu         sync.Mutex
+	partitions map[partitionKey]struct{}
+}
+
+// New returns a Store over db, usually a *pgxpool.Pool.
+func New(db DBTX) *Store {
+	return &Store{db: db, partitions: make(map[partitionKey]struct{})}
+}
+
+// Open connects a pool to databaseURL and checks that the database answers.
+func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", interpretError(err))
+	}
+	return pool, nil
+}
+
+// Ping reports whether the database answers a trivial query.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.db.Exec(ctx, "SELECT 1")
+	return interpretError(err)
+}
+
+// SQLSTATEs the store tells apart.
+const (
+	sqlstateUniqueViolation = "23505"
+	sqlstateCheckViolation  = "23514"
+	sqlstateImmutable       = "AS001" // raised by audit_events_guard
+)
+
+// interpretError translates a database error into the store's errors, in one place.
+func interpretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == sqlstateUniqueViolation:
+			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Message)
+		case pgErr.Code == sqlstateImmutable:
+			return fmt.Errorf("%w: %s", ErrImmutable, pgErr.Message)
+		case pgErr.Code[:2] == "08", // connection exception
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, starting
+			pgErr.Code == "53300", // too many connections
+			pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock: retry
+			return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
+		case pgErr.Code[:2] == "22", pgErr.Code[:2] == "23", pgErr.Code == "42601":
+			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
+		}
+		return err
+	}
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
