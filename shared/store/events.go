@@ -201,13 +201,13 @@ func (s *Store) QueryEvents(ctx context.Context, p QueryParams) (Page, error) {
 	}
 	if p.After != nil {
 		args = append(args, p.After.EventTimestamp, p.After.EventID)
-		n := len(args) - 1
+		n := len(args)
 		where += fmt.Sprintf(" AND (event_timestamp, event_id) %s ($%d, $%d)", cmp, n-1, n)
 	}
 	limit := max(p.Limit, 1)
 	args = append(args, limit+1, p.Offset)
 	sql := fmt.Sprintf(`SELECT %s FROM audit_events WHERE %s ORDER BY event_timestamp %s, event_id %s LIMIT $%d OFFSET $%d`,
-		selectColumns, where, dir, dir, len(args)-2, len(args)-1)
+		selectColumns, where, dir, dir, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, sql, customPlan(args)...)
 	if err != nil {
 		return Page{}, fmt.Errorf("query events: %w", interpretError(err))

@@ -100,7 +100,7 @@ func interpretError(err error) error {
 			return fmt.Errorf("%w: %s", ErrImmutable, pgErr.Message)
 		case pgErr.Code[:2] == "08", // connection exception
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, starting
-			pgErr.Code == "53300", // too many connections
+			pgErr.Code == "53300",                        // too many connections
 			pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock: retry
 			return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
 		case pgErr.Code[:2] == "22", pgErr.Code[:2] == "23", pgErr.Code == "42601":
