@@ -124,8 +124,8 @@ func TestContentHash_SameContentSameHash(t *testing.T) {
 	changed.EventData = json.RawMessage(`{"a":"é","b":[2,{"x":null,"y":true}]}`)
 	require.NotEqual(t, h, hash(&changed, defaults()))
 	withNull := *in
-	sev := "info"
-	withNull.Severity = &sev
+	trace := "4bf92f3577b34da6a3ce929d0e0e4736"
+	withNull.TraceID = &trace
 	require.Equal(t, hash(&withNull, defaults()), hash(&withNull, defaults()))
 	require.NotEqual(t, h, hash(&withNull, defaults()), "a field the first copy did not send is other content")
 }
