@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/audit"
@@ -91,9 +92,18 @@ func (s *Store) InsertEvents(ctx context.Context, p InsertParams) (results []Ins
 		return nil, false, fmt.Errorf("insert events: %w", err)
 	}
 
+	slow := false
 	for attempt := 0; ; attempt++ {
-		committed, err = s.insertOnce(ctx, p, unique, first, results)
-		if errors.Is(err, errNoPartition) && attempt == 0 {
+		if slow {
+			committed, err = s.insertOnce(ctx, p, unique, first, results)
+		} else {
+			committed, err = s.insertCopy(ctx, p, unique, first, results)
+		}
+		if errors.Is(err, errKeyPruned) && !slow {
+			slow = true
+			continue
+		}
+		if errors.Is(err, errNoPartition) && attempt < 2 {
 			// A partition this Store remembered was dropped meanwhile: make it again, once.
 			s.forgetPartitions()
 			if err := s.ensurePartitions(ctx, keys); err != nil {
@@ -108,13 +118,129 @@ func (s *Store) InsertEvents(ctx context.Context, p InsertParams) (results []Ins
 	}
 }
 
-var errNoPartition = errors.New("no partition for row")
+var (
+	errNoPartition = errors.New("no partition for row")
+	// errKeyPruned: COPY met an event that is stored although its idempotency key was
+	// pruned; the slower INSERT ... ON CONFLICT path sorts that out.
+	errKeyPruned = errors.New("event stored without its idempotency key")
+)
 
-// insertSQL claims each id in audit_event_keys and stores only the events whose claim is new,
-// in one statement. Every sub-statement sees the same snapshot, so the final SELECT reads the
-// keys as they were before it: a key found there is an earlier event (duplicate or conflict by
-// its hash); a key neither claimed nor found was committed by a concurrent transaction during
-// the statement, and is re-read afterwards.
+// claimSQL claims each id in audit_event_keys and returns the ids it claimed. An id not
+// returned is already taken, by an earlier event or by a concurrent transaction that committed
+// it meanwhile; a new statement (rereadKeys) sees either and tells duplicate from conflict.
+const claimSQL = `
+INSERT INTO audit_event_keys (event_id, event_timestamp, retention_days, content_hash)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::bytea[])
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id`
+
+// copyColumns are the audit_events columns COPY writes, in copyRow's order.
+var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "received_at",
+	"duration_ms", "is_sensitive", "parent_event_id", "actor_ip", "version", "event_type",
+	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
+	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
+	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
+	"event_data"}
+
+func copyRow(e *audit.Event) ([]any, error) {
+	var ip *netip.Prefix
+	if e.ActorIP != nil {
+		addr, err := netip.ParseAddr(*e.ActorIP)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
+		}
+		p := netip.PrefixFrom(addr, addr.BitLen())
+		ip = &p
+	}
+	return []any{e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt, e.DurationMS,
+		e.IsSensitive, e.ParentEventID, ip, e.Version, e.EventType, e.EventCategory,
+		e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType,
+		e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace, e.ClusterID, e.Severity,
+		e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash, string(e.EventData)}, nil
+}
+
+// insertCopy is the fast path: claim the ids in one statement, then COPY the events whose
+// claim is new. COPY inserts many rows per call into each partition, which no INSERT does;
+// the claim is what makes it safe to skip ON CONFLICT.
+func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return false, interpretError(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	n := len(unique)
+	ids, tss, classes, hashes := make([]uuid.UUID, n), make([]time.Time, n), make([]int32, n), make([][]byte, n)
+	for r, i := range unique {
+		e := &p.Events[i]
+		ids[r], tss[r], classes[r], hashes[r] = e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ContentHash
+	}
+	rows, err := tx.Query(ctx, claimSQL, ids, tss, classes, hashes)
+	if err != nil {
+		return false, interpretError(err)
+	}
+	isClaimed := make(map[uuid.UUID]bool, n)
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return false, interpretError(err)
+		}
+		isClaimed[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return false, interpretError(err)
+	}
+	claimed := make([]int, 0, n)
+	var reread []uuid.UUID
+	for r, i := range unique {
+		if isClaimed[ids[r]] {
+			claimed = append(claimed, i)
+		} else {
+			reread = append(reread, ids[r])
+		}
+	}
+	if len(claimed) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, copyColumns,
+			pgx.CopyFromSlice(len(claimed), func(r int) ([]any, error) { return copyRow(&p.Events[claimed[r]]) }))
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
+				return false, errKeyPruned
+			}
+			return false, classifyInsertError(err)
+		}
+		for _, i := range claimed {
+			results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
+		}
+	}
+	if len(reread) > 0 {
+		if err := s.rereadKeys(ctx, tx, p.Events, first, results, reread); err != nil {
+			return false, err
+		}
+	}
+	return s.finish(ctx, tx, p, first, results)
+}
+
+// finish gives repeated copies of an id the timestamp of the copy that decided, lets
+// p.Commit veto, and commits.
+func (s *Store) finish(ctx context.Context, tx pgx.Tx, p InsertParams, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
+	for i := range results {
+		if j := first[results[i].EventID]; j != i {
+			results[i].EventTimestamp = results[j].EventTimestamp
+		}
+	}
+	if p.Commit != nil && !p.Commit(results) {
+		return false, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, interpretError(err)
+	}
+	return true, nil
+}
+
+// insertSQL is the slow path, used when COPY met a stored event whose key had been pruned: it
+// claims the ids like claimSQL and inserts with ON CONFLICT DO NOTHING in the same statement,
+// so the primary key of audit_events turns that event into a reported row, not an error.
 const insertSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $28::bytea[])
@@ -272,19 +398,7 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 			return false, err
 		}
 	}
-	// Copies of a repeated id take the timestamp of the copy that decided.
-	for i := range results {
-		if j := first[results[i].EventID]; j != i {
-			results[i].EventTimestamp = results[j].EventTimestamp
-		}
-	}
-	if p.Commit != nil && !p.Commit(results) {
-		return false, nil
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, interpretError(err)
-	}
-	return true, nil
+	return s.finish(ctx, tx, p, first, results)
 }
 
 func setExisting(res *InsertResult, e *audit.Event, ts time.Time, hash []byte) {
