@@ -1,0 +1,366 @@
+// Package query is the query function: filtered, paged reads of audit events and single-event
+// lookups (CONTRACT "Query").
+package query
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
+	"github.com/google/uuid"
+)
+
+// Config is the query function's configuration, read from the environment.
+type Config struct {
+	// CursorSecret signs pagination cursors so a modified or foreign cursor is refused. Every
+	// instance must share it; when empty a random one is made at start (cursors then work
+	// only against the instance that issued them).
+	CursorSecret string `envconfig:"QUERY_CURSOR_SECRET"`
+}
+
+// Store is what the query function needs of the store.
+type Store interface {
+	QueryEvents(ctx context.Context, p store.QueryParams) (store.Page, error)
+	CountEvents(ctx context.Context, f store.Filter) (int64, error)
+	GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error)
+}
+
+// Handler serves the query API.
+type Handler struct {
+	store  Store
+	secret []byte
+	now    func() time.Time
+}
+
+// New returns a Handler over s.
+func New(s Store, cfg Config) (*Handler, error) {
+	secret := []byte(cfg.CursorSecret)
+	if len(secret) == 0 {
+		slog.Warn("QUERY_CURSOR_SECRET is not set: cursors are signed with a random key and work only on this instance")
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+	}
+	return &Handler{store: s, secret: secret, now: time.Now}, nil
+}
+
+// Routes registers the query API on mux.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /api/v1/audit/events", web.Handle(h.list))
+	mux.Handle("GET /api/v1/audit/events/{event_id}", web.Handle(h.get))
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
+	raw := r.PathValue("event_id")
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return web.Invalid("event_id is not a UUID", []web.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q is not a UUID", raw)}})
+	}
+	e, err := h.store.GetEvent(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return web.Error(http.StatusNotFound, fmt.Sprintf("no event %s is stored", id), nil)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	return web.WriteJSON(w, http.StatusOK, e)
+}
+
+// listReply is the body of a query.
+type listReply struct {
+	Data       []audit.Event `json:"data"`
+	Pagination pagination    `json:"pagination"`
+}
+
+type pagination struct {
+	Limit      int     `json:"limit"`
+	Offset     int     `json:"offset"`
+	HasMore    bool    `json:"has_more"`
+	NextCursor *string `json:"next_cursor"`
+	Total      *int64  `json:"total,omitempty"`
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+	q, err := h.parse(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	page, err := h.store.QueryEvents(r.Context(), q.params)
+	if err != nil {
+		return storeError(err)
+	}
+	reply := listReply{Data: page.Events, Pagination: pagination{Limit: q.params.Limit, Offset: q.params.Offset, HasMore: page.HasMore}}
+	if reply.Data == nil {
+		reply.Data = []audit.Event{}
+	}
+	if page.HasMore {
+		last := page.Events[len(page.Events)-1]
+		c := h.signCursor(q.filterKey, q.params.Order, store.Cursor{EventTimestamp: last.EventTimestamp, EventID: last.EventID})
+		reply.Pagination.NextCursor = &c
+	}
+	if q.includeTotal {
+		n, err := h.store.CountEvents(r.Context(), q.params.Filter)
+		if err != nil {
+			return storeError(err)
+		}
+		reply.Pagination.Total = &n
+	}
+	return web.WriteJSON(w, http.StatusOK, reply)
+}
+
+type parsed struct {
+	params       store.QueryParams
+	includeTotal bool
+	filterKey    []byte // what a cursor is bound to: the filter and order it was made for
+}
+
+var listParams = map[string]func(f *store.Filter) *[]string{
+	"correlation_id": func(f *store.Filter) *[]string { return &f.CorrelationIDs },
+	"event_category": func(f *store.Filter) *[]string { return &f.EventCategories },
+	"event_action":   func(f *store.Filter) *[]string { return &f.EventActions },
+	"event_outcome":  func(f *store.Filter) *[]string { return &f.EventOutcomes },
+	"severity":       func(f *store.Filter) *[]string { return &f.Severities },
+	"actor_type":     func(f *store.Filter) *[]string { return &f.ActorTypes },
+	"actor_id":       func(f *store.Filter) *[]string { return &f.ActorIDs },
+	"resource_type":  func(f *store.Filter) *[]string { return &f.ResourceTypes },
+	"resource_id":    func(f *store.Filter) *[]string { return &f.ResourceIDs },
+	"namespace":      func(f *store.Filter) *[]string { return &f.Namespaces },
+	"cluster_id":     func(f *store.Filter) *[]string { return &f.ClusterIDs },
+	"submitted_by":   func(f *store.Filter) *[]string { return &f.SubmittedBy },
+}
+
+var otherParams = []string{"event_type", "parent_event_id", "since", "until", "data", "data_path",
+	"order", "limit", "offset", "cursor", "include_total"}
+
+var eventTypeParam = regexp.MustCompile(`^[a-z0-9_.-]{1,100}$`)
+
+// parse reads and checks every parameter, naming each bad one and what is accepted.
+func (h *Handler) parse(v url.Values) (parsed, error) {
+	var p parsed
+	var errs []web.FieldError
+	bad := func(param, format string, args ...any) {
+		errs = append(errs, web.FieldError{Field: param, Message: fmt.Sprintf(format, args...)})
+	}
+	f := &p.params.Filter
+	for name, vals := range v {
+		if _, ok := listParams[name]; !ok && !slices.Contains(otherParams, name) {
+			bad(name, "is not a query parameter; accepted: %s", strings.Join(append(slices.Sorted(mapsKeys(listParams)), otherParams...), ", "))
+			continue
+		}
+		if dst, ok := listParams[name]; ok {
+			for _, s := range vals {
+				if s == "" || len(s) > 255 {
+					bad(name, "must be 1 to 255 characters")
+				}
+			}
+			*dst(f) = vals
+		}
+	}
+	for _, s := range v["event_type"] {
+		if prefix, ok := strings.CutSuffix(s, "*"); ok && eventTypeParam.MatchString(prefix) {
+			f.EventTypePrefixes = append(f.EventTypePrefixes, prefix)
+		} else if eventTypeParam.MatchString(s) {
+			f.EventTypes = append(f.EventTypes, s)
+		} else {
+			bad("event_type", "%q is not an event type or a prefix ending in * (e.g. gateway.*)", s)
+		}
+	}
+	for _, s := range v["parent_event_id"] {
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			bad("parent_event_id", "%q is not a UUID", s)
+			continue
+		}
+		f.ParentEventIDs = append(f.ParentEventIDs, id)
+	}
+	now := h.now()
+	single := func(name string) (string, bool) {
+		vals := v[name]
+		if len(vals) > 1 {
+			bad(name, "may be given once")
+		}
+		if len(vals) == 0 {
+			return "", false
+		}
+		return vals[0], true
+	}
+	if s, ok := single("since"); ok {
+		if t, err := parseTime(s, now); err != nil {
+			bad("since", "%s", err)
+		} else {
+			f.Since = &t
+		}
+	}
+	if s, ok := single("until"); ok {
+		if t, err := parseTime(s, now); err != nil {
+			bad("until", "%s", err)
+		} else {
+			f.Until = &t
+		}
+	}
+	if s, ok := single("data"); ok {
+		if data, err := audit.CanonicalJSON([]byte(s)); err != nil {
+			bad("data", "%s", err)
+		} else {
+			f.Data = json.RawMessage(data)
+		}
+	}
+	if s, ok := single("data_path"); ok {
+		if s == "" || len(s) > 1000 {
+			bad("data_path", "must be an SQL/JSON path predicate of 1 to 1000 characters, e.g. $.payload.retries > 3")
+		}
+		f.DataPath = s
+	}
+	p.params.Order = store.Descending
+	if len(f.CorrelationIDs) > 0 {
+		p.params.Order = store.Ascending // a timeline
+	}
+	if s, ok := single("order"); ok {
+		switch s {
+		case "asc":
+			p.params.Order = store.Ascending
+		case "desc":
+			p.params.Order = store.Descending
+		default:
+			bad("order", "%q is not asc or desc", s)
+		}
+	}
+	p.params.Limit = 100
+	if s, ok := single("limit"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			bad("limit", "%q is not a whole number from 1 to 1000", s)
+		}
+		p.params.Limit = n
+	}
+	if s, ok := single("offset"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 10000 {
+			bad("offset", "%q is not a whole number from 0 to 10000", s)
+		}
+		p.params.Offset = n
+	}
+	if s, ok := single("include_total"); ok {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			bad("include_total", "%q is not true or false", s)
+		}
+		p.includeTotal = b
+	}
+	p.filterKey = filterKey(v)
+	if s, ok := single("cursor"); ok {
+		if _, hasOffset := v["offset"]; hasOffset {
+			bad("cursor", "cannot be combined with offset")
+		} else if c, err := h.openCursor(s, p.filterKey, p.params.Order); err != nil {
+			bad("cursor", "is not a cursor this query issued (it was modified, or belongs to other filters)")
+		} else {
+			p.params.After = &c
+		}
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b web.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return p, web.Invalid("the query has invalid parameters", errs)
+	}
+	return p, nil
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// parseTime reads RFC 3339, a UTC date (its midnight), or a duration back from now.
+func parseTime(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 && days <= 36500 {
+			return now.AddDate(0, 0, -days), nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time, a date (2026-11-25) or a duration back from now (90s, 15m, 24h, 7d)", s)
+}
+
+// filterKey is a digest of every parameter but the paging ones, so a cursor only continues
+// the query it was issued for.
+func filterKey(v url.Values) []byte {
+	h := sha256.New()
+	for _, k := range slices.Sorted(mapsKeys(v)) {
+		if k == "cursor" || k == "limit" || k == "include_total" {
+			continue
+		}
+		vals := slices.Clone(v[k])
+		slices.Sort(vals)
+		fmt.Fprintf(h, "%q=%q;", k, vals)
+	}
+	return h.Sum(nil)
+}
+
+// signCursor encodes the keyset position and the order, bound to the filter by an HMAC.
+func (h *Handler) signCursor(filterKey []byte, order store.Order, c store.Cursor) string {
+	buf := make([]byte, 0, 1+8+16+32)
+	buf = append(buf, byte(order))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(c.EventTimestamp.UnixMicro()))
+	buf = append(buf, c.EventID[:]...)
+	mac := hmac.New(sha256.New, h.secret)
+	mac.Write(filterKey)
+	mac.Write(buf)
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(buf))
+}
+
+func (h *Handler) openCursor(s string, filterKey []byte, order store.Order) (store.Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) != 1+8+16+32 {
+		return store.Cursor{}, errors.New("malformed cursor")
+	}
+	body, sum := raw[:25], raw[25:]
+	mac := hmac.New(sha256.New, h.secret)
+	mac.Write(filterKey)
+	mac.Write(body)
+	if !hmac.Equal(sum, mac.Sum(nil)) || store.Order(body[0]) != order {
+		return store.Cursor{}, errors.New("cursor signature does not match")
+	}
+	var c store.Cursor
+	c.EventTimestamp = time.UnixMicro(int64(binary.BigEndian.Uint64(body[1:9]))).UTC()
+	copy(c.EventID[:], body[9:25])
+	return c, nil
+}
+
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		return web.Invalid("the query was refused by the database as invalid", []web.FieldError{{Field: "data_path", Message: "is not a valid SQL/JSON path predicate, e.g. $.payload.retries > 3"}})
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return web.Unavailable("the database is unavailable or the query took too long; narrow it with since/until or correlation_id", 5*time.Second, err)
+	}
+	return err
+}

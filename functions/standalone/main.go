@@ -1,0 +1,72 @@
+// Command standalone runs every auditstore function in one process: the write and query APIs
+// on one port, for `make run` and single-machine installs.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/auditstore/auditstore/functions/query"
+	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
+	"github.com/kelseyhightower/envconfig"
+)
+
+type config struct {
+	// DatabaseURL names the database (postgres:// URL).
+	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
+	// WriteMaxConns bounds the write path's connections.
+	WriteMaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
+	// QueryMaxConns bounds the query path's own pool, so reads cannot starve writes.
+	QueryMaxConns int32 `envconfig:"QUERY_MAX_CONNS" default:"4"`
+	Serve         web.ServeConfig
+	Write         write.Config
+	Query         query.Config
+}
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "standalone:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var cfg config
+	if err := envconfig.Process("", &cfg); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	writePool, err := store.Open(ctx, cfg.DatabaseURL, cfg.WriteMaxConns)
+	if err != nil {
+		return err
+	}
+	defer writePool.Close()
+	queryPool, err := store.Open(ctx, cfg.DatabaseURL, cfg.QueryMaxConns)
+	if err != nil {
+		return err
+	}
+	defer queryPool.Close()
+	writeStore, queryStore := store.New(writePool), store.New(queryPool)
+
+	wh, err := write.New(writeStore, cfg.Write)
+	if err != nil {
+		return err
+	}
+	qh, err := query.New(queryStore, cfg.Query)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	wh.Routes(mux)
+	qh.Routes(mux)
+	web.Health(mux, writeStore.Ping)
+	mux.HandleFunc("/", web.NotFound)
+	slog.Warn("AUTH_MODE=none: every caller is anonymous; for local use only")
+	return web.Serve(ctx, cfg.Serve, mux)
+}

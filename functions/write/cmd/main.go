@@ -1,0 +1,55 @@
+// Command write runs the write function alone (one Knative Service).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
+	"github.com/kelseyhightower/envconfig"
+)
+
+type config struct {
+	// DatabaseURL names the database (postgres:// URL).
+	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
+	// MaxConns bounds the pool.
+	MaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
+	Serve    web.ServeConfig
+	Write    write.Config
+}
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "write:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var cfg config
+	if err := envconfig.Process("", &cfg); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	pool, err := store.Open(ctx, cfg.DatabaseURL, cfg.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s := store.New(pool)
+	h, err := write.New(s, cfg.Write)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	h.Routes(mux)
+	web.Health(mux, s.Ping)
+	mux.HandleFunc("/", web.NotFound)
+	return web.Serve(ctx, cfg.Serve, mux)
+}

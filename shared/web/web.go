@@ -1,0 +1,167 @@
+// Package web serves auditstore's functions: handlers that return errors, RFC 9457
+// problem+json as the only error body, health and metrics endpoints, and a server that listens
+// on $PORT and shuts down gracefully on SIGTERM.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Handler is an HTTP handler that returns its failure instead of writing it; Handle turns the
+// error into problem+json in one place.
+type Handler func(w http.ResponseWriter, r *http.Request) error
+
+// FieldError names one invalid input field (of one event of a batch when Index is set).
+type FieldError struct {
+	Index   *int   `json:"index,omitempty"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// HTTPError is an error with a status and a text that may be shown to the client. Only errors
+// made with Error (or Invalid) show their text; any other error is a 500 with a generic body.
+type HTTPError struct {
+	Status int
+	// Detail is shown to the client as the problem's detail.
+	Detail string
+	// Errors are field errors of a validation failure.
+	Errors []FieldError
+	// RetryAfter, when set, is sent as Retry-After (seconds).
+	RetryAfter time.Duration
+	// Err is the cause, logged, never shown.
+	Err error
+}
+
+func (e *HTTPError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%d %s: %v", e.Status, e.Detail, e.Err)
+	}
+	return fmt.Sprintf("%d %s", e.Status, e.Detail)
+}
+
+func (e *HTTPError) Unwrap() error { return e.Err }
+
+// Error returns an error whose status and detail the client sees; err is logged only.
+func Error(status int, detail string, err error) error {
+	return &HTTPError{Status: status, Detail: detail, Err: err}
+}
+
+// Invalid returns a 400 listing every invalid field.
+func Invalid(detail string, errs []FieldError) error {
+	return &HTTPError{Status: http.StatusBadRequest, Detail: detail, Errors: errs}
+}
+
+// Unavailable returns a 503 that tells clients and brokers to retry after the given time.
+func Unavailable(detail string, retryAfter time.Duration, err error) error {
+	return &HTTPError{Status: http.StatusServiceUnavailable, Detail: detail, RetryAfter: retryAfter, Err: err}
+}
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Detail string       `json:"detail"`
+	Errors []FieldError `json:"errors,omitempty"`
+}
+
+// ProblemType is the type URI of a status's problems.
+func ProblemType(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "https://auditstore.dev/problems/invalid-request"
+	case http.StatusUnauthorized:
+		return "https://auditstore.dev/problems/unauthenticated"
+	case http.StatusForbidden:
+		return "https://auditstore.dev/problems/forbidden"
+	case http.StatusNotFound:
+		return "https://auditstore.dev/problems/not-found"
+	case http.StatusConflict:
+		return "https://auditstore.dev/problems/conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "https://auditstore.dev/problems/too-large"
+	case http.StatusUnsupportedMediaType:
+		return "https://auditstore.dev/problems/unsupported-media-type"
+	case http.StatusTooManyRequests:
+		return "https://auditstore.dev/problems/rate-limited"
+	case http.StatusServiceUnavailable:
+		return "https://auditstore.dev/problems/unavailable"
+	}
+	return "about:blank"
+}
+
+// Handle adapts h to http.Handler, writing any error it returns as problem+json.
+func Handle(h Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			WriteError(w, r, err)
+		}
+	})
+}
+
+// WriteError writes err as problem+json: an HTTPError with its status and detail, anything
+// else as a 500 whose body says nothing of the cause. The cause is logged.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		he = &HTTPError{Status: http.StatusInternalServerError, Detail: "an internal error occurred; it has been logged", Err: err}
+	}
+	level := slog.LevelInfo
+	if he.Status >= 500 {
+		level = slog.LevelError
+	}
+	slog.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", he.Status, "error", err)
+	if he.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((he.RetryAfter+time.Second-1)/time.Second)))
+	}
+	WriteProblem(w, Problem{
+		Type:   ProblemType(he.Status),
+		Title:  http.StatusText(he.Status),
+		Status: he.Status,
+		Detail: he.Detail,
+		Errors: he.Errors,
+	})
+}
+
+// WriteProblem writes p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// WriteJSON writes v as a JSON body with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// NotFound answers every unknown path with a problem.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, r, Error(http.StatusNotFound, fmt.Sprintf("no resource at %s %s", r.Method, r.URL.Path), nil))
+}
+
+// Health adds /health/liveness (the process serves) and /health/readiness (ready reports no
+// error, e.g. the database answers) to mux.
+func Health(mux *http.ServeMux, ready func(ctx context.Context) error) {
+	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, _ *http.Request) {
+		_ = WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /health/readiness", Handle(func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			return Unavailable("not ready: the database does not answer", 5*time.Second, err)
+		}
+		return WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}))
+}
