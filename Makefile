@@ -1,0 +1,44 @@
+# auditstore: `make help` lists the targets.
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+BENCHTIME ?= 200x
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint bench bench-storage migrate build
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_URL is set), migrated
+	@DB=$$($(GO) run ./test/devdb) || exit 1; \
+	DATABASE_URL="$$DB" $(GO) run ./jobs/migrate || exit 1; \
+	echo; \
+	echo "auditstore is starting on http://localhost:$${PORT:-8080} (database: $$DB)"; \
+	echo "Send an event:"; \
+	echo "  curl -sS -X POST localhost:$${PORT:-8080}/api/v1/audit/events -H 'Content-Type: application/json' \\"; \
+	echo "    -d '{\"event_type\":\"gateway.signal.received\",\"event_outcome\":\"success\",\"correlation_id\":\"rr-1\",\"event_data\":{\"version\":\"1.0\",\"service\":\"gateway\",\"operation\":\"signal.received\",\"status\":\"success\"}}'"; \
+	echo "Query its timeline:"; \
+	echo "  curl -sS 'localhost:$${PORT:-8080}/api/v1/audit/events?correlation_id=rr-1'"; \
+	echo; \
+	DATABASE_URL="$$DB" exec $(GO) run ./functions/standalone
+
+test: ## run every test against a real PostgreSQL (TEST_DATABASE_URL, else one of its own)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench: ## write-path benchmarks: InsertEvents next to the COPY / INSERT ceiling, same run
+	$(GO) test ./shared/store -run '^$$' -bench 'InsertEvents|Ceiling' -benchtime $(BENCHTIME) -timeout 30m
+
+bench-storage: ## on-disk bytes per event after 1M events (STORAGE_EVENTS to change)
+	$(GO) test ./shared/store -run '^$$' -bench Storage -benchtime 1x -timeout 60m
+
+migrate: ## apply migrations to DATABASE_URL (or to the local database of `make run`)
+	@DB=$$($(GO) run ./test/devdb) && DATABASE_URL="$$DB" $(GO) run ./jobs/migrate
+
+build: ## build every function and job into bin/
+	$(GO) build -o bin/ ./functions/... ./jobs/...
