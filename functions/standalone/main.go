@@ -54,10 +54,12 @@ func run() error {
 	defer queryPool.Close()
 	writeStore, queryStore := store.New(writePool), store.New(queryPool)
 
-	wh, err := write.New(writeStore, cfg.Write)
+	reg := web.NewRegistry()
+	wh, err := write.New(writeStore, cfg.Write, reg)
 	if err != nil {
 		return err
 	}
+	defer wh.Close() // after the server stopped: finish queued commits
 	qh, err := query.New(queryStore, cfg.Query)
 	if err != nil {
 		return err
@@ -66,6 +68,7 @@ func run() error {
 	wh.Routes(mux)
 	qh.Routes(mux)
 	web.Health(mux, writeStore.Ping)
+	web.Metrics(mux, reg)
 	mux.HandleFunc("/", web.NotFound)
 	slog.Warn("AUTH_MODE=none: every caller is anonymous; for local use only")
 	return web.Serve(ctx, cfg.Serve, mux)

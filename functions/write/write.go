@@ -1,10 +1,12 @@
-// Package write is the write function: it decodes audit events sent as JSON (one event or a
-// batch), validates every one before storing any, stores them idempotently and answers only
-// after the transaction holding them has committed (CONTRACT "Write").
+// Package write is the write function: it takes audit events in every shape of CONTRACT
+// "Write" (a JSON event, a JSON batch, the header form, CloudEvents in binary, structured and
+// batch mode), validates every event before storing any, stores them idempotently through a
+// group committer, and answers only after the transaction holding them has committed.
 package write
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,13 +14,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
+	"slices"
 	"time"
 	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxBodyBytes is the largest request body accepted (5 MiB); a larger one is a 413.
@@ -35,6 +38,15 @@ type Config struct {
 	MaxEventAge time.Duration `envconfig:"MAX_EVENT_AGE" default:"720h"`
 	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
 	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
+	// Committers is how many transactions the group committer runs at once.
+	Committers int `envconfig:"WRITE_COMMITTERS" default:"4"`
+	// GroupMaxEvents bounds the events of one group-commit transaction.
+	GroupMaxEvents int `envconfig:"WRITE_GROUP_MAX_EVENTS" default:"1000"`
+	// GroupWait is how long a committer waits for more requests before committing; 0 commits
+	// what is queued at once (batches still grow under load, while committers are busy).
+	GroupWait time.Duration `envconfig:"WRITE_GROUP_WAIT" default:"0s"`
+	// Timeout bounds one commit; past it the request gets a 503 and nothing is acknowledged.
+	Timeout time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s"`
 }
 
 // Store is what the write function needs of the store.
@@ -44,64 +56,154 @@ type Store interface {
 
 // Handler serves the write API.
 type Handler struct {
-	store   Store
-	limits  audit.Limits
-	classes []int
-	now     func() time.Time
+	limits    audit.Limits
+	classes   []int
+	now       func() time.Time
+	committer *committer
+	metrics   *metrics
 }
 
-// New checks cfg and returns a Handler over s.
-func New(s Store, cfg Config) (*Handler, error) {
+// New checks cfg and returns a Handler over s, registering its metrics with reg (nil: none).
+// Close it to finish in-flight commits.
+func New(s Store, cfg Config, reg prometheus.Registerer) (*Handler, error) {
 	classes, err := audit.ParseRetentionClasses(cfg.RetentionClasses)
 	if err != nil {
 		return nil, fmt.Errorf("RETENTION_CLASSES: %w", err)
 	}
-	if cfg.MaxClockSkew < 0 || cfg.MaxEventAge <= 0 {
-		return nil, errors.New("MAX_CLOCK_SKEW must be >= 0 and MAX_EVENT_AGE > 0")
+	switch {
+	case cfg.MaxClockSkew < 0:
+		return nil, errors.New("MAX_CLOCK_SKEW must not be negative")
+	case cfg.MaxEventAge <= 0:
+		return nil, errors.New("MAX_EVENT_AGE must be positive")
+	case cfg.Committers < 1 || cfg.Committers > 64:
+		return nil, errors.New("WRITE_COMMITTERS must be between 1 and 64")
+	case cfg.GroupMaxEvents < MaxBatch || cfg.GroupMaxEvents > 10000:
+		return nil, fmt.Errorf("WRITE_GROUP_MAX_EVENTS must be between %d and 10000", MaxBatch)
+	case cfg.GroupWait < 0 || cfg.GroupWait > 50*time.Millisecond:
+		return nil, errors.New("WRITE_GROUP_WAIT must be between 0 and 50ms")
+	case cfg.Timeout <= 0:
+		return nil, errors.New("WRITE_TIMEOUT must be positive")
 	}
+	m := newMetrics(reg)
 	return &Handler{
-		store:   s,
-		limits:  audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
-		classes: classes,
-		now:     time.Now,
+		limits:    audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
+		classes:   classes,
+		now:       time.Now,
+		metrics:   m,
+		committer: newCommitter(s, cfg.Committers, cfg.GroupMaxEvents, cfg.GroupWait, cfg.Timeout, func(n int) { m.batchSize.Observe(float64(n)) }),
 	}, nil
 }
 
-// Routes registers the write API on mux.
+// Close waits for queued commits to finish. Call it after the HTTP server has shut down.
+func (h *Handler) Close() { h.committer.close() }
+
+// Routes registers the write API on mux: every shape at /api/v1/audit/events, JSON batches
+// also at /api/v1/audit/events/batch, and CloudEvents at / for Knative triggers.
 func (h *Handler) Routes(mux *http.ServeMux) {
-	mux.Handle("POST /api/v1/audit/events", web.Handle(h.postEvents))
-	mux.Handle("POST /api/v1/audit/events/batch", web.Handle(h.postBatch))
+	mux.Handle("POST /api/v1/audit/events", web.Handle(h.post))
+	mux.Handle("POST /api/v1/audit/events/batch", web.Handle(h.post))
+	mux.Handle("POST /{$}", web.Handle(h.postCloudEvents))
 }
 
 // principal is the authenticated caller. Until authentication is wired in, every caller is
 // anonymous, as with AUTH_MODE=none.
 func principal(*http.Request) string { return "anonymous" }
 
-func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) error {
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		return err
+// shape is how a request carries its events.
+type shape string
+
+const (
+	shapeJSON      shape = "json"
+	shapeBatch     shape = "json_batch"
+	shapeHeaders   shape = "headers"
+	shapeCE        shape = "cloudevents"
+	shapeUndecided shape = ""
+)
+
+// shapeOf tells the shapes apart by Content-Type and headers (CONTRACT "Write").
+func shapeOf(r *http.Request) (shape, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && (mt == "application/cloudevents+json" || mt == "application/cloudevents-batch+json"):
+		return shapeCE, nil
+	case r.Header.Get("Ce-Specversion") != "":
+		return shapeCE, nil
+	case err == nil && mt == "application/json" && r.Header.Get("X-Event-Type") != "":
+		return shapeHeaders, nil
+	case err == nil && mt == "application/json":
+		return shapeUndecided, nil // an object or an array: the body tells
 	}
-	if first := firstByte(body); first == '[' {
-		return h.storeBatch(w, r, body)
-	}
-	return h.storeOne(w, r, body)
+	return "", web.Error(http.StatusUnsupportedMediaType, fmt.Sprintf(
+		"Content-Type %q is not supported; send application/json, application/cloudevents+json or application/cloudevents-batch+json", ct), err)
 }
 
-func (h *Handler) postBatch(w http.ResponseWriter, r *http.Request) error {
-	body, err := readJSONBody(w, r)
+func (h *Handler) post(w http.ResponseWriter, r *http.Request) error {
+	sh, err := shapeOf(r)
 	if err != nil {
+		h.metrics.rejected.WithLabelValues("unsupported_media_type").Inc()
 		return err
 	}
-	return h.storeBatch(w, r, body)
+	return h.serve(w, r, sh)
 }
 
-// readJSONBody enforces Content-Type (415), size (413, reading no further) and UTF-8 (400).
-func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, web.Error(http.StatusUnsupportedMediaType,
-			fmt.Sprintf("Content-Type %q is not supported; send application/json", r.Header.Get("Content-Type")), err)
+func (h *Handler) postCloudEvents(w http.ResponseWriter, r *http.Request) error {
+	sh, err := shapeOf(r)
+	if err == nil && sh != shapeCE {
+		err = web.Error(http.StatusUnsupportedMediaType, "only CloudEvents are accepted at /; send JSON events to /api/v1/audit/events", nil)
+	}
+	if err != nil {
+		h.metrics.rejected.WithLabelValues("unsupported_media_type").Inc()
+		return err
+	}
+	return h.serve(w, r, sh)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, sh shape) error {
+	start := time.Now()
+	body, err := readBody(w, r)
+	if err != nil {
+		var he *web.HTTPError
+		if errors.As(err, &he) && he.Status == http.StatusRequestEntityTooLarge {
+			h.metrics.rejected.WithLabelValues("too_large").Inc()
+		} else {
+			h.metrics.rejected.WithLabelValues("invalid").Inc()
+		}
+		return err
+	}
+	if sh == shapeUndecided {
+		sh = shapeJSON
+		if firstByte(body) == '[' {
+			sh = shapeBatch
+		}
+	}
+	err = h.store(w, r, sh, body)
+	if err != nil {
+		h.metrics.rejected.WithLabelValues(rejectReason(err)).Inc()
+	}
+	h.metrics.duration.WithLabelValues(string(sh)).Observe(time.Since(start).Seconds())
+	return err
+}
+
+func rejectReason(err error) string {
+	var he *web.HTTPError
+	if errors.As(err, &he) {
+		switch he.Status {
+		case http.StatusBadRequest:
+			return "invalid"
+		case http.StatusConflict:
+			return "conflict"
+		case http.StatusServiceUnavailable:
+			return "unavailable"
+		}
+	}
+	return "internal"
+}
+
+// readBody reads at most MaxBodyBytes (413 beyond, reading no further) and checks UTF-8.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, web.Error(http.StatusRequestEntityTooLarge, "the request body is larger than 5 MiB", nil)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
@@ -125,71 +227,172 @@ func firstByte(b []byte) byte {
 	return b[0]
 }
 
-// serverFields are set by the server; a client that sends one gets a 400.
-var serverFields = map[string]bool{"received_at": true, "submitted_by": true, "event_hash": true, "hash_version": true}
-
-// decodeInput decodes one event object strictly: unknown fields, wrong types and trailing data
-// are field errors.
-func decodeInput(raw []byte) (*audit.Input, []audit.FieldError) {
-	var in audit.Input
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&in)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("data after the event object")
+// store decodes, validates and stores a request of one shape, and replies.
+func (h *Handler) store(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
+	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
+	var inputs []*audit.Input
+	var traces []traceIDs
+	var errs []audit.FieldError
+	switch sh {
+	case shapeCE:
+		inputs, traces, errs = decodeCloudEvents(r.Context(), r.Header, body)
+	case shapeHeaders:
+		in, herrs := headerInput(r.Header, body)
+		inputs, errs = []*audit.Input{in}, herrs
+	case shapeJSON:
+		in, jerrs := decodeInput(body)
+		inputs, errs = []*audit.Input{in}, jerrs
+	case shapeBatch:
+		inputs, errs = decodeBatch(body)
+	}
+	if sh != shapeCE {
+		if tid, sid, ok := audit.ParseTraceparent(r.Header.Get("Traceparent")); ok {
+			traces = make([]traceIDs, len(inputs))
+			for i := range traces {
+				traces[i] = traceIDs{tid, sid}
+			}
 		}
 	}
-	if err == nil {
-		return &in, nil
-	}
-	var typeErr *json.UnmarshalTypeError
-	var synErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return nil, []audit.FieldError{{Field: "body", Message: "must be a JSON object (an audit event)"}}
+	// Validate every event that decoded, also when others did not, so one reply names every
+	// problem; a field that failed to decode is not reported twice.
+	indexed := len(inputs) > 1 || sh == shapeBatch
+	events := make([]audit.Event, len(inputs))
+	for i, in := range inputs {
+		if in == nil {
+			continue
 		}
-		return nil, []audit.FieldError{{Field: field, Message: "must be " + jsonTypeName(typeErr)}}
-	case errors.As(err, &synErr):
-		return nil, []audit.FieldError{{Field: "body", Message: fmt.Sprintf("is not valid JSON: %s at byte %d", synErr.Error(), synErr.Offset)}}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		if serverFields[field] {
-			return nil, []audit.FieldError{{Field: field, Message: "is set by the server and may not be sent"}}
+		di := d
+		if traces != nil {
+			di.TraceID, di.SpanID = traces[i].traceID, traces[i].spanID
 		}
-		return nil, []audit.FieldError{{Field: field, Message: "is not a field of an audit event"}}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, []audit.FieldError{{Field: "body", Message: "is not valid JSON: unexpected end of input"}}
+		var evErrs []audit.FieldError
+		events[i], evErrs = in.Prepare(di, h.limits)
+		for _, e := range evErrs {
+			if indexed {
+				e.Index = &i
+			}
+			if !hasError(errs, e.Index, e.Field) {
+				errs = append(errs, e)
+			}
+		}
 	}
-	return nil, []audit.FieldError{{Field: "body", Message: "is not valid JSON: " + err.Error()}}
+	if len(errs) > 0 {
+		switch sh {
+		case shapeCE:
+			errs = ceErrors(errs)
+		case shapeHeaders:
+			errs = renameFields(errs, headerFieldNames)
+		}
+		slices.SortStableFunc(errs, func(a, b audit.FieldError) int { return cmp.Compare(index(a), index(b)) })
+		detail := "the event is invalid; nothing was stored"
+		if indexed {
+			detail = "the batch has invalid events; nothing was stored"
+		}
+		return web.Invalid(detail, toWebErrors(errs))
+	}
+
+	atomic := indexed
+	results, err := h.committer.submit(r.Context(), events, atomic)
+	if err != nil {
+		return storeError(err)
+	}
+	var conflicts []web.FieldError
+	inserted := 0
+	for i, res := range results {
+		switch res.Status {
+		case store.Conflict:
+			fe := web.FieldError{Field: "event_id", Message: fmt.Sprintf("%s is already stored with other content", res.EventID)}
+			if atomic {
+				fe.Index = &i
+			}
+			conflicts = append(conflicts, fe)
+		case store.Inserted:
+			inserted++
+		}
+	}
+	if len(conflicts) == 0 {
+		for i, res := range results {
+			if res.Status == store.Inserted {
+				e := &events[i]
+				h.metrics.stored(e.ActorType, e.ActorID, e.EventType, e.EventOutcome)
+			}
+		}
+	}
+	if sh == shapeCE {
+		if len(conflicts) > 0 {
+			// A 400, not a 409: Knative retries 409, and a retry cannot help.
+			for i := range conflicts {
+				conflicts[i].Field = "id"
+			}
+			return &web.HTTPError{Status: http.StatusBadRequest, Errors: conflicts,
+				Detail: "a CloudEvent with this source and id is already stored with other content; nothing was stored"}
+		}
+		// No body: a 2xx body that parses as a CloudEvent would be routed on as a reply.
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	if len(conflicts) > 0 {
+		detail := fmt.Sprintf("event_id %s is already stored with other content", results[0].EventID)
+		if atomic {
+			detail = "the batch conflicts with stored events; nothing was stored"
+		}
+		return &web.HTTPError{Status: http.StatusConflict, Detail: detail, Errors: conflicts}
+	}
+	if !atomic {
+		res := results[0]
+		if res.Status == store.Duplicate {
+			return web.WriteJSON(w, http.StatusOK, eventReply{res.EventID.String(), res.EventTimestamp, true, "event already stored; nothing new was stored"})
+		}
+		return web.WriteJSON(w, http.StatusCreated, eventReply{res.EventID.String(), res.EventTimestamp, false, "event stored"})
+	}
+	reply := batchReply{EventIDs: make([]string, len(results)), Accepted: inserted, Duplicates: len(results) - inserted}
+	for i, res := range results {
+		reply.EventIDs[i] = res.EventID.String()
+	}
+	reply.Message = fmt.Sprintf("%d events stored, %d duplicates", reply.Accepted, reply.Duplicates)
+	status := http.StatusCreated
+	if inserted == 0 {
+		status = http.StatusOK
+	}
+	return web.WriteJSON(w, status, reply)
 }
 
-func jsonTypeName(e *json.UnmarshalTypeError) string {
-	switch e.Type.String() {
-	case "string", "*string":
-		return "a string"
-	case "int64", "*int64":
-		return "an integer"
-	case "bool", "*bool":
-		return "true or false"
-	case "json.RawMessage":
-		return "a JSON object"
+func hasError(errs []audit.FieldError, idx *int, field string) bool {
+	for _, e := range errs {
+		if e.Field == field && (e.Index == nil) == (idx == nil) && (idx == nil || *e.Index == *idx) {
+			return true
+		}
 	}
-	return "of type " + e.Type.String()
+	return false
 }
 
-func (h *Handler) defaults(r *http.Request) audit.Defaults {
-	return audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
+func index(e audit.FieldError) int {
+	if e.Index == nil {
+		return -1
+	}
+	return *e.Index
 }
 
-func toWebErrors(errs []audit.FieldError) []web.FieldError {
-	out := make([]web.FieldError, len(errs))
-	for i, e := range errs {
-		out[i] = web.FieldError{Index: e.Index, Field: e.Field, Message: e.Message}
+// decodeBatch decodes a JSON array of 1..MaxBatch event objects, naming every bad one.
+func decodeBatch(body []byte) ([]*audit.Input, []audit.FieldError) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, []audit.FieldError{{Field: "body", Message: "must be a JSON array of 1 to 1000 event objects"}}
 	}
-	return out
+	if len(raws) == 0 || len(raws) > MaxBatch {
+		return nil, []audit.FieldError{{Field: "body", Message: fmt.Sprintf("holds %d events; 1 to %d are accepted", len(raws), MaxBatch)}}
+	}
+	inputs := make([]*audit.Input, len(raws))
+	var errs []audit.FieldError
+	for i, raw := range raws {
+		in, evErrs := decodeInput(raw)
+		inputs[i] = in
+		for _, e := range evErrs {
+			e.Index = &i
+			errs = append(errs, e)
+		}
+	}
+	return inputs, errs
 }
 
 // eventReply is the body of a stored single event.
@@ -200,27 +403,6 @@ type eventReply struct {
 	Message        string    `json:"message"`
 }
 
-func (h *Handler) storeOne(w http.ResponseWriter, r *http.Request, body []byte) error {
-	in, errs := decodeInput(body)
-	if errs == nil {
-		var e audit.Event
-		if e, errs = in.Prepare(h.defaults(r), h.limits); errs == nil {
-			res, _, err := h.store.InsertEvents(r.Context(), store.InsertParams{Events: []audit.Event{e}})
-			if err != nil {
-				return storeError(err)
-			}
-			switch res[0].Status {
-			case store.Conflict:
-				return web.Error(http.StatusConflict, fmt.Sprintf("event_id %s is already stored with other content", e.EventID), nil)
-			case store.Duplicate:
-				return web.WriteJSON(w, http.StatusOK, eventReply{e.EventID.String(), res[0].EventTimestamp, true, "event already stored; nothing new was stored"})
-			}
-			return web.WriteJSON(w, http.StatusCreated, eventReply{e.EventID.String(), res[0].EventTimestamp, false, "event stored"})
-		}
-	}
-	return web.Invalid("the event is invalid", toWebErrors(errs))
-}
-
 // batchReply is the body of a stored batch.
 type batchReply struct {
 	EventIDs   []string `json:"event_ids"`
@@ -229,72 +411,32 @@ type batchReply struct {
 	Message    string   `json:"message"`
 }
 
-func (h *Handler) storeBatch(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return web.Invalid("the batch is not a JSON array of events", []web.FieldError{{Field: "body", Message: "must be a JSON array of 1 to 1000 event objects"}})
+func toWebErrors(errs []audit.FieldError) []web.FieldError {
+	out := make([]web.FieldError, len(errs))
+	for i, e := range errs {
+		out[i] = web.FieldError{Index: e.Index, Field: e.Field, Message: e.Message}
 	}
-	if len(raws) == 0 || len(raws) > MaxBatch {
-		return web.Invalid(fmt.Sprintf("a batch holds 1 to %d events, not %d", MaxBatch, len(raws)),
-			[]web.FieldError{{Field: "body", Message: fmt.Sprintf("holds %d events; 1 to %d are accepted", len(raws), MaxBatch)}})
-	}
-	d := h.defaults(r)
-	events := make([]audit.Event, len(raws))
-	var all []audit.FieldError
-	for i, raw := range raws {
-		in, errs := decodeInput(raw)
-		if errs == nil {
-			events[i], errs = in.Prepare(d, h.limits)
-		}
-		for _, e := range errs {
-			e.Index = &i
-			all = append(all, e)
-		}
-	}
-	if len(all) > 0 {
-		return web.Invalid(fmt.Sprintf("the batch has invalid events; nothing was stored"), toWebErrors(all))
-	}
-	var conflicts []web.FieldError
-	res, _, err := h.store.InsertEvents(r.Context(), store.InsertParams{
-		Events: events,
-		Commit: func(results []store.InsertResult) bool {
-			for i, x := range results {
-				if x.Status == store.Conflict {
-					conflicts = append(conflicts, web.FieldError{Index: &i, Field: "event_id",
-						Message: fmt.Sprintf("%s is already stored with other content", x.EventID)})
-				}
-			}
-			return len(conflicts) == 0
-		},
-	})
-	if err != nil {
-		return storeError(err)
-	}
-	if len(conflicts) > 0 {
-		return &web.HTTPError{Status: http.StatusConflict, Detail: "the batch conflicts with stored events; nothing was stored", Errors: conflicts}
-	}
-	reply := batchReply{EventIDs: make([]string, len(res))}
-	for i, x := range res {
-		reply.EventIDs[i] = x.EventID.String()
-		if x.Status == store.Inserted {
-			reply.Accepted++
-		} else {
-			reply.Duplicates++
-		}
-	}
-	status := http.StatusCreated
-	reply.Message = fmt.Sprintf("%d events stored, %d duplicates", reply.Accepted, reply.Duplicates)
-	if reply.Accepted == 0 {
-		status = http.StatusOK
-	}
-	return web.WriteJSON(w, status, reply)
+	return out
 }
 
-// storeError maps a store failure to a reply: unreachable database or a deadline is a 503 with
-// Retry-After (brokers and clients retry), anything else a 500.
+func renameFields(errs []audit.FieldError, names map[string]string) []audit.FieldError {
+	for i := range errs {
+		if n, ok := names[errs[i].Field]; ok {
+			errs[i].Field = n
+		}
+	}
+	return errs
+}
+
+// storeError maps a store failure to a reply: an unreachable database or a deadline is a 503
+// with Retry-After (brokers and clients retry); a value the database refused is a 400 (a retry
+// cannot help); anything else a 500.
 func storeError(err error) error {
-	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return web.Unavailable("the database is unavailable; nothing was stored, retry later", 5*time.Second, err)
+	case errors.Is(err, store.ErrInvalid):
+		return web.Error(http.StatusBadRequest, "the database refused an event as invalid; nothing was stored", err)
 	}
 	return err
 }

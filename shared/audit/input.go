@@ -84,6 +84,10 @@ type Defaults struct {
 	CategoryRetention func(category string) (int, bool)
 	// RetentionClasses are the stored retention periods in days, ascending.
 	RetentionClasses []int
+	// TraceID and SpanID come from a W3C traceparent of the request (header or CloudEvents
+	// extension). They fill trace_id and span_id when the event has none, and are not part of
+	// its content: a retry carries a new traceparent but is still the same event.
+	TraceID, SpanID string
 }
 
 var eventTypePattern = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)+$`)
@@ -205,6 +209,9 @@ func (in *Input) Prepare(d Defaults, lim Limits) (Event, []FieldError) {
 	e.ParentEventID = uuidOf("parent_event_id", in.ParentEventID)
 	e.TraceID = text("trace_id", in.TraceID, 0, 255)
 	e.SpanID = text("span_id", in.SpanID, 0, 255)
+	if in.TraceID == nil && in.SpanID == nil && d.TraceID != "" {
+		e.TraceID, e.SpanID = &d.TraceID, &d.SpanID
+	}
 	e.Namespace = text("namespace", in.Namespace, 0, 253)
 	e.ClusterID = text("cluster_id", in.ClusterID, 0, 253)
 	if in.ParentEventDate != nil {

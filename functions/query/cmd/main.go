@@ -50,6 +50,7 @@ func run() error {
 	mux := http.NewServeMux()
 	h.Routes(mux)
 	web.Health(mux, s.Ping)
+	web.Metrics(mux, web.NewRegistry())
 	mux.HandleFunc("/", web.NotFound)
 	return web.Serve(ctx, cfg.Serve, mux)
 }

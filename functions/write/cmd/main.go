@@ -43,13 +43,16 @@ func run() error {
 	}
 	defer pool.Close()
 	s := store.New(pool)
-	h, err := write.New(s, cfg.Write)
+	reg := web.NewRegistry()
+	h, err := write.New(s, cfg.Write, reg)
 	if err != nil {
 		return err
 	}
+	defer h.Close() // after the server stopped: finish queued commits
 	mux := http.NewServeMux()
 	h.Routes(mux)
 	web.Health(mux, s.Ping)
+	web.Metrics(mux, reg)
 	mux.HandleFunc("/", web.NotFound)
 	return web.Serve(ctx, cfg.Serve, mux)
 }

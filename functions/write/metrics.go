@@ -1,0 +1,70 @@
+package write
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// maxLabelSets bounds the (service, operation) label pairs of audit_events_total: events of
+// pairs beyond it are counted under service and operation "other", so a client inventing event
+// types cannot grow the metric without bound.
+const maxLabelSets = 500
+
+// metrics are the write function's Prometheus metrics.
+type metrics struct {
+	events    *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	batchSize prometheus.Histogram
+	rejected  *prometheus.CounterVec
+
+	mu   sync.Mutex
+	seen map[[2]string]bool
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "audit_events_total",
+			Help: "Audit events newly stored, by service (actor_id of service actors), operation (event_type) and outcome.",
+		}, []string{"service", "operation", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "audit_write_duration_seconds",
+			Help:    "Time from receiving a write request to answering it, by input shape.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"shape"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "audit_write_batch_size",
+			Help:    "Events per committed transaction (group commit).",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "audit_write_rejected_total",
+			Help: "Write requests refused, by reason.",
+		}, []string{"reason"}),
+		seen: map[[2]string]bool{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.duration, m.batchSize, m.rejected)
+	}
+	return m
+}
+
+// stored counts one newly stored event under bounded labels.
+func (m *metrics) stored(actorType, actorID, eventType, outcome string) {
+	service := actorID
+	if actorType != "service" {
+		service = "non-service"
+	}
+	key := [2]string{service, eventType}
+	m.mu.Lock()
+	if !m.seen[key] {
+		if len(m.seen) >= maxLabelSets {
+			key = [2]string{"other", "other"}
+		} else {
+			m.seen[key] = true
+		}
+	}
+	m.mu.Unlock()
+	m.events.WithLabelValues(key[0], key[1], outcome).Inc()
+}
