@@ -2,6 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 BENCHTIME ?= 200x
+FUZZTIME ?= 15s
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench bench-storage migrate build
@@ -25,6 +26,7 @@ run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_U
 test: ## run every test against a real PostgreSQL (TEST_DATABASE_URL, else one of its own)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test ./functions/write -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
