@@ -25,6 +25,7 @@ import (
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is the query function's configuration, read from the environment.
@@ -33,6 +34,11 @@ type Config struct {
 	// instance must share it; when empty a random one is made at start (cursors then work
 	// only against the instance that issued them).
 	CursorSecret string `envconfig:"QUERY_CURSOR_SECRET"`
+	// Timeout bounds every query (statement_timeout of the query pool); past it the client is
+	// told which filter would narrow the query.
+	Timeout time.Duration `envconfig:"QUERY_TIMEOUT" default:"10s"`
+	// ExportTimeout bounds one export (0: no bound).
+	ExportTimeout time.Duration `envconfig:"EXPORT_TIMEOUT" default:"30m"`
 }
 
 // Store is what the query function needs of the store.
@@ -40,17 +46,23 @@ type Store interface {
 	QueryEvents(ctx context.Context, p store.QueryParams) (store.Page, error)
 	CountEvents(ctx context.Context, f store.Filter) (int64, error)
 	GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error)
+	StreamEvents(ctx context.Context, p store.StreamParams, fn func(*audit.Event) error) (int64, error)
 }
 
 // Handler serves the query API.
 type Handler struct {
-	store  Store
-	secret []byte
-	now    func() time.Time
+	store   Store
+	secret  []byte
+	now     func() time.Time
+	cfg     Config
+	metrics *metrics
 }
 
-// New returns a Handler over s.
-func New(s Store, cfg Config) (*Handler, error) {
+// New returns a Handler over s, registering its metrics with reg (nil: none).
+func New(s Store, cfg Config, reg prometheus.Registerer) (*Handler, error) {
+	if cfg.Timeout <= 0 || cfg.ExportTimeout < 0 {
+		return nil, errors.New("QUERY_TIMEOUT must be positive and EXPORT_TIMEOUT not negative")
+	}
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {
 		slog.Warn("QUERY_CURSOR_SECRET is not set: cursors are signed with a random key and work only on this instance")
@@ -59,13 +71,14 @@ func New(s Store, cfg Config) (*Handler, error) {
 			return nil, err
 		}
 	}
-	return &Handler{store: s, secret: secret, now: time.Now}, nil
+	return &Handler{store: s, secret: secret, now: time.Now, cfg: cfg, metrics: newMetrics(reg)}, nil
 }
 
 // Routes registers the query API on mux.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/audit/events", web.Handle(h.list))
 	mux.Handle("GET /api/v1/audit/events/{event_id}", web.Handle(h.get))
+	mux.Handle("GET /api/v1/audit/export", web.Handle(h.export))
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
@@ -99,14 +112,16 @@ type pagination struct {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := h.parse(r.URL.Query())
+	q, err := h.parse(r.URL.Query(), false)
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	page, err := h.store.QueryEvents(r.Context(), q.params)
 	if err != nil {
 		return storeError(err)
 	}
+	h.metrics.observe(kindOf(&q.params.Filter), start, len(page.Events))
 	reply := listReply{Data: page.Events, Pagination: pagination{Limit: q.params.Limit, Offset: q.params.Offset, HasMore: page.HasMore}}
 	if reply.Data == nil {
 		reply.Data = []audit.Event{}
@@ -150,10 +165,14 @@ var listParams = map[string]func(f *store.Filter) *[]string{
 var otherParams = []string{"event_type", "parent_event_id", "since", "until", "data", "data_path",
 	"order", "limit", "offset", "cursor", "include_total"}
 
+// pagingParams page a list; an export returns every match.
+var pagingParams = []string{"limit", "offset", "cursor", "include_total"}
+
 var eventTypeParam = regexp.MustCompile(`^[a-z0-9_.-]{1,100}$`)
 
-// parse reads and checks every parameter, naming each bad one and what is accepted.
-func (h *Handler) parse(v url.Values) (parsed, error) {
+// parse reads and checks every parameter, naming each bad one and what is accepted. An export
+// takes the filters and order, not the paging parameters.
+func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 	var p parsed
 	var errs []web.FieldError
 	bad := func(param, format string, args ...any) {
@@ -161,8 +180,12 @@ func (h *Handler) parse(v url.Values) (parsed, error) {
 	}
 	f := &p.params.Filter
 	for name, vals := range v {
-		if _, ok := listParams[name]; !ok && !slices.Contains(otherParams, name) {
-			bad(name, "is not a query parameter; accepted: %s", strings.Join(append(slices.Sorted(mapsKeys(listParams)), otherParams...), ", "))
+		if _, ok := listParams[name]; !ok && !slices.Contains(otherParams, name) || export && slices.Contains(pagingParams, name) {
+			accepted := append(slices.Sorted(mapsKeys(listParams)), otherParams...)
+			if export {
+				accepted = slices.DeleteFunc(accepted, func(p string) bool { return slices.Contains(pagingParams, p) })
+			}
+			bad(name, "is not a parameter of this request; accepted: %s", strings.Join(accepted, ", "))
 			continue
 		}
 		if dst, ok := listParams[name]; ok {
@@ -357,6 +380,8 @@ func (h *Handler) openCursor(s string, filterKey []byte, order store.Order) (sto
 
 func storeError(err error) error {
 	switch {
+	case errors.Is(err, store.ErrTimeout):
+		return web.Error(http.StatusGatewayTimeout, "the query took longer than QUERY_TIMEOUT; narrow it with correlation_id, since/until or event_type", err)
 	case errors.Is(err, store.ErrInvalid):
 		return web.Invalid("the query was refused by the database as invalid", []web.FieldError{{Field: "data_path", Message: "is not a valid SQL/JSON path predicate, e.g. $.payload.retries > 3"}})
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -42,12 +42,12 @@ func run() error {
 		return err
 	}
 	ctx := context.Background()
-	writePool, err := store.Open(ctx, cfg.DatabaseURL, cfg.WriteMaxConns)
+	writePool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.WriteMaxConns})
 	if err != nil {
 		return err
 	}
 	defer writePool.Close()
-	queryPool, err := store.Open(ctx, cfg.DatabaseURL, cfg.QueryMaxConns)
+	queryPool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.QueryMaxConns, StatementTimeout: cfg.Query.Timeout})
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func run() error {
 		return err
 	}
 	defer wh.Close() // after the server stopped: finish queued commits
-	qh, err := query.New(queryStore, cfg.Query)
+	qh, err := query.New(queryStore, cfg.Query, reg)
 	if err != nil {
 		return err
 	}

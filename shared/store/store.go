@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +29,8 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 	// ErrImmutable means the database refused to change or delete a stored event.
 	ErrImmutable = errors.New("audit events are immutable")
+	// ErrTimeout means a statement ran past its statement_timeout.
+	ErrTimeout = errors.New("statement timed out")
 	// ErrInvalid means the database refused a value as invalid (a CHECK, a malformed jsonpath):
 	// the request is at fault, not the database.
 	ErrInvalid = errors.New("invalid value")
@@ -47,6 +52,10 @@ type Store struct {
 	// asks the database to create one only the first time it meets a month.
 	mu         sync.Mutex
 	partitions map[partitionKey]struct{}
+
+	// claimFirst counts down the batches that InsertEvents claims with ON CONFLICT first,
+	// after one met an id already taken (see expectTakenKeys).
+	claimFirst atomic.Int32
 }
 
 // New returns a Store over db, usually a *pgxpool.Pool.
@@ -54,14 +63,26 @@ func New(db DBTX) *Store {
 	return &Store{db: db, partitions: make(map[partitionKey]struct{})}
 }
 
-// Open connects a pool to databaseURL and checks that the database answers.
-func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
+// PoolOptions shape a pool.
+type PoolOptions struct {
+	// MaxConns bounds the pool's connections (0: pgx's default).
+	MaxConns int32
+	// StatementTimeout, when set, is every statement's statement_timeout on the server.
+	StatementTimeout time.Duration
+}
+
+// Open makes a pool for databaseURL. It does not wait for the database: a function starts
+// while PostgreSQL is down and reports not ready until it answers.
+func Open(ctx context.Context, databaseURL string, opts PoolOptions) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -96,6 +117,8 @@ func interpretError(err error) error {
 		switch {
 		case pgErr.Code == sqlstateUniqueViolation:
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Message)
+		case pgErr.Code == "57014": // query_canceled: statement_timeout
+			return fmt.Errorf("%w: %s", ErrTimeout, pgErr.Message)
 		case pgErr.Code == sqlstateImmutable:
 			return fmt.Errorf("%w: %s", ErrImmutable, pgErr.Message)
 		case pgErr.Code[:2] == "08", // connection exception

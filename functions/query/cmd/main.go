@@ -37,20 +37,21 @@ func run() error {
 		return err
 	}
 	ctx := context.Background()
-	pool, err := store.Open(ctx, cfg.DatabaseURL, cfg.MaxConns)
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns, StatementTimeout: cfg.Query.Timeout})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	s := store.New(pool)
-	h, err := query.New(s, cfg.Query)
+	reg := web.NewRegistry()
+	h, err := query.New(s, cfg.Query, reg)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	h.Routes(mux)
 	web.Health(mux, s.Ping)
-	web.Metrics(mux, web.NewRegistry())
+	web.Metrics(mux, reg)
 	mux.HandleFunc("/", web.NotFound)
 	return web.Serve(ctx, cfg.Serve, mux)
 }

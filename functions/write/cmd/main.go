@@ -37,7 +37,7 @@ func run() error {
 		return err
 	}
 	ctx := context.Background()
-	pool, err := store.Open(ctx, cfg.DatabaseURL, cfg.MaxConns)
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns})
 	if err != nil {
 		return err
 	}
