@@ -101,7 +101,7 @@ func idsOf(events []audit.Event) []string {
 func remediation(t *testing.T, base time.Time) (timeline []audit.Event, noise []audit.Event) {
 	steps := []struct {
 		typ, actor, outcome, resourceType string
-		data                               string
+		data                              string
 	}{
 		{"gateway.signal.received", "gateway", "success", "Signal", `{"version":"1.0","service":"gateway","operation":"signal.received","status":"success","payload":{"alert":"KubePodCrashLooping","risk_score":40}}`},
 		{"gateway.crd.created", "gateway", "success", "RemediationRequest", `{"version":"1.0","service":"gateway","operation":"crd.created","status":"success","payload":{"retries":0}}`},
