@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/store"
@@ -190,7 +191,7 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 		}
 		if dst, ok := listParams[name]; ok {
 			for _, s := range vals {
-				if s == "" || len(s) > 255 {
+				if n := utf8.RuneCountInString(s); n == 0 || n > 255 {
 					bad(name, "must be 1 to 255 characters")
 				}
 			}
@@ -247,7 +248,7 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 		}
 	}
 	if s, ok := single("data_path"); ok {
-		if s == "" || len(s) > 1000 {
+		if n := utf8.RuneCountInString(s); n == 0 || n > 1000 {
 			bad("data_path", "must be an SQL/JSON path predicate of 1 to 1000 characters, e.g. $.payload.retries > 3")
 		}
 		f.DataPath = s
@@ -334,11 +335,11 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 }
 
 // filterKey is a digest of every parameter but the paging ones, so a cursor only continues
-// the query it was issued for.
+// the query it was issued for (a cursor from an offset page continues without the offset).
 func filterKey(v url.Values) []byte {
 	h := sha256.New()
 	for _, k := range slices.Sorted(mapsKeys(v)) {
-		if k == "cursor" || k == "limit" || k == "include_total" {
+		if k == "cursor" || k == "limit" || k == "include_total" || k == "offset" {
 			continue
 		}
 		vals := slices.Clone(v[k])

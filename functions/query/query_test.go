@@ -131,7 +131,10 @@ func TestQuery_Filters(t *testing.T) {
 	f := newQueryFixture(t, query.Config{})
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
 	tl, noise := remediation(t, base)
+	parent := tl[1].EventID // the CRD's creation caused the analysis
+	tl[2].ParentEventID = &parent
 	f.insert(t, append(append([]audit.Event{}, tl...), noise...)...)
+	require.Equal(t, idsOf(tl[2:3]), idsOf(f.list(t, "parent_event_id="+parent.String()).Data))
 
 	// The timeline of one correlation, oldest first by default.
 	got := f.list(t, "correlation_id=rr-7")

@@ -13,6 +13,7 @@ import (
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
+	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
 )
 
@@ -69,6 +70,7 @@ func run() error {
 	qh.Routes(mux)
 	web.Health(mux, writeStore.Ping)
 	web.Metrics(mux, reg)
+	openapi.Routes(mux)
 	mux.HandleFunc("/", web.NotFound)
 	slog.Warn("AUTH_MODE=none: every caller is anonymous; for local use only")
 	return web.Serve(ctx, cfg.Serve, mux)

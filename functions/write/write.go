@@ -101,7 +101,7 @@ func (h *Handler) Close() { h.committer.close() }
 // also at /api/v1/audit/events/batch, and CloudEvents at / for Knative triggers.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/events", web.Handle(h.post))
-	mux.Handle("POST /api/v1/audit/events/batch", web.Handle(h.post))
+	mux.Handle("POST /api/v1/audit/events/batch", web.Handle(h.postBatch))
 	mux.Handle("POST /{$}", web.Handle(h.postCloudEvents))
 }
 
@@ -147,6 +147,27 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) error {
 	return h.serve(w, r, sh)
 }
 
+// postBatch takes batches only: a JSON array of events or a CloudEvents batch.
+func (h *Handler) postBatch(w http.ResponseWriter, r *http.Request) error {
+	sh, err := shapeOf(r)
+	if err == nil && sh != shapeUndecided && !isCEBatch(r) {
+		err = web.Error(http.StatusUnsupportedMediaType, "only batches are accepted here: a JSON array of events (application/json) or application/cloudevents-batch+json", nil)
+	}
+	if err != nil {
+		h.metrics.rejected.WithLabelValues("unsupported_media_type").Inc()
+		return err
+	}
+	if sh == shapeUndecided {
+		sh = shapeBatch // an object is refused as "not an array" by the batch decoder
+	}
+	return h.serve(w, r, sh)
+}
+
+func isCEBatch(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/cloudevents-batch+json"
+}
+
 func (h *Handler) postCloudEvents(w http.ResponseWriter, r *http.Request) error {
 	sh, err := shapeOf(r)
 	if err == nil && sh != shapeCE {
@@ -177,7 +198,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, sh shape) error 
 			sh = shapeBatch
 		}
 	}
-	err = h.store(w, r, sh, body)
+	err = h.storeShape(w, r, sh, body)
 	if err != nil {
 		h.metrics.rejected.WithLabelValues(rejectReason(err)).Inc()
 	}
@@ -227,8 +248,8 @@ func firstByte(b []byte) byte {
 	return b[0]
 }
 
-// store decodes, validates and stores a request of one shape, and replies.
-func (h *Handler) store(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
+// storeShape decodes, validates and stores a request of one shape, and replies.
+func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
 	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
 	var inputs []*audit.Input
 	var traces []traceIDs
@@ -245,10 +266,14 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request, sh shape, body [
 	case shapeBatch:
 		inputs, errs = decodeBatch(body)
 	}
-	if sh != shapeCE {
-		if tid, sid, ok := audit.ParseTraceparent(r.Header.Get("Traceparent")); ok {
+	// A traceparent header is the request's trace context; a CloudEvent's own traceparent
+	// extension, when it has one, wins.
+	if tid, sid, ok := audit.ParseTraceparent(r.Header.Get("Traceparent")); ok {
+		if traces == nil {
 			traces = make([]traceIDs, len(inputs))
-			for i := range traces {
+		}
+		for i := range traces {
+			if traces[i].traceID == "" {
 				traces[i] = traceIDs{tid, sid}
 			}
 		}

@@ -176,3 +176,26 @@ func TestRetention(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+func TestPrepare_Envelope(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		data   string
+		fields []string
+	}{
+		{`{"version":"1.0","service":"gateway","operation":"signal.received","status":"success","payload":{"a":1},"attempt":2,"retry_reason":"timeout","source_payload":[1]}`, nil},
+		{`{"anything":"goes","version":1}`, nil}, // no service: not an envelope
+		{`{"version":"1.0","service":"gateway"}`, []string{"event_data.operation", "event_data.status"}},
+		{`{"version":"1.0","service":"","operation":7,"status":"ok","payload":[],"attempt":0,"retry_reason":false}`,
+			[]string{"event_data.service", "event_data.operation", "event_data.payload", "event_data.attempt", "event_data.retry_reason"}},
+		{`{"version":"1.0","service":"s","operation":"o","status":"ok","attempt":1.5}`, []string{"event_data.attempt"}},
+	} {
+		in := audittest.Input(t, &audittest.EventOpts{EventData: json.RawMessage(tc.data)})
+		_, errs := in.Prepare(defaults(), audit.DefaultLimits)
+		var fields []string
+		for _, e := range errs {
+			fields = append(fields, e.Field)
+		}
+		require.Equal(t, tc.fields, fields, tc.data)
+	}
+}

@@ -26,30 +26,37 @@ const MaxDataDepth = 32
 // a value that is not an object, invalid UTF-8, U+0000 in a string, nesting deeper than
 // MaxDataDepth and a result larger than MaxDataBytes.
 func CanonicalJSON(raw []byte) ([]byte, error) {
+	b, _, err := canonicalize(raw)
+	return b, err
+}
+
+// canonicalize is CanonicalJSON that also returns the decoded object.
+func canonicalize(raw []byte) ([]byte, map[string]any, error) {
 	if !utf8.Valid(raw) {
-		return nil, errors.New("is not valid UTF-8")
+		return nil, nil, errors.New("is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("is not valid JSON: %s", jsonErrorText(err))
+		return nil, nil, fmt.Errorf("is not valid JSON: %s", jsonErrorText(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("is not valid JSON: data after the value")
+		return nil, nil, errors.New("is not valid JSON: data after the value")
 	}
-	if _, ok := v.(map[string]any); !ok {
-		return nil, errors.New("must be a JSON object")
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, errors.New("must be a JSON object")
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(raw))
 	if err := writeCanonical(&buf, v, 1); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if buf.Len() > MaxDataBytes {
-		return nil, fmt.Errorf("is %d bytes as compact JSON; at most %d (256 KiB) are accepted", buf.Len(), MaxDataBytes)
+		return nil, nil, fmt.Errorf("is %d bytes as compact JSON; at most %d (256 KiB) are accepted", buf.Len(), MaxDataBytes)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), obj, nil
 }
 
 func jsonErrorText(err error) string {

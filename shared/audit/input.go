@@ -240,10 +240,11 @@ func (in *Input) Prepare(d Defaults, lim Limits) (Event, []FieldError) {
 	}
 	if len(in.EventData) == 0 || string(in.EventData) == "null" {
 		bad("event_data", "is required (a JSON object)")
-	} else if data, err := CanonicalJSON(in.EventData); err != nil {
+	} else if data, obj, err := canonicalize(in.EventData); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
 		e.EventData = data
+		errs = append(errs, validateEnvelope(obj)...)
 	}
 	if len(errs) > 0 {
 		return Event{}, errs

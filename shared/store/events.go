@@ -156,7 +156,13 @@ func (f *Filter) where(args *[]any) string {
 	in("cluster_id", f.ClusterIDs)
 	in("submitted_by", f.SubmittedBy)
 	if len(f.ParentEventIDs) > 0 {
-		conds = append(conds, "parent_event_id = ANY("+arg(f.ParentEventIDs)+"::uuid[])")
+		// As text: queries go out as unnamed statements, whose parameter types pgx does not
+		// learn from the server, and it has no text encoding for []uuid.UUID.
+		ids := make([]string, len(f.ParentEventIDs))
+		for i, id := range f.ParentEventIDs {
+			ids[i] = id.String()
+		}
+		conds = append(conds, "parent_event_id = ANY("+arg(ids)+"::uuid[])")
 	}
 	if f.Since != nil {
 		conds = append(conds, "event_timestamp >= "+arg(*f.Since))

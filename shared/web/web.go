@@ -93,6 +93,8 @@ func ProblemType(status int) string {
 		return "https://auditstore.dev/problems/rate-limited"
 	case http.StatusServiceUnavailable:
 		return "https://auditstore.dev/problems/unavailable"
+	case http.StatusGatewayTimeout:
+		return "https://auditstore.dev/problems/timeout"
 	}
 	return "about:blank"
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
+	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
 )
 
@@ -52,6 +53,7 @@ func run() error {
 	h.Routes(mux)
 	web.Health(mux, s.Ping)
 	web.Metrics(mux, reg)
+	openapi.Routes(mux)
 	mux.HandleFunc("/", web.NotFound)
 	return web.Serve(ctx, cfg.Serve, mux)
 }
