@@ -1,0 +1,205 @@
+// Package auth decides who a caller is and what it may do (CONTRACT "Identity and limits"):
+// a Bearer token checked by Kubernetes (TokenReview, then SubjectAccessReview), by a static
+// token file, or not at all (local use); and a per-principal rate limit counted in events.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/web"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Action is what a request wants to do with audit events.
+type Action int
+
+// The three rights of CONTRACT "Identity and limits".
+const (
+	// Write stores events (Kubernetes verb create, static role writer).
+	Write Action = iota + 1
+	// Read queries, gets and exports events (verb list, role reader).
+	Read
+	// Admin administers: maintenance, legal holds (verb update, role admin).
+	Admin
+)
+
+// Verb is the Kubernetes verb a SubjectAccessReview asks for.
+func (a Action) Verb() string {
+	switch a {
+	case Write:
+		return "create"
+	case Read:
+		return "list"
+	case Admin:
+		return "update"
+	}
+	return "unknown"
+}
+
+func (a Action) String() string {
+	switch a {
+	case Write:
+		return "write"
+	case Read:
+		return "read"
+	case Admin:
+		return "admin"
+	}
+	return "unknown"
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	// Name is the caller's identity: it becomes submitted_by.
+	Name string
+}
+
+// Errors an Authorizer returns; Middleware maps them to 401, 403 and 503.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+	ErrUnavailable     = errors.New("authorization backend unavailable")
+)
+
+// Authorizer authenticates a token and checks one right.
+type Authorizer interface {
+	Authorize(ctx context.Context, token string, a Action) (Principal, error)
+}
+
+// Config is the identity configuration, read from the environment.
+type Config struct {
+	// Mode is kubernetes (TokenReview + SubjectAccessReview), static (a token file) or none
+	// (local use: every caller is anonymous).
+	Mode string `envconfig:"AUTH_MODE" default:"kubernetes"`
+	// Audiences, in kubernetes mode, are the audiences a token must be meant for (empty: the
+	// API server's own).
+	Audiences []string `envconfig:"AUTH_AUDIENCES"`
+	// CacheTTL is how long a review's answer, positive or negative, is reused for a token.
+	CacheTTL time.Duration `envconfig:"AUTH_CACHE_TTL" default:"10s"`
+	// TokensFile, in static mode, is the token file (reloaded when it changes).
+	TokensFile string `envconfig:"AUTH_TOKENS_FILE"`
+	// RateLimit is the events per second each principal may write (per instance).
+	RateLimit float64 `envconfig:"RATE_LIMIT_EVENTS_PER_SEC" default:"500"`
+	// RateBurst is how many events a principal may write at once above the rate.
+	RateBurst int `envconfig:"RATE_LIMIT_BURST" default:"1000"`
+}
+
+// None is the Authorizer of AUTH_MODE=none: everyone is anonymous and may do everything.
+type None struct{}
+
+// Authorize always allows, as anonymous.
+func (None) Authorize(context.Context, string, Action) (Principal, error) {
+	return Principal{Name: "anonymous"}, nil
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the principal Middleware authorized for this request.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// WithPrincipal returns ctx carrying p (for tests and internal callers).
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// Metrics count authorization outcomes.
+type Metrics struct {
+	decisions *prometheus.CounterVec
+}
+
+// NewMetrics registers auth_requests_total{action,result} with reg (nil: none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return newMetrics(reg)
+}
+
+// Decisions is auth_requests_total.
+func (m *Metrics) Decisions() *prometheus.CounterVec { return m.decisions }
+
+func newMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "auth_requests_total",
+		Help: "Authorization decisions, by action (write, read, admin) and result (allowed, unauthenticated, forbidden, unavailable).",
+	}, []string{"action", "result"})}
+	if reg != nil {
+		reg.MustRegister(m.decisions)
+	}
+	return m
+}
+
+// Middleware lets a request through only when its Bearer token grants a, with the principal
+// in its context. Missing, malformed or rejected tokens get 401 with WWW-Authenticate; a
+// token without the right gets 403; an unreachable authorization backend 503. No other
+// header (X-Forwarded-User, X-Auth-Request-User, ...) ever changes the principal.
+func Middleware(az Authorizer, a Action, m *Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, err := authorize(r, az, a)
+			result := "allowed"
+			switch {
+			case errors.Is(err, ErrUnauthenticated):
+				result = "unauthenticated"
+				w.Header().Set("WWW-Authenticate", `Bearer realm="auditstore"`)
+				web.WriteError(w, r, web.Error(http.StatusUnauthorized, "a valid Bearer token is required", err))
+			case errors.Is(err, ErrForbidden):
+				result = "forbidden"
+				web.WriteError(w, r, web.Error(http.StatusForbidden, fmt.Sprintf("%s may not %s audit events", p.Name, a), err))
+			case err != nil:
+				result = "unavailable"
+				web.WriteError(w, r, web.Unavailable("authorization is unavailable; retry later", 5*time.Second, err))
+			}
+			if m != nil {
+				m.decisions.WithLabelValues(a.String(), result).Inc()
+			}
+			if err == nil {
+				next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+			}
+		})
+	}
+}
+
+func authorize(r *http.Request, az Authorizer, a Action) (Principal, error) {
+	if _, ok := az.(None); ok {
+		return az.Authorize(r.Context(), "", a)
+	}
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+		return Principal{}, fmt.Errorf("%w: missing or malformed Authorization header", ErrUnauthenticated)
+	}
+	return az.Authorize(r.Context(), token, a)
+}
+
+// New returns the Authorizer cfg.Mode names. kube builds the Kubernetes clients when the mode
+// needs them (nil: from the in-cluster configuration).
+func New(cfg Config, kube func() (KubeClients, error)) (Authorizer, error) {
+	switch cfg.Mode {
+	case "none":
+		slog.Warn("AUTH_MODE=none: every caller is anonymous and may do everything; for local use only")
+		return None{}, nil
+	case "static":
+		if cfg.TokensFile == "" {
+			return nil, errors.New("AUTH_MODE=static needs AUTH_TOKENS_FILE")
+		}
+		return NewStatic(cfg.TokensFile)
+	case "kubernetes":
+		if kube == nil {
+			kube = InClusterClients
+		}
+		clients, err := kube()
+		if err != nil {
+			return nil, fmt.Errorf("AUTH_MODE=kubernetes: %w", err)
+		}
+		return NewKubernetes(clients, cfg.Audiences, cfg.CacheTTL), nil
+	}
+	return nil, fmt.Errorf("AUTH_MODE %q is not one of kubernetes, static, none", cfg.Mode)
+}
