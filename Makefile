@@ -44,3 +44,8 @@ migrate: ## apply migrations to DATABASE_URL (or to the local database of `make 
 
 build: ## build every function and job into bin/
 	$(GO) build -o bin/ ./functions/... ./jobs/...
+
+LOADGEN_FLAGS ?=
+.PHONY: bench-write
+bench-write: ## write-function load test: events/s and latency next to the database ceiling
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" $(GO) run ./test/loadgen $(LOADGEN_FLAGS)

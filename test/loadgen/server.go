@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// buildWrite builds the write function into dir and returns the binary's path.
+func buildWrite(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run the load generator inside the auditstore module (or pass -write-bin)")
+	}
+	bin := filepath.Join(dir, "write")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./functions/write/cmd")
+	cmd.Dir = filepath.Dir(gomod)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./functions/write/cmd: %w", err)
+	}
+	return bin, nil
+}
+
+// function is a running write function.
+type function struct {
+	cmd  *exec.Cmd
+	url  string
+	log  string // its stderr, kept in a file
+	done chan error
+}
+
+// startWrite starts bin on a free loopback port with DATABASE_URL set to databaseURL and the
+// rest of the environment inherited (WRITE_MAX_CONNS, WRITE_COMMITTERS, ...), and waits until
+// /health/readiness answers 200.
+func startWrite(ctx context.Context, bin, databaseURL, logPath string) (*function, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "PORT="+strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	f := &function{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: logPath, done: make(chan error, 1)}
+	go func() { f.done <- cmd.Wait() }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/health/readiness", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return f, nil
+			}
+		}
+		select {
+		case err := <-f.done:
+			return nil, fmt.Errorf("the write function exited before it was ready (%v):\n%s", err, tail(logPath, 20))
+		case <-ctx.Done():
+			f.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			f.stop()
+			return nil, fmt.Errorf("the write function was not ready within 30s:\n%s", tail(logPath, 20))
+		}
+	}
+}
+
+// stop sends SIGTERM (the function finishes in-flight requests) and waits, killing it after
+// 40 s.
+func (f *function) stop() error {
+	_ = f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-f.done:
+		return err
+	case <-time.After(40 * time.Second):
+		_ = f.cmd.Process.Kill()
+		return fmt.Errorf("the write function did not stop within 40s after SIGTERM: %v", <-f.done)
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// peakRSS returns a process's peak resident set size (VmHWM) in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/<pid>/status")
+}
+
+// clockTick is USER_HZ, the unit of CPU times in /proc/<pid>/stat: 100 on every Linux
+// architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the user+system CPU time a process has used so far.
+func cpuTime(pid int) (time.Duration, string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", err
+	}
+	// The command name is in parentheses and may hold spaces; fields count from after it.
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < 0 {
+		return 0, "", errors.New("malformed /proc/<pid>/stat")
+	}
+	fields := strings.Fields(string(b[end+1:]))
+	if len(fields) < 13 {
+		return 0, "", errors.New("malformed /proc/<pid>/stat")
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14 of proc(5)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, "", err
+	}
+	return time.Duration(utime+stime) * clockTick, string(b[open+1 : end]), nil
+}
+
+// postgresCPU returns the CPU time used so far by every process named postgres on this
+// machine, by pid.
+func postgresCPU() map[int]time.Duration {
+	out := map[int]time.Duration{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if t, comm, err := cpuTime(pid); err == nil && comm == "postgres" {
+			out[pid] = t
+		}
+	}
+	return out
+}
+
+// machineBusy returns the CPU time all cores of the machine have spent busy so far (user,
+// nice, system, irq, softirq, steal of /proc/stat).
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * clockTick
+}
+
+// selfCPU returns the CPU time this process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// cpuMeter measures who used the machine's CPU during one measurement.
+type cpuMeter struct {
+	fnPid         int // 0: no function
+	start         time.Time
+	fn, gen, busy time.Duration
+	pg            map[int]time.Duration
+}
+
+// usage is the CPU time each party used during a measurement.
+type usage struct {
+	wall, fn, pg, gen time.Duration
+	// other is what the rest of the machine used: other processes, other databases' backends.
+	other time.Duration
+	// pgKnown: the server's processes were found on this machine.
+	pgKnown bool
+}
+
+func startMeter(fnPid int) *cpuMeter {
+	m := &cpuMeter{fnPid: fnPid, start: time.Now(), pg: postgresCPU(), gen: selfCPU(), busy: machineBusy()}
+	if fnPid != 0 {
+		m.fn, _, _ = cpuTime(fnPid)
+	}
+	return m
+}
+
+// stop ends the measurement; pgPids are the server processes that worked for it (a process
+// started meanwhile counts from zero).
+func (m *cpuMeter) stop(pgPids []int) usage {
+	u := usage{wall: time.Since(m.start), gen: selfCPU() - m.gen}
+	if m.fnPid != 0 {
+		fn, _, _ := cpuTime(m.fnPid)
+		u.fn = fn - m.fn
+	}
+	for _, pid := range pgPids {
+		if t, comm, err := cpuTime(pid); err == nil && comm == "postgres" {
+			u.pg += t - m.pg[pid]
+			u.pgKnown = true
+		}
+	}
+	u.other = max(0, machineBusy()-m.busy-u.fn-u.pg-u.gen)
+	return u
+}
