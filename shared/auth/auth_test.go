@@ -293,11 +293,11 @@ func TestStatic_TokensAndReload(t *testing.T) {
 func TestStatic_RejectsBadFiles(t *testing.T) {
 	t.Parallel()
 	for _, content := range []string{
-		"tokens:\n  - principal: a\n    roles: [writer]\n",                                          // no token
-		"tokens:\n  - principal: a\n    roles: [root]\n    token: x\n",                              // unknown role
-		"tokens:\n  - roles: [writer]\n    token: x\n",                                              // no principal
-		"tokens:\n  - principal: a\n    roles: [writer]\n    token_sha256: abc\n",                   // short hash
-		"tokens:\n  - principal: a\n    roles: [writer]\n    token: x\n    colour: red\n",           // unknown field
+		"tokens:\n  - principal: a\n    roles: [writer]\n",                                                                    // no token
+		"tokens:\n  - principal: a\n    roles: [root]\n    token: x\n",                                                        // unknown role
+		"tokens:\n  - roles: [writer]\n    token: x\n",                                                                        // no principal
+		"tokens:\n  - principal: a\n    roles: [writer]\n    token_sha256: abc\n",                                             // short hash
+		"tokens:\n  - principal: a\n    roles: [writer]\n    token: x\n    colour: red\n",                                     // unknown field
 		"tokens:\n  - principal: a\n    roles: [writer]\n    token: x\n  - principal: b\n    roles: [reader]\n    token: x\n", // same token twice
 	} {
 		path := filepath.Join(t.TempDir(), "tokens.yaml")
