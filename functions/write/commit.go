@@ -3,6 +3,7 @@ package write
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -126,9 +127,11 @@ func (c *committer) commit(group []*pending) {
 		}
 		var failed map[*pending]bool
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		results, committed, err := c.store.InsertEvents(ctx, store.InsertParams{
-			Events: events,
-			Commit: func(results []store.InsertResult) bool {
+		params := store.InsertParams{Events: events}
+		// Only an atomic request can need the veto; without one the store may take its
+		// cheaper path without an explicit transaction.
+		if slices.ContainsFunc(group, func(p *pending) bool { return p.atomic }) {
+			params.Commit = func(results []store.InsertResult) bool {
 				failed = nil
 				off := 0
 				for _, p := range group {
@@ -141,8 +144,9 @@ func (c *committer) commit(group []*pending) {
 					off += len(p.events)
 				}
 				return len(failed) == 0
-			},
-		})
+			}
+		}
+		results, committed, err := c.store.InsertEvents(ctx, params)
 		cancel()
 		switch {
 		case err != nil && errors.Is(err, store.ErrInvalid) && len(group) > 1:
