@@ -21,7 +21,7 @@ run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_U
 	echo "Query its timeline:"; \
 	echo "  curl -sS 'localhost:$${PORT:-8080}/api/v1/audit/events?correlation_id=rr-1'"; \
 	echo; \
-	DATABASE_URL="$$DB" exec $(GO) run ./functions/standalone
+	AUTH_MODE="$${AUTH_MODE:-none}" DATABASE_URL="$$DB" exec $(GO) run ./functions/standalone
 
 test: ## run every test against a real PostgreSQL (TEST_DATABASE_URL, else one of its own)
 	$(GO) vet ./...

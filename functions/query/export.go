@@ -57,6 +57,7 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 		err = bw.Flush()
 	}
 	h.metrics.observe("export", start, int(n))
+	h.reads.record(r, "export", int(n))
 	switch {
 	case err == nil:
 		return nil

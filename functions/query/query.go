@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
@@ -50,8 +51,24 @@ type Store interface {
 	StreamEvents(ctx context.Context, p store.StreamParams, fn func(*audit.Event) error) (int64, error)
 }
 
+// Option changes a Handler.
+type Option func(*Handler)
+
+// WithAuthorizer guards every route: only principals allowed to read get through.
+func WithAuthorizer(az auth.Authorizer, m *auth.Metrics) Option {
+	return func(h *Handler) { h.guard = auth.Middleware(az, auth.Read, m) }
+}
+
+// WithReadAudit records every query, get and export as an auditstore.query.executed event
+// through rec, off the query path.
+func WithReadAudit(rec *ReadRecorder) Option {
+	return func(h *Handler) { h.reads = rec }
+}
+
 // Handler serves the query API.
 type Handler struct {
+	guard   func(http.Handler) http.Handler
+	reads   *ReadRecorder
 	store   Store
 	secret  []byte
 	now     func() time.Time
@@ -60,7 +77,7 @@ type Handler struct {
 }
 
 // New returns a Handler over s, registering its metrics with reg (nil: none).
-func New(s Store, cfg Config, reg prometheus.Registerer) (*Handler, error) {
+func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handler, error) {
 	if cfg.Timeout <= 0 || cfg.ExportTimeout < 0 {
 		return nil, errors.New("QUERY_TIMEOUT must be positive and EXPORT_TIMEOUT not negative")
 	}
@@ -72,14 +89,18 @@ func New(s Store, cfg Config, reg prometheus.Registerer) (*Handler, error) {
 			return nil, err
 		}
 	}
-	return &Handler{store: s, secret: secret, now: time.Now, cfg: cfg, metrics: newMetrics(reg)}, nil
+	h := &Handler{guard: auth.Middleware(auth.None{}, auth.Read, nil), store: s, secret: secret, now: time.Now, cfg: cfg, metrics: newMetrics(reg)}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
 }
 
 // Routes registers the query API on mux.
 func (h *Handler) Routes(mux *http.ServeMux) {
-	mux.Handle("GET /api/v1/audit/events", web.Handle(h.list))
-	mux.Handle("GET /api/v1/audit/events/{event_id}", web.Handle(h.get))
-	mux.Handle("GET /api/v1/audit/export", web.Handle(h.export))
+	mux.Handle("GET /api/v1/audit/events", h.guard(web.Handle(h.list)))
+	mux.Handle("GET /api/v1/audit/events/{event_id}", h.guard(web.Handle(h.get)))
+	mux.Handle("GET /api/v1/audit/export", h.guard(web.Handle(h.export)))
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
@@ -95,6 +116,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err)
 	}
+	h.reads.record(r, "get", 1)
 	return web.WriteJSON(w, http.StatusOK, e)
 }
 
@@ -123,6 +145,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err)
 	}
 	h.metrics.observe(kindOf(&q.params.Filter), start, len(page.Events))
+	h.reads.record(r, kindOf(&q.params.Filter), len(page.Events))
 	reply := listReply{Data: page.Events, Pagination: pagination{Limit: q.params.Limit, Offset: q.params.Offset, HasMore: page.HasMore}}
 	if reply.Data == nil {
 		reply.Data = []audit.Event{}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -24,9 +25,12 @@ type config struct {
 	WriteMaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
 	// QueryMaxConns bounds the query path's own pool, so reads cannot starve writes.
 	QueryMaxConns int32 `envconfig:"QUERY_MAX_CONNS" default:"4"`
-	Serve         web.ServeConfig
-	Write         write.Config
-	Query         query.Config
+	// AuditReads records every query and export as an auditstore.query.executed event.
+	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
+	Serve      web.ServeConfig
+	Auth       auth.Config
+	Write      write.Config
+	Query      query.Config
 }
 
 func main() {
@@ -56,12 +60,27 @@ func run() error {
 	writeStore, queryStore := store.New(writePool), store.New(queryPool)
 
 	reg := web.NewRegistry()
-	wh, err := write.New(writeStore, cfg.Write, reg)
+	az, err := auth.New(cfg.Auth, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.RateLimit <= 0 || cfg.Auth.RateBurst < 1 {
+		return fmt.Errorf("RATE_LIMIT_EVENTS_PER_SEC must be positive and RATE_LIMIT_BURST at least 1")
+	}
+	am := auth.NewMetrics(reg)
+	wh, err := write.New(writeStore, cfg.Write, reg, write.WithAuthorizer(az, am),
+		write.WithRateLimiter(auth.NewRateLimiter(cfg.Auth.RateLimit, cfg.Auth.RateBurst)))
 	if err != nil {
 		return err
 	}
 	defer wh.Close() // after the server stopped: finish queued commits
-	qh, err := query.New(queryStore, cfg.Query, reg)
+	qopts := []query.Option{query.WithAuthorizer(az, am)}
+	if cfg.AuditReads {
+		rec := query.NewReadRecorder(writeStore, "auditstore-query", reg)
+		defer rec.Close()
+		qopts = append(qopts, query.WithReadAudit(rec))
+	}
+	qh, err := query.New(queryStore, cfg.Query, reg, qopts...)
 	if err != nil {
 		return err
 	}
@@ -72,6 +91,5 @@ func run() error {
 	web.Metrics(mux, reg)
 	openapi.Routes(mux)
 	mux.HandleFunc("/", web.NotFound)
-	slog.Warn("AUTH_MODE=none: every caller is anonymous; for local use only")
 	return web.Serve(ctx, cfg.Serve, mux)
 }

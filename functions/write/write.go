@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,8 +55,29 @@ type Store interface {
 	InsertEvents(ctx context.Context, p store.InsertParams) ([]store.InsertResult, bool, error)
 }
 
+// Limiter bounds the events a principal may write; auth.RateLimiter is one.
+type Limiter interface {
+	Allow(principal string, n int) (ok bool, retryAfter time.Duration)
+}
+
+// Option changes a Handler.
+type Option func(*Handler)
+
+// WithAuthorizer guards every route: only principals allowed to write get through.
+func WithAuthorizer(az auth.Authorizer, m *auth.Metrics) Option {
+	return func(h *Handler) { h.guard = auth.Middleware(az, auth.Write, m) }
+}
+
+// WithRateLimiter limits the events each principal writes; over it a request gets 429 and
+// nothing of it is stored.
+func WithRateLimiter(l Limiter) Option {
+	return func(h *Handler) { h.limiter = l }
+}
+
 // Handler serves the write API.
 type Handler struct {
+	guard     func(http.Handler) http.Handler
+	limiter   Limiter
 	limits    audit.Limits
 	classes   []int
 	now       func() time.Time
@@ -65,7 +87,7 @@ type Handler struct {
 
 // New checks cfg and returns a Handler over s, registering its metrics with reg (nil: none).
 // Close it to finish in-flight commits.
-func New(s Store, cfg Config, reg prometheus.Registerer) (*Handler, error) {
+func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handler, error) {
 	classes, err := audit.ParseRetentionClasses(cfg.RetentionClasses)
 	if err != nil {
 		return nil, fmt.Errorf("RETENTION_CLASSES: %w", err)
@@ -85,13 +107,18 @@ func New(s Store, cfg Config, reg prometheus.Registerer) (*Handler, error) {
 		return nil, errors.New("WRITE_TIMEOUT must be positive")
 	}
 	m := newMetrics(reg)
-	return &Handler{
+	h := &Handler{
+		guard:     auth.Middleware(auth.None{}, auth.Write, nil),
 		limits:    audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
 		classes:   classes,
 		now:       time.Now,
 		metrics:   m,
 		committer: newCommitter(s, cfg.Committers, cfg.GroupMaxEvents, cfg.GroupWait, cfg.Timeout, func(n int) { m.batchSize.Observe(float64(n)) }),
-	}, nil
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
 }
 
 // Close waits for queued commits to finish. Call it after the HTTP server has shut down.
@@ -100,14 +127,18 @@ func (h *Handler) Close() { h.committer.close() }
 // Routes registers the write API on mux: every shape at /api/v1/audit/events, JSON batches
 // also at /api/v1/audit/events/batch, and CloudEvents at / for Knative triggers.
 func (h *Handler) Routes(mux *http.ServeMux) {
-	mux.Handle("POST /api/v1/audit/events", web.Handle(h.post))
-	mux.Handle("POST /api/v1/audit/events/batch", web.Handle(h.postBatch))
-	mux.Handle("POST /{$}", web.Handle(h.postCloudEvents))
+	mux.Handle("POST /api/v1/audit/events", h.guard(web.Handle(h.post)))
+	mux.Handle("POST /api/v1/audit/events/batch", h.guard(web.Handle(h.postBatch)))
+	mux.Handle("POST /{$}", h.guard(web.Handle(h.postCloudEvents)))
 }
 
-// principal is the authenticated caller. Until authentication is wired in, every caller is
-// anonymous, as with AUTH_MODE=none.
-func principal(*http.Request) string { return "anonymous" }
+// principal is the caller the guard authorized: submitted_by, whatever the request says.
+func principal(r *http.Request) string {
+	if p, ok := auth.PrincipalFrom(r.Context()); ok {
+		return p.Name
+	}
+	return "anonymous"
+}
 
 // shape is how a request carries its events.
 type shape string
@@ -216,6 +247,8 @@ func rejectReason(err error) string {
 			return "conflict"
 		case http.StatusServiceUnavailable:
 			return "unavailable"
+		case http.StatusTooManyRequests:
+			return "rate_limited"
 		}
 	}
 	return "internal"
@@ -316,6 +349,12 @@ func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, b
 		return web.Invalid(detail, toWebErrors(errs))
 	}
 
+	if h.limiter != nil {
+		if ok, retry := h.limiter.Allow(d.Principal, len(events)); !ok {
+			return &web.HTTPError{Status: http.StatusTooManyRequests, RetryAfter: max(retry, time.Second),
+				Detail: fmt.Sprintf("%s is over its rate limit of events; nothing was stored, retry after %s", d.Principal, max(retry, time.Second).Round(time.Second))}
+		}
+	}
 	atomic := indexed
 	results, err := h.committer.submit(r.Context(), events, atomic)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/auditstore/auditstore/functions/query"
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -20,8 +21,11 @@ type config struct {
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
 	// MaxConns bounds the pool.
 	MaxConns int32 `envconfig:"QUERY_MAX_CONNS" default:"4"`
-	Serve    web.ServeConfig
-	Query    query.Config
+	// AuditReads records every query and export as an auditstore.query.executed event.
+	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
+	Serve      web.ServeConfig
+	Auth       auth.Config
+	Query      query.Config
 }
 
 func main() {
@@ -45,7 +49,17 @@ func run() error {
 	defer pool.Close()
 	s := store.New(pool)
 	reg := web.NewRegistry()
-	h, err := query.New(s, cfg.Query, reg)
+	az, err := auth.New(cfg.Auth, nil)
+	if err != nil {
+		return err
+	}
+	opts := []query.Option{query.WithAuthorizer(az, auth.NewMetrics(reg))}
+	if cfg.AuditReads {
+		rec := query.NewReadRecorder(s, "auditstore-query", reg)
+		defer rec.Close()
+		opts = append(opts, query.WithReadAudit(rec))
+	}
+	h, err := query.New(s, cfg.Query, reg, opts...)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -21,6 +22,7 @@ type config struct {
 	// MaxConns bounds the pool.
 	MaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
 	Serve    web.ServeConfig
+	Auth     auth.Config
 	Write    write.Config
 }
 
@@ -45,7 +47,15 @@ func run() error {
 	defer pool.Close()
 	s := store.New(pool)
 	reg := web.NewRegistry()
-	h, err := write.New(s, cfg.Write, reg)
+	az, err := auth.New(cfg.Auth, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.RateLimit <= 0 || cfg.Auth.RateBurst < 1 {
+		return fmt.Errorf("RATE_LIMIT_EVENTS_PER_SEC must be positive and RATE_LIMIT_BURST at least 1")
+	}
+	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(az, auth.NewMetrics(reg)),
+		write.WithRateLimiter(auth.NewRateLimiter(cfg.Auth.RateLimit, cfg.Auth.RateBurst)))
 	if err != nil {
 		return err
 	}

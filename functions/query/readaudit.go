@@ -1,0 +1,155 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Inserter stores events; *store.Store is one.
+type Inserter interface {
+	InsertEvents(ctx context.Context, p store.InsertParams) ([]store.InsertResult, bool, error)
+}
+
+// ReadRecorder writes an auditstore.query.executed event for every read, in batches from a
+// goroutine of its own, so the query path only pays for a channel send. When the buffer is full
+// (the database is down for long) reads are still answered and the lost records counted in
+// audit_read_records_dropped_total and logged: refusing reads would not bring the database back.
+type ReadRecorder struct {
+	store    Inserter
+	ch       chan audit.Event
+	classes  []int
+	self     string
+	dropped  prometheus.Counter
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// NewReadRecorder starts a recorder that writes through s as principal self (submitted_by).
+func NewReadRecorder(s Inserter, self string, reg prometheus.Registerer) *ReadRecorder {
+	r := &ReadRecorder{
+		store: s, ch: make(chan audit.Event, 10000), classes: audit.DefaultRetentionClasses, self: self,
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "audit_read_records_dropped_total",
+			Help: "Read-audit records (auditstore.query.executed) lost because the buffer was full.",
+		}),
+		done: make(chan struct{}),
+	}
+	if reg != nil {
+		reg.MustRegister(r.dropped)
+	}
+	go r.run()
+	return r
+}
+
+// Close writes what is buffered and stops the recorder.
+func (r *ReadRecorder) Close() {
+	r.stopOnce.Do(func() { close(r.ch) })
+	<-r.done
+}
+
+// readPayload is the payload of an auditstore.query.executed event.
+type readPayload struct {
+	Principal string              `json:"principal"`
+	Kind      string              `json:"kind"`
+	Path      string              `json:"path"`
+	Filters   map[string][]string `json:"filters"`
+	Rows      int                 `json:"rows"`
+}
+
+func (r *ReadRecorder) record(req *http.Request, kind string, rows int) {
+	if r == nil {
+		return
+	}
+	p, _ := auth.PrincipalFrom(req.Context())
+	filters := map[string][]string{}
+	for k, v := range req.URL.Query() {
+		if k != "cursor" { // opaque and long; the filters say what was read
+			filters[k] = slices.Clone(v)
+		}
+	}
+	data, err := json.Marshal(map[string]any{
+		"version": "1.0", "service": "auditstore", "operation": "query.executed", "status": "success",
+		"payload": readPayload{Principal: p.Name, Kind: kind, Path: req.URL.Path, Filters: filters, Rows: rows},
+	})
+	if err != nil {
+		slog.Error("read audit: encode", "error", err)
+		return
+	}
+	s := func(v string) *string { return &v }
+	in := audit.Input{
+		EventType: s("auditstore.query.executed"), EventOutcome: s("success"),
+		CorrelationID: s(uuid.NewString()), ActorType: s("user"), ActorID: s(cmpOr(p.Name, "anonymous")),
+		ResourceType: s("auditevents"), EventData: data,
+	}
+	e, errs := in.Prepare(audit.Defaults{Now: time.Now(), Principal: r.self, RetentionClasses: r.classes}, audit.DefaultLimits)
+	if len(errs) > 0 {
+		slog.Error("read audit: invalid record", "errors", errs)
+		return
+	}
+	select {
+	case r.ch <- e:
+	default:
+		r.dropped.Inc()
+		slog.Error("read audit: buffer full, record dropped", "principal", p.Name, "kind", kind)
+	}
+}
+
+func (r *ReadRecorder) run() {
+	defer close(r.done)
+	var batch []audit.Event
+	// flush keeps a batch the database refused and tries again, so an outage loses nothing
+	// until the buffer fills; when closing it gives up after a few attempts.
+	flush := func(closing bool) {
+		for attempt := 1; len(batch) > 0; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _, err := r.store.InsertEvents(ctx, store.InsertParams{Events: batch})
+			cancel()
+			if err == nil {
+				batch = batch[:0]
+				return
+			}
+			slog.Error("read audit: store", "error", err, "records", len(batch))
+			if closing && attempt >= 3 {
+				r.dropped.Add(float64(len(batch)))
+				batch = batch[:0]
+				return
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-r.ch:
+			if !ok {
+				flush(true)
+				return
+			}
+			batch = append(batch, e)
+			if len(batch) >= 500 {
+				flush(false)
+			}
+		case <-tick.C:
+			flush(false)
+		}
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
