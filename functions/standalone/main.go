@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
+	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -25,6 +29,12 @@ type config struct {
 	WriteMaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
 	// QueryMaxConns bounds the query path's own pool, so reads cannot starve writes.
 	QueryMaxConns int32 `envconfig:"QUERY_MAX_CONNS" default:"4"`
+	// MaintenanceInterval is how often the process runs maintenance itself (0: never; use the
+	// job or the maintain function instead).
+	MaintenanceInterval time.Duration `envconfig:"MAINTENANCE_INTERVAL" default:"1h"`
+	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
+	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
+	Lifecycle        lifecycle.Config
 	// AuditReads records every query and export as an auditstore.query.executed event.
 	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
 	Serve      web.ServeConfig
@@ -84,9 +94,29 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	classes, err := audit.ParseRetentionClasses(cfg.RetentionClasses)
+	if err != nil {
+		return fmt.Errorf("RETENTION_CLASSES: %w", err)
+	}
+	if err := cfg.Lifecycle.Validate(); err != nil {
+		return err
+	}
+	maintainPool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer maintainPool.Close()
+	ms := maintain.New(maintainPool, cfg.Lifecycle, classes, reg, az, am)
+	if cfg.MaintenanceInterval > 0 {
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go ms.Every(mctx, cfg.MaintenanceInterval)
+	}
+
 	mux := http.NewServeMux()
 	wh.Routes(mux)
 	qh.Routes(mux)
+	ms.Routes(mux)
 	web.Health(mux, writeStore.Ping)
 	web.Metrics(mux, reg)
 	openapi.Routes(mux)

@@ -1,0 +1,272 @@
+// Package maintain is the partition-maintenance function: a run (partitions ahead, retention,
+// key pruning) on a schedule — a Knative PingSource delivers a CloudEvent to / — or on demand
+// at POST /api/v1/maintenance/run, and the legal-hold API. Every action and every hold placed
+// or released is itself recorded as an audit event.
+package maintain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/lifecycle"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Self is the principal maintenance records its own actions under (submitted_by).
+const Self = "auditstore-maintenance"
+
+// Service runs maintenance and serves the maintenance and legal-hold APIs.
+type Service struct {
+	pool    *pgxpool.Pool
+	store   *store.Store
+	runner  *lifecycle.Runner
+	guard   func(http.Handler) http.Handler
+	metrics *metrics
+}
+
+// New returns a Service over pool.
+func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus.Registerer, az auth.Authorizer, am *auth.Metrics) *Service {
+	s := store.New(pool)
+	if az == nil {
+		az = auth.None{}
+	}
+	return &Service{
+		pool:    pool,
+		store:   s,
+		runner:  &lifecycle.Runner{Store: s, Config: cfg, Classes: classes, Now: time.Now},
+		guard:   auth.Middleware(az, auth.Admin, am),
+		metrics: newMetrics(reg),
+	}
+}
+
+// SetClock replaces the clock of runs (tests simulate years with it).
+func (s *Service) SetClock(now func() time.Time) { s.runner.Now = now }
+
+// Routes registers the maintenance and legal-hold APIs on mux.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /api/v1/maintenance/run", s.guard(web.Handle(s.postRun)))
+	mux.Handle("POST /api/v1/audit/legal-holds", s.guard(web.Handle(s.placeHold)))
+	mux.Handle("GET /api/v1/audit/legal-holds", s.guard(web.Handle(s.listHolds)))
+	mux.Handle("DELETE /api/v1/audit/legal-holds/{id}", s.guard(web.Handle(s.releaseHold)))
+}
+
+// Run does one maintenance run under the maintenance lock, records its actions as audit events
+// and updates the metrics. store.ErrLocked means another run is in progress.
+func (s *Service) Run(ctx context.Context) (lifecycle.Report, error) {
+	start := time.Now()
+	m, err := store.BeginMaintenance(ctx, s.pool)
+	if err != nil {
+		return lifecycle.Report{}, err
+	}
+	defer m.End()
+	rep, err := s.runner.Run(ctx, m)
+	s.metrics.observe(rep, err, time.Since(start))
+	if !rep.DryRun {
+		s.recordActions(ctx, rep)
+	}
+	return rep, err
+}
+
+// ScheduleRoute registers POST /, where a Knative PingSource delivers its CloudEvent. Only the
+// dedicated function has it: in the standalone process / belongs to the write function.
+func (s *Service) ScheduleRoute(mux *http.ServeMux) {
+	mux.Handle("POST /{$}", s.guard(web.Handle(s.postRun)))
+}
+
+// Every runs maintenance every interval until ctx ends (the standalone process's schedule).
+func (s *Service) Every(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.Run(ctx); err != nil && !errors.Is(err, store.ErrLocked) {
+			slog.Error("scheduled maintenance run", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) postRun(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.Run(r.Context())
+	switch {
+	case errors.Is(err, store.ErrLocked) && isCloudEvent(r):
+		// A schedule tick while a run is in progress: nothing to do, and nothing to retry.
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	case errors.Is(err, store.ErrLocked):
+		return web.Error(http.StatusConflict, "another maintenance run is in progress; this one did nothing", err)
+	case err != nil && rep.Started.IsZero():
+		return err
+	case err != nil:
+		slog.Error("maintenance run finished with errors", "error", err)
+		return web.WriteJSON(w, http.StatusInternalServerError, struct {
+			lifecycle.Report
+			Error string `json:"error"`
+		}{rep, "some steps failed; they are retried by the next run (details in the log)"})
+	}
+	if isCloudEvent(r) {
+		w.WriteHeader(http.StatusAccepted) // a 2xx body would be routed on as a reply
+		return nil
+	}
+	return web.WriteJSON(w, http.StatusOK, rep)
+}
+
+func isCloudEvent(r *http.Request) bool {
+	return r.Header.Get("Ce-Specversion") != "" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents")
+}
+
+// recordActions writes one audit event per action of a run.
+func (s *Service) recordActions(ctx context.Context, rep lifecycle.Report) {
+	var events []audit.Event
+	runID := uuid.NewString()
+	for _, a := range rep.Actions {
+		e, err := s.event("auditstore."+a.Kind, runID, "Partition", a.Partition, map[string]any{"rows": a.Rows, "detail": a.Detail}, Self)
+		if err != nil {
+			slog.Error("maintenance: record action", "error", err)
+			continue
+		}
+		events = append(events, e)
+	}
+	if len(events) == 0 {
+		return
+	}
+	if _, _, err := s.store.InsertEvents(ctx, store.InsertParams{Events: events}); err != nil {
+		slog.Error("maintenance: record actions", "error", err)
+	}
+}
+
+// event builds an auditstore event of the maintenance function.
+func (s *Service) event(eventType, correlationID, resourceType, resourceID string, payload map[string]any, principal string) (audit.Event, error) {
+	op := strings.TrimPrefix(eventType, "auditstore.")
+	data, err := json.Marshal(map[string]any{"version": "1.0", "service": "auditstore", "operation": op, "status": "success", "payload": payload})
+	if err != nil {
+		return audit.Event{}, err
+	}
+	str := func(v string) *string { return &v }
+	in := audit.Input{EventType: str(eventType), EventOutcome: str("success"), CorrelationID: str(correlationID),
+		ActorType: str("service"), ActorID: str(principal), ResourceType: str(resourceType), EventData: data}
+	if resourceID != "" {
+		in.ResourceID = str(resourceID)
+	}
+	e, errs := in.Prepare(audit.Defaults{Now: time.Now(), Principal: principal, RetentionClasses: s.runner.Classes}, audit.DefaultLimits)
+	if len(errs) > 0 {
+		return audit.Event{}, fmt.Errorf("invalid %s event: %v", eventType, errs)
+	}
+	return e, nil
+}
+
+// holdRequest is the body of POST /api/v1/audit/legal-holds.
+type holdRequest struct {
+	CorrelationID *string         `json:"correlation_id"`
+	Filter        json.RawMessage `json:"filter"`
+	Since         *time.Time      `json:"since"`
+	Until         *time.Time      `json:"until"`
+	Reason        string          `json:"reason"`
+}
+
+func (s *Service) placeHold(w http.ResponseWriter, r *http.Request) error {
+	var req holdRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return web.Invalid("the legal hold is not valid JSON", []web.FieldError{{Field: "body", Message: "must be a JSON object with reason and correlation_id and/or filter: " + err.Error()}})
+	}
+	var errs []web.FieldError
+	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 1024 {
+		errs = append(errs, web.FieldError{Field: "reason", Message: "is required (1 to 1024 characters)"})
+	}
+	if req.CorrelationID == nil && len(req.Filter) == 0 {
+		errs = append(errs, web.FieldError{Field: "correlation_id", Message: "or filter is required: a hold must say what it covers"})
+	}
+	if req.CorrelationID != nil && (*req.CorrelationID == "" || len(*req.CorrelationID) > 255) {
+		errs = append(errs, web.FieldError{Field: "correlation_id", Message: "must be 1 to 255 characters"})
+	}
+	if len(req.Filter) > 0 {
+		var obj map[string]any
+		if json.Unmarshal(req.Filter, &obj) != nil || obj == nil {
+			errs = append(errs, web.FieldError{Field: "filter", Message: `must be a JSON object of event fields the held events contain, e.g. {"actor_id":"gateway"}`})
+		}
+	}
+	if req.Since != nil && req.Until != nil && !req.Until.After(*req.Since) {
+		errs = append(errs, web.FieldError{Field: "until", Message: "must be after since"})
+	}
+	if len(errs) > 0 {
+		return web.Invalid("the legal hold is invalid", errs)
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	h, err := s.store.PlaceHold(r.Context(), store.LegalHold{CorrelationID: req.CorrelationID, Filter: req.Filter,
+		Since: req.Since, Until: req.Until, Reason: req.Reason, PlacedBy: p.Name})
+	if err != nil {
+		return storeError(err)
+	}
+	s.recordHold(r.Context(), "auditstore.legalhold.placed", h, p.Name)
+	return web.WriteJSON(w, http.StatusCreated, h)
+}
+
+func (s *Service) listHolds(w http.ResponseWriter, r *http.Request) error {
+	all := r.URL.Query().Get("all") == "true"
+	holds, err := s.store.ListHolds(r.Context(), all)
+	if err != nil {
+		return storeError(err)
+	}
+	return web.WriteJSON(w, http.StatusOK, map[string]any{"data": holds})
+}
+
+func (s *Service) releaseHold(w http.ResponseWriter, r *http.Request) error {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return web.Invalid("the hold id is not a UUID", []web.FieldError{{Field: "id", Message: "must be a UUID"}})
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || strings.TrimSpace(req.Reason) == "" {
+		return web.Invalid("a release needs a reason", []web.FieldError{{Field: "reason", Message: `is required: send {"reason": "..."}`}})
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	h, err := s.store.ReleaseHold(r.Context(), id, p.Name, req.Reason)
+	if errors.Is(err, store.ErrNotFound) {
+		return web.Error(http.StatusNotFound, fmt.Sprintf("no active legal hold %s", id), nil)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	s.recordHold(r.Context(), "auditstore.legalhold.released", h, p.Name)
+	return web.WriteJSON(w, http.StatusOK, h)
+}
+
+func (s *Service) recordHold(ctx context.Context, eventType string, h store.LegalHold, principal string) {
+	payload := map[string]any{"hold": h}
+	e, err := s.event(eventType, h.HoldID.String(), "LegalHold", h.HoldID.String(), payload, principal)
+	if err == nil {
+		_, _, err = s.store.InsertEvents(ctx, store.InsertParams{Events: []audit.Event{e}})
+	}
+	if err != nil {
+		slog.Error("legal hold: record event", "error", err, "hold_id", h.HoldID)
+	}
+}
+
+func storeError(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return web.Unavailable("the database is unavailable; retry later", 5*time.Second, err)
+	}
+	if errors.Is(err, store.ErrInvalid) {
+		return web.Error(http.StatusBadRequest, "the database refused the value", err)
+	}
+	return err
+}

@@ -1,0 +1,59 @@
+package maintain
+
+import (
+	"time"
+
+	"github.com/auditstore/auditstore/shared/lifecycle"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	monthsAhead prometheus.Gauge
+	strayRows   prometheus.Gauge
+	lastSuccess prometheus.Gauge
+	actions     *prometheus.CounterVec
+	duration    prometheus.Histogram
+	failures    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		monthsAhead: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_partitions_months_ahead",
+			Help: "Whole months after the current one that have a partition in every retention class."}),
+		strayRows: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_partition_stray_rows",
+			Help: "Rows outside their proper partition (always 0: there is no default partition)."}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_maintenance_last_success_timestamp_seconds",
+			Help: "Unix time of the last maintenance run that finished without errors."}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_maintenance_actions_total",
+			Help: "Maintenance actions, by kind (partition.created, partition.dropped, partition.cleared, partition.archived, keys.pruned)."}, []string{"kind"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "audit_maintenance_duration_seconds",
+			Help: "Duration of maintenance runs.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_maintenance_failures_total",
+			Help: "Maintenance runs that finished with errors."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.monthsAhead, m.strayRows, m.lastSuccess, m.actions, m.duration, m.failures)
+	}
+	return m
+}
+
+func (m *metrics) observe(rep lifecycle.Report, err error, d time.Duration) {
+	m.duration.Observe(d.Seconds())
+	if rep.Started.IsZero() {
+		m.failures.Inc()
+		return
+	}
+	m.monthsAhead.Set(float64(rep.MonthsAhead))
+	m.strayRows.Set(float64(rep.StrayRows))
+	if rep.DryRun {
+		return
+	}
+	for _, a := range rep.Actions {
+		m.actions.WithLabelValues(a.Kind).Inc()
+	}
+	if err != nil {
+		m.failures.Inc()
+		return
+	}
+	m.lastSuccess.Set(float64(time.Now().Unix()))
+}
