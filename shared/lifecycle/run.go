@@ -165,7 +165,9 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-func isLockTimeout(err error) bool { return errors.Is(err, store.ErrLockTimeout) || isSQLState(err, "55P03") }
+func isLockTimeout(err error) bool {
+	return errors.Is(err, store.ErrLockTimeout) || isSQLState(err, "55P03")
+}
 
 func isSQLState(err error, code string) bool {
 	var pgErr interface{ SQLState() string }
