@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // InsertStatus says what InsertEvents did with one event.
@@ -92,34 +93,82 @@ func (s *Store) InsertEvents(ctx context.Context, p InsertParams) (results []Ins
 		return nil, false, fmt.Errorf("insert events: %w", err)
 	}
 
-	slow := false
-	for attempt := 0; ; attempt++ {
-		if slow {
+	// Lock keys in one order, so that concurrent batches sharing ids wait for each other
+	// instead of deadlocking.
+	slices.SortFunc(unique, func(a, b int) int {
+		return bytes.Compare(p.Events[a].EventID[:], p.Events[b].EventID[:])
+	})
+
+	path := pathFresh
+	if s.expectTakenKeys() {
+		path = pathClaim
+	}
+	for retries := 0; ; {
+		switch path {
+		case pathFresh, pathClaim:
+			committed, err = s.insertCopy(ctx, p, unique, first, results, path == pathFresh)
+		default:
 			committed, err = s.insertOnce(ctx, p, unique, first, results)
-		} else {
-			committed, err = s.insertCopy(ctx, p, unique, first, results)
 		}
-		if errors.Is(err, errKeyPruned) && !slow {
-			slow = true
+		switch {
+		case errors.Is(err, errKeyTaken) && path == pathFresh:
+			s.keyTaken()
+			path = pathClaim
 			continue
-		}
-		if errors.Is(err, errNoPartition) && attempt < 2 {
+		case errors.Is(err, errKeyPruned) && path != pathSlow:
+			path = pathSlow
+			continue
+		case errors.Is(err, errNoPartition) && retries < 2:
 			// A partition this Store remembered was dropped meanwhile: make it again, once.
+			retries++
 			s.forgetPartitions()
 			if err := s.ensurePartitions(ctx, keys); err != nil {
 				return nil, false, fmt.Errorf("insert events: %w", err)
 			}
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return nil, false, fmt.Errorf("insert events: %w", err)
 		}
 		return results, committed, nil
 	}
 }
 
+// The ways InsertEvents tries, fastest first.
+const (
+	// pathFresh: COPY the keys and the events, assuming every id is new (the common case).
+	pathFresh = iota
+	// pathClaim: claim the ids with INSERT ... ON CONFLICT DO NOTHING, COPY the new events.
+	pathClaim
+	// pathSlow: insertSQL, which also copes with events whose key was pruned.
+	pathSlow
+)
+
+// claimFirstBatches is how many batches skip pathFresh after one found an id taken: a client
+// retrying batches would otherwise pay a failed COPY for each.
+const claimFirstBatches = 16
+
+// keyTaken records that pathFresh met a taken id.
+func (s *Store) keyTaken() { s.claimFirst.Store(claimFirstBatches) }
+
+// expectTakenKeys reports whether this batch should start with pathClaim, because a recent
+// batch met a taken id.
+func (s *Store) expectTakenKeys() bool {
+	for {
+		n := s.claimFirst.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.claimFirst.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
 var (
 	errNoPartition = errors.New("no partition for row")
+	// errKeyTaken: COPY of the idempotency keys met an id already claimed; pathClaim sorts
+	// out which.
+	errKeyTaken = errors.New("idempotency key taken")
 	// errKeyPruned: COPY met an event that is stored although its idempotency key was
 	// pruned; the slower INSERT ... ON CONFLICT path sorts that out.
 	errKeyPruned = errors.New("event stored without its idempotency key")
@@ -134,74 +183,29 @@ SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::bytea[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id`
 
-// copyColumns are the audit_events columns COPY writes, in copyRow's order.
-var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "received_at",
-	"duration_ms", "is_sensitive", "parent_event_id", "actor_ip", "version", "event_type",
-	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
-	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
-	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data"}
-
-func copyRow(e *audit.Event) ([]any, error) {
-	var ip *netip.Prefix
-	if e.ActorIP != nil {
-		addr, err := netip.ParseAddr(*e.ActorIP)
-		if err != nil {
-			return nil, fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
-		}
-		p := netip.PrefixFrom(addr, addr.BitLen())
-		ip = &p
-	}
-	return []any{e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt, e.DurationMS,
-		e.IsSensitive, e.ParentEventID, ip, e.Version, e.EventType, e.EventCategory,
-		e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType,
-		e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace, e.ClusterID, e.Severity,
-		e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash, string(e.EventData)}, nil
-}
-
-// insertCopy is the fast path: claim the ids in one statement, then COPY the events whose
-// claim is new. COPY inserts many rows per call into each partition, which no INSERT does;
-// the claim is what makes it safe to skip ON CONFLICT.
-func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
+// insertCopy is the fast path: claim the ids, then COPY the events whose claim is new. COPY
+// inserts many rows per call into each partition, which no INSERT does; the claim is what
+// makes it safe to skip ON CONFLICT. With fresh, the ids are claimed with a COPY too, which
+// fails (errKeyTaken) if any is taken; else with INSERT ... ON CONFLICT DO NOTHING, which
+// costs the database about twice as much per key.
+func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, first map[uuid.UUID]int, results []InsertResult, fresh bool) (bool, error) {
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
 		return false, interpretError(err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 
-	n := len(unique)
-	ids, tss, classes, hashes := make([]uuid.UUID, n), make([]time.Time, n), make([]int32, n), make([][]byte, n)
-	for r, i := range unique {
-		e := &p.Events[i]
-		ids[r], tss[r], classes[r], hashes[r] = e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ContentHash
+	claimed, reread := unique, []uuid.UUID(nil)
+	if fresh {
+		err = copyKeys(ctx, tx, p.Events, unique)
+	} else {
+		claimed, reread, err = claimKeys(ctx, tx, p.Events, unique)
 	}
-	rows, err := tx.Query(ctx, claimSQL, ids, tss, classes, hashes)
 	if err != nil {
-		return false, interpretError(err)
-	}
-	isClaimed := make(map[uuid.UUID]bool, n)
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return false, interpretError(err)
-		}
-		isClaimed[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return false, interpretError(err)
-	}
-	claimed := make([]int, 0, n)
-	var reread []uuid.UUID
-	for r, i := range unique {
-		if isClaimed[ids[r]] {
-			claimed = append(claimed, i)
-		} else {
-			reread = append(reread, ids[r])
-		}
+		return false, err
 	}
 	if len(claimed) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, copyColumns,
-			pgx.CopyFromSlice(len(claimed), func(r int) ([]any, error) { return copyRow(&p.Events[claimed[r]]) }))
+		err := copyEventRows(ctx, tx, p.Events, claimed)
 		if err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
@@ -219,6 +223,52 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 		}
 	}
 	return s.finish(ctx, tx, p, first, results)
+}
+
+// copyKeys claims the ids of events[unique] with a COPY into audit_event_keys, which fails
+// with errKeyTaken if any id is taken.
+func copyKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) error {
+	err := copyKeyRows(ctx, tx, events, unique)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
+		return errKeyTaken
+	}
+	return interpretError(err)
+}
+
+// claimKeys claims the ids of events[unique] with claimSQL and returns the indexes of the
+// events it claimed and the ids it found taken.
+func claimKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) (claimed []int, taken []uuid.UUID, err error) {
+	n := len(unique)
+	ids, tss, classes, hashes := make([][16]byte, n), make([]time.Time, n), make([]int32, n), make([][]byte, n)
+	for r, i := range unique {
+		e := &events[i]
+		ids[r], tss[r], classes[r], hashes[r] = e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ContentHash
+	}
+	rows, err := tx.Query(ctx, claimSQL, ids, tss, classes, pgtype.FlatArray[[]byte](hashes))
+	if err != nil {
+		return nil, nil, interpretError(err)
+	}
+	isClaimed := make(map[[16]byte]bool, n)
+	for rows.Next() {
+		var id [16]byte
+		if err := rows.Scan(&id); err != nil {
+			return nil, nil, interpretError(err)
+		}
+		isClaimed[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, interpretError(err)
+	}
+	claimed = make([]int, 0, n)
+	for r, i := range unique {
+		if isClaimed[ids[r]] {
+			claimed = append(claimed, i)
+		} else {
+			taken = append(taken, uuid.UUID(ids[r]))
+		}
+	}
+	return claimed, taken, nil
 }
 
 // finish gives repeated copies of an id the timestamp of the copy that decided, lets

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// TestCopyEncoding checks the hand-written binary COPY rows against pgx's encoding of the same
+// values for the columns' types, with every optional field absent and present.
+func TestCopyEncoding(t *testing.T) {
+	s := func(v string) *string { return &v }
+	dur := int64(1500)
+	parent := uuid.New()
+	full := audit.Event{
+		EventID: uuid.New(), Version: "1.0",
+		EventTimestamp: time.Date(1999, 12, 31, 23, 59, 59, 123456000, time.FixedZone("x", 3600)),
+		EventType:      "gateway.signal.received", EventCategory: "gateway", EventAction: "received",
+		EventOutcome: "success", CorrelationID: "rr-1", ActorType: "service", ActorID: "gw",
+		ActorIP: s("2001:db8::1"), ResourceType: s("Signal"), ResourceID: s("fp-1"),
+		ResourceName: s("n"), ParentEventID: &parent, TraceID: s("t"), SpanID: s("sp"),
+		Namespace: s("ns"), ClusterID: s("c"), Severity: s("info"), DurationMS: &dur,
+		ErrorCode: s("E42"), ErrorMessage: s("ü"), RetentionDays: 2557, IsSensitive: true,
+		EventData: json.RawMessage(`{"a":[1,"ü"]}`), ReceivedAt: time.Now().UTC(),
+		SubmittedBy: "svc", ContentHash: bytes.Repeat([]byte{7}, 32),
+	}
+	minimal := full
+	minimal.ActorIP, minimal.ResourceType, minimal.ResourceID, minimal.ResourceName = nil, nil, nil, nil
+	minimal.ParentEventID, minimal.TraceID, minimal.SpanID, minimal.Namespace = nil, nil, nil, nil
+	minimal.ClusterID, minimal.Severity, minimal.DurationMS, minimal.ErrorCode = nil, nil, nil, nil
+	minimal.ErrorMessage, minimal.IsSensitive = nil, false
+	minimal.EventTimestamp = time.Date(2026, 11, 26, 3, 0, 0, 999, time.UTC)
+	v4 := full
+	v4.ActorIP = s("192.0.2.1")
+	mapped := full
+	mapped.ActorIP = s("::ffff:192.0.2.1")
+
+	oids := []uint32{pgtype.UUIDOID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.TimestamptzOID,
+		pgtype.Int8OID, pgtype.BoolOID, pgtype.UUIDOID, pgtype.InetOID}
+	for range 19 { // version .. submitted_by
+		oids = append(oids, pgtype.TextOID)
+	}
+	oids = append(oids, pgtype.ByteaOID, pgtype.JSONBOID)
+	if len(oids) != len(copyColumns) {
+		t.Fatalf("%d oids for %d columns", len(oids), len(copyColumns))
+	}
+	m := pgtype.NewMap()
+	pgxRow := func(oids []uint32, values []any) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(len(values)))
+		for i, v := range values {
+			sp := len(b)
+			b = binary.BigEndian.AppendUint32(b, 0)
+			enc, err := m.Encode(oids[i], pgtype.BinaryFormatCode, v, b)
+			if err != nil {
+				t.Fatalf("pgx: column %d: %v", i, err)
+			}
+			if enc == nil {
+				b = binary.BigEndian.AppendUint32(b[:sp], 0xffffffff)
+				continue
+			}
+			b = enc
+			binary.BigEndian.PutUint32(b[sp:], uint32(len(b)-sp-4))
+		}
+		return b
+	}
+
+	for _, e := range []audit.Event{full, minimal, v4, mapped} {
+		row := make([]any, len(copyColumns))
+		if err := copyRow(row, &e); err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendEventRow(nil, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := pgxRow(oids, row); !bytes.Equal(got, want) {
+			t.Errorf("event row for actor_ip %v:\n got %x\nwant %x", e.ActorIP, got, want)
+		}
+		key := []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ContentHash}
+		keyOIDs := []uint32{pgtype.UUIDOID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.ByteaOID}
+		if got, want := appendKeyRow(nil, &e), pgxRow(keyOIDs, key); !bytes.Equal(got, want) {
+			t.Errorf("key row:\n got %x\nwant %x", got, want)
+		}
+	}
+
+	bad := full
+	bad.ActorIP = s("not an address")
+	if _, err := appendEventRow(nil, &bad); err == nil {
+		t.Error("an invalid actor_ip was encoded")
+	}
+}
+
+// TestCopyStream checks the stream's framing whatever the reader's buffer size.
+func TestCopyStream(t *testing.T) {
+	rows := [][]byte{[]byte("aaaa"), []byte("bbbbbbbbbbbbbbbbbbbb"), []byte("c")}
+	want := append([]byte("HDR"), bytes.Join(rows, nil)...)
+	want = append(want, 0xff, 0xff)
+	for _, size := range []int{1, 2, 3, 7, 64} {
+		src := &copyStream{n: len(rows), buf: []byte("HDR"), row: func(b []byte, r int) ([]byte, error) {
+			return append(b, rows[r]...), nil
+		}}
+		var got []byte
+		p := make([]byte, size)
+		for {
+			n, err := src.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("read size %d: got %q, want %q", size, got, want)
+		}
+	}
+}
+
+// copyRow fills row (len(copyColumns)) with e's values in copyColumns' order, as pgx's own
+// CopyFrom takes them: TestCopyEncoding checks appendEventRow's bytes against pgx's encoding of
+// these values.
+func copyRow(row []any, e *audit.Event) error {
+	var ip any
+	if e.ActorIP != nil {
+		addr, err := netip.ParseAddr(*e.ActorIP)
+		if err != nil {
+			return fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
+		}
+		ip = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	var parent any
+	if e.ParentEventID != nil {
+		parent = [16]byte(*e.ParentEventID)
+	}
+	row[0], row[1], row[2], row[3], row[4] = [16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt, e.DurationMS
+	row[5], row[6], row[7], row[8], row[9] = e.IsSensitive, parent, ip, e.Version, e.EventType
+	row[10], row[11], row[12], row[13], row[14] = e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType
+	row[15], row[16], row[17], row[18], row[19] = e.ActorID, e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID
+	row[20], row[21], row[22], row[23], row[24] = e.SpanID, e.Namespace, e.ClusterID, e.Severity, e.ErrorCode
+	row[25], row[26], row[27], row[28] = e.ErrorMessage, e.SubmittedBy, e.ContentHash, e.EventData
+	return nil
+}
