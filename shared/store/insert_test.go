@@ -233,6 +233,15 @@ func TestInsertEvents_PrunedKeyStillDeduplicates(t *testing.T) {
 	// The re-created key carries the stored event's hash, so it keeps judging correctly.
 	require.Equal(t, []store.InsertStatus{store.Duplicate}, statuses(insert(t, s, e)))
 	require.Equal(t, 1, countRows(t, pool, e.EventID))
+
+	// The same through the transactional COPY paths (a caller that may veto the commit).
+	_, err = pool.Exec(ctx, `DELETE FROM audit_event_keys WHERE event_id = $1`, e.EventID)
+	require.NoError(t, err)
+	res, committed, err := s.InsertEvents(ctx, store.InsertParams{Events: []audit.Event{e}, Commit: func([]store.InsertResult) bool { return true }})
+	require.NoError(t, err)
+	require.True(t, committed)
+	require.Equal(t, []store.InsertStatus{store.Duplicate}, statuses(res))
+	require.Equal(t, 1, countRows(t, pool, e.EventID))
 }
 
 func TestInsertEvents_PartitionPerClassAndMonth(t *testing.T) {
