@@ -45,7 +45,7 @@ type Config struct {
 	GroupMaxEvents int `envconfig:"WRITE_GROUP_MAX_EVENTS" default:"1000"`
 	// GroupWait is how long a committer waits for more requests before committing; 0 commits
 	// what is queued at once (batches still grow under load, while committers are busy).
-	GroupWait time.Duration `envconfig:"WRITE_GROUP_WAIT" default:"0s"`
+	GroupWait time.Duration `envconfig:"WRITE_GROUP_WAIT" default:"2ms"`
 	// Timeout bounds one commit; past it the request gets a 503 and nothing is acknowledged.
 	Timeout time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s"`
 }

@@ -59,7 +59,11 @@ func startWrite(ctx context.Context, bin, databaseURL, logPath string) (*functio
 	}
 	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "PORT="+strconv.Itoa(port))
+	// The load generator measures the write path itself: no identity checks, and no rate
+	// limit for its one (anonymous) principal, unless the environment says otherwise.
+	cmd.Env = append([]string{"AUTH_MODE=none", "RATE_LIMIT_EVENTS_PER_SEC=1000000000", "RATE_LIMIT_BURST=1000000000"},
+		os.Environ()...)
+	cmd.Env = append(cmd.Env, "DATABASE_URL="+databaseURL, "PORT="+strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
