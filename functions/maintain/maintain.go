@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/lifecycle"
@@ -42,13 +44,48 @@ func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus
 	if az == nil {
 		az = auth.None{}
 	}
+	runner := &lifecycle.Runner{Store: s, Config: cfg, Classes: classes, Now: time.Now}
+	if cfg.ArchiveURL != "" {
+		runner.Archiver = &archiver{url: cfg.ArchiveURL, store: s}
+	}
 	return &Service{
 		pool:    pool,
 		store:   s,
-		runner:  &lifecycle.Runner{Store: s, Config: cfg, Classes: classes, Now: time.Now},
+		runner:  runner,
 		guard:   auth.Middleware(az, auth.Admin, am),
 		metrics: newMetrics(reg),
 	}
+}
+
+// archiver archives partitions at ARCHIVE_URL for the runner. It opens the bucket on first use,
+// so a bucket that cannot be opened fails a run (and keeps its partitions), not the process.
+type archiver struct {
+	url   string
+	store *store.Store
+
+	mu      sync.Mutex
+	archive *archive.Archive
+}
+
+func (a *archiver) Archive(ctx context.Context, leaf store.LeafPartition) (lifecycle.Archived, error) {
+	a.mu.Lock()
+	if a.archive == nil {
+		arch, err := archive.Open(ctx, a.url, archive.Options{})
+		if err != nil {
+			a.mu.Unlock()
+			return lifecycle.Archived{}, fmt.Errorf("ARCHIVE_URL: %w", err)
+		}
+		a.archive = arch
+	}
+	arch := a.archive
+	a.mu.Unlock()
+	p := archive.Partition{Name: leaf.Name, Class: leaf.Class, Month: leaf.Month}
+	r, err := arch.Ensure(ctx, p, a.store)
+	if err != nil {
+		return lifecycle.Archived{}, err
+	}
+	return lifecycle.Archived{Rows: r.Manifest.RowCount, Bytes: r.Manifest.Bytes(), LeafRows: r.LeafRows,
+		Reused: r.Reused, Location: p.ManifestKey()}, nil
 }
 
 // SetClock replaces the clock of runs (tests simulate years with it).
@@ -135,7 +172,11 @@ func (s *Service) recordActions(ctx context.Context, rep lifecycle.Report) {
 	var events []audit.Event
 	runID := uuid.NewString()
 	for _, a := range rep.Actions {
-		e, err := s.event("auditstore."+a.Kind, runID, "Partition", a.Partition, map[string]any{"rows": a.Rows, "detail": a.Detail}, Self)
+		payload := map[string]any{"rows": a.Rows, "detail": a.Detail}
+		if a.Bytes > 0 {
+			payload["bytes"] = a.Bytes
+		}
+		e, err := s.event("auditstore."+a.Kind, runID, "Partition", a.Partition, payload, Self)
 		if err != nil {
 			slog.Error("maintenance: record action", "error", err)
 			continue

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/store"
@@ -24,6 +26,25 @@ type DDL interface {
 	DetachAndDrop(ctx context.Context, p store.LeafPartition, lockTimeout time.Duration) error
 }
 
+// Archiver copies a leaf to durable storage before it is removed, or finds a copy already
+// there that holds every event the leaf now has.
+type Archiver interface {
+	Archive(ctx context.Context, leaf store.LeafPartition) (Archived, error)
+}
+
+// Archived is what an Archiver wrote or found for a leaf.
+type Archived struct {
+	// Rows and Bytes are the archive's events and size.
+	Rows, Bytes int64
+	// LeafRows is how many events the leaf held when the archiver read it.
+	LeafRows int64
+	// Reused: the archive was already there (an earlier run archived the leaf, and stopped or
+	// could only clear it).
+	Reused bool
+	// Location says where the archive is (its manifest's key).
+	Location string
+}
+
 // Config is a run's settings, read from the environment.
 type Config struct {
 	// PremakeMonths is how many months after the current one must have partitions.
@@ -35,13 +56,20 @@ type Config struct {
 	IdempotencyWindow time.Duration `envconfig:"IDEMPOTENCY_WINDOW" default:"168h"`
 	// DryRun reports what a run would do, and does nothing.
 	DryRun bool `envconfig:"DRY_RUN" default:"false"`
+	// ArchiveURL, when set, is where every expired partition is archived (Parquet and a
+	// manifest) before any of its events is removed: a gocloud.dev/blob URL such as
+	// file:///var/lib/auditstore-archive, s3://bucket?region=eu-west-1, gs://bucket or
+	// azblob://container. A partition whose archive cannot be written and verified is kept, and
+	// the next run tries again.
+	ArchiveURL string `envconfig:"ARCHIVE_URL"`
 }
 
 // Action is one thing a run did (or, dry, would do).
 type Action struct {
-	Kind      string `json:"kind"` // partition.created, partition.dropped, partition.cleared, partition.kept, keys.pruned
+	Kind      string `json:"kind"` // partition.created, partition.archived, partition.dropped, partition.cleared, partition.kept, keys.pruned
 	Partition string `json:"partition,omitempty"`
 	Rows      int64  `json:"rows,omitempty"`
+	Bytes     int64  `json:"bytes,omitempty"` // partition.archived: the archive's size
 	Detail    string `json:"detail,omitempty"`
 }
 
@@ -65,6 +93,9 @@ type Runner struct {
 	Classes []int
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+	// Archiver, when set, archives every expired partition before its events are removed. It
+	// must be set when Config.ArchiveURL is.
+	Archiver Archiver
 }
 
 // Run does one maintenance run with ddl (the pinned, locked connection): make missing
@@ -74,6 +105,10 @@ type Runner struct {
 func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 	now := r.Now()
 	rep := Report{Started: now, DryRun: r.Config.DryRun}
+	if r.Config.ArchiveURL != "" && r.Archiver == nil {
+		// Removing partitions unarchived when an archive was asked for would lose them.
+		return rep, errors.New("ARCHIVE_URL is set but the run has no archiver: nothing done")
+	}
 	leaves, err := r.Store.ListPartitions(ctx)
 	if err != nil {
 		return rep, err
@@ -122,9 +157,23 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 			if held > 0 {
 				kind = "partition.cleared"
 			}
+			if r.Archiver != nil && (held == 0 || total > held) {
+				rep.Actions = append(rep.Actions, Action{Kind: "partition.archived", Partition: leaf.Name, Rows: total, Detail: "dry run"})
+			}
 			rep.Actions = append(rep.Actions, Action{Kind: kind, Partition: leaf.Name, Rows: total - held, Detail: "dry run"})
 		case held > 0:
 			// Held events survive: delete the others, keep the partition until the holds go.
+			if r.Archiver != nil {
+				if total == held {
+					// Nothing to clear. Not calling DeleteUnheld at all means a hold released
+					// since the count cannot make it delete events no archive holds; the next
+					// run archives them first.
+					continue
+				}
+				if !r.archive(ctx, leaf, total, &rep, &errs) {
+					continue
+				}
+			}
 			n, err := r.Store.DeleteUnheld(ctx, leaf.Name, r.Config.LockTimeout)
 			if err != nil {
 				if isLockTimeout(err) {
@@ -137,6 +186,9 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 			rep.Actions = append(rep.Actions, Action{Kind: "partition.cleared", Partition: leaf.Name, Rows: n,
 				Detail: fmt.Sprintf("%d events under legal hold kept", held)})
 		default:
+			if r.Archiver != nil && !r.archive(ctx, leaf, total, &rep, &errs) {
+				continue
+			}
 			if err := ddl.DetachAndDrop(ctx, leaf, r.Config.LockTimeout); err != nil {
 				if isLockTimeout(err) {
 					rep.Retry = append(rep.Retry, leaf.Name)
@@ -160,9 +212,31 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 	rep.MonthsAhead = MonthsAhead(now, existing, r.Classes)
 	rep.Finished = r.Now()
 	for _, a := range rep.Actions {
-		slog.Info("maintenance", "action", a.Kind, "partition", a.Partition, "rows", a.Rows, "detail", a.Detail, "dry_run", rep.DryRun)
+		slog.Info("maintenance", "action", a.Kind, "partition", a.Partition, "rows", a.Rows, "bytes", a.Bytes, "detail", a.Detail, "dry_run", rep.DryRun)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// archive archives leaf, which held total events when counted, and reports whether its events
+// may now be removed: only when the archive was written (or found) and verified and holds every
+// event the leaf had. Otherwise the leaf is kept, and the next run tries again.
+func (r *Runner) archive(ctx context.Context, leaf store.LeafPartition, total int64, rep *Report, errs *[]error) bool {
+	a, err := r.Archiver.Archive(ctx, leaf)
+	if err == nil && a.LeafRows != total {
+		err = fmt.Errorf("archive %s: the archiver read %d events, the partition had %d when counted", leaf.Name, a.LeafRows, total)
+	}
+	if err != nil {
+		err = fmt.Errorf("partition kept, its archive failed: %w", err)
+		*errs = append(*errs, err)
+		rep.Actions = append(rep.Actions, Action{Kind: "partition.kept", Partition: leaf.Name, Rows: total, Detail: err.Error()})
+		return false
+	}
+	detail := a.Location
+	if a.Reused {
+		detail += " (archived by an earlier run, verified)"
+	}
+	rep.Actions = append(rep.Actions, Action{Kind: "partition.archived", Partition: leaf.Name, Rows: a.Rows, Bytes: a.Bytes, Detail: detail})
+	return true
 }
 
 func isLockTimeout(err error) bool {
@@ -184,5 +258,14 @@ func (c Config) Validate() error {
 	case c.IdempotencyWindow < time.Hour:
 		return errors.New("IDEMPOTENCY_WINDOW must be at least 1h")
 	}
+	if c.ArchiveURL != "" {
+		u, err := url.Parse(c.ArchiveURL)
+		if err != nil || !slices.Contains(archiveSchemes, u.Scheme) {
+			return fmt.Errorf("ARCHIVE_URL %q is not a URL of one of the schemes %v (e.g. file:///var/lib/auditstore-archive, s3://bucket?region=eu-west-1)", c.ArchiveURL, archiveSchemes)
+		}
+	}
 	return nil
 }
+
+// archiveSchemes are the schemes ARCHIVE_URL may have (the drivers shared/archive links in).
+var archiveSchemes = []string{"file", "s3", "gs", "azblob"}

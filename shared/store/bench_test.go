@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,8 +23,8 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/ceiling"
 	"github.com/auditstore/auditstore/test/pgtest"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -113,70 +112,18 @@ func BenchmarkInsertEvents(b *testing.B) {
 	}
 }
 
-var ceilingColumns = []string{"event_id", "event_timestamp", "retention_days", "received_at",
-	"duration_ms", "is_sensitive", "parent_event_id", "actor_ip", "version", "event_type",
-	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
-	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
-	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data"}
-
-func ceilingRow(e *audit.Event) []any {
-	return []any{e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt, e.DurationMS,
-		e.IsSensitive, e.ParentEventID, e.ActorIP, e.Version, e.EventType, e.EventCategory,
-		e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType,
-		e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace, e.ClusterID, e.Severity,
-		e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash, string(e.EventData)}
-}
-
-// BenchmarkCeiling writes the same events with the database's fastest plain paths: the
-// figure InsertEvents is measured against.
+// BenchmarkCeiling writes the same events with the database's fastest plain paths (package
+// test/ceiling, which the write function's load generator measures against too).
 func BenchmarkCeiling(b *testing.B) {
 	b.Run("copy", func(b *testing.B) {
 		pool := benchPool(b)
 		events := benchEvents(b, b.N*1000)
-		runBatches(b, events, 1000, func(ctx context.Context, evs []audit.Event) error {
-			_, err := pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, ceilingColumns,
-				pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) { return ceilingRow(&evs[i]), nil }))
-			return err
-		})
+		runBatches(b, events, 1000, func(ctx context.Context, evs []audit.Event) error { return ceiling.Copy(ctx, pool, evs) })
 	})
 	b.Run("insert", func(b *testing.B) {
 		pool := benchPool(b)
 		events := benchEvents(b, b.N*100)
-		var sql strings.Builder
-		fmt.Fprintf(&sql, "INSERT INTO audit_events (%s) VALUES ", strings.Join(ceilingColumns, ","))
-		n := len(ceilingColumns)
-		for r := range 100 {
-			if r > 0 {
-				sql.WriteByte(',')
-			}
-			sql.WriteByte('(')
-			for c := range n {
-				if c > 0 {
-					sql.WriteByte(',')
-				}
-				fmt.Fprintf(&sql, "$%d", r*n+c+1)
-				if ceilingColumns[c] == "actor_ip" {
-					sql.WriteString("::inet")
-				}
-				if ceilingColumns[c] == "event_data" {
-					sql.WriteString("::jsonb")
-				}
-			}
-			sql.WriteByte(')')
-		}
-		stmt := sql.String()
-		runBatches(b, events, 100, func(ctx context.Context, evs []audit.Event) error {
-			args := make([]any, 0, len(evs)*n)
-			for i := range evs {
-				args = append(args, ceilingRow(&evs[i])...)
-			}
-			if len(evs) < 100 { // the last, short batch
-				return nil
-			}
-			_, err := pool.Exec(ctx, stmt, args...)
-			return err
-		})
+		runBatches(b, events, 100, func(ctx context.Context, evs []audit.Event) error { return ceiling.Insert(ctx, pool, evs) })
 	})
 }
 

@@ -491,29 +491,12 @@ func setExisting(res *InsertResult, e *audit.Event, ts time.Time, hash []byte) {
 // rereadKeys classifies ids whose key a concurrent transaction committed while insertSQL ran:
 // a new statement sees them.
 func (s *Store) rereadKeys(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
-	rows, err := tx.Query(ctx, `SELECT event_id, event_timestamp, content_hash FROM audit_event_keys WHERE event_id = ANY($1)`, ids)
-	if err != nil {
-		return interpretError(err)
+	found, err := classifyStored(ctx, tx, events, first, results, ids,
+		`SELECT event_id, event_timestamp, content_hash FROM audit_event_keys WHERE event_id = ANY($1)`)
+	if err == nil && found != len(ids) {
+		err = fmt.Errorf("%w: %d idempotency keys vanished during insert", ErrUnavailable, len(ids)-found)
 	}
-	found := 0
-	for rows.Next() {
-		var id uuid.UUID
-		var ts time.Time
-		var hash []byte
-		if err := rows.Scan(&id, &ts, &hash); err != nil {
-			return interpretError(err)
-		}
-		i := first[id]
-		setExisting(&results[i], &events[i], ts, hash)
-		found++
-	}
-	if err := rows.Err(); err != nil {
-		return interpretError(err)
-	}
-	if found != len(ids) {
-		return fmt.Errorf("%w: %d idempotency keys vanished during insert", ErrUnavailable, len(ids)-found)
-	}
-	return nil
+	return err
 }
 
 // resolvePruned handles an id whose key had been pruned (older than IDEMPOTENCY_WINDOW) while
@@ -521,14 +504,24 @@ func (s *Store) rereadKeys(ctx context.Context, tx DBTX, events []audit.Event, f
 // audit_events refused the copy. The new key row carries this request's hash; it is set to
 // the stored event's, so the key keeps telling duplicates from conflicts correctly.
 func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
-	rows, err := tx.Query(ctx, `
+	found, err := classifyStored(ctx, tx, events, first, results, ids, `
 		UPDATE audit_event_keys k SET content_hash = e.content_hash
 		FROM audit_events e
 		WHERE k.event_id = ANY($1) AND e.event_id = k.event_id
 		  AND e.event_timestamp = k.event_timestamp AND e.retention_days = k.retention_days
-		RETURNING k.event_id, e.event_timestamp, e.content_hash`, ids)
+		RETURNING k.event_id, e.event_timestamp, e.content_hash`)
+	if err == nil && found != len(ids) {
+		err = fmt.Errorf("insert events: %d events neither stored nor found", len(ids)-found)
+	}
+	return err
+}
+
+// classifyStored runs sql over ids, which returns (event_id, stored timestamp, stored content
+// hash) rows, and judges each event a duplicate or a conflict of what is stored.
+func classifyStored(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID, sql string) (int, error) {
+	rows, err := tx.Query(ctx, sql, ids)
 	if err != nil {
-		return interpretError(err)
+		return 0, interpretError(err)
 	}
 	found := 0
 	for rows.Next() {
@@ -536,19 +529,13 @@ func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event
 		var ts time.Time
 		var hash []byte
 		if err := rows.Scan(&id, &ts, &hash); err != nil {
-			return interpretError(err)
+			return found, interpretError(err)
 		}
 		i := first[id]
 		setExisting(&results[i], &events[i], ts, hash)
 		found++
 	}
-	if err := rows.Err(); err != nil {
-		return interpretError(err)
-	}
-	if found != len(ids) {
-		return fmt.Errorf("insert events: %d events neither stored nor found", len(ids)-found)
-	}
-	return nil
+	return found, interpretError(rows.Err())
 }
 
 // classifyInsertError recognises the database's "no partition of relation ... found for row"
