@@ -311,3 +311,36 @@ func storeError(err error) error {
 	}
 	return err
 }
+
+// Config is the maintenance configuration every runner of it (function, job, standalone
+// process) reads from the environment.
+type Config struct {
+	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
+	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
+	Lifecycle        lifecycle.Config
+}
+
+// Open checks cfg and returns a Service over a small pool of its own on databaseURL (a role
+// with auditstore_maintainer), and a function that closes the pool.
+func Open(ctx context.Context, databaseURL string, cfg Config, reg prometheus.Registerer, kit *auth.Kit) (*Service, func(), error) {
+	classes, err := audit.ParseRetentionClasses(cfg.RetentionClasses)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RETENTION_CLASSES: %w", err)
+	}
+	if err := cfg.Lifecycle.Validate(); err != nil {
+		return nil, nil, err
+	}
+	pool, err := store.Open(ctx, databaseURL, store.PoolOptions{MaxConns: 2})
+	if err != nil {
+		return nil, nil, err
+	}
+	var az auth.Authorizer
+	var am *auth.Metrics
+	if kit != nil {
+		az, am = kit.Authorizer, kit.Metrics
+	}
+	return New(pool, cfg.Lifecycle, classes, reg, az, am), pool.Close, nil
+}
+
+// Ping reports whether the database answers.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }

@@ -41,6 +41,9 @@ type Config struct {
 	Timeout time.Duration `envconfig:"QUERY_TIMEOUT" default:"10s"`
 	// ExportTimeout bounds one export (0: no bound).
 	ExportTimeout time.Duration `envconfig:"EXPORT_TIMEOUT" default:"30m"`
+	// AuditReads records every query, get and export as an auditstore.query.executed event
+	// (with WithReadAuditTo).
+	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
 }
 
 // Store is what the query function needs of the store.
@@ -65,8 +68,14 @@ func WithReadAudit(rec *ReadRecorder) Option {
 	return func(h *Handler) { h.reads = rec }
 }
 
+// WithReadAuditTo records reads through ins when Config.AuditReads is set; Close stops it.
+func WithReadAuditTo(ins Inserter) Option {
+	return func(h *Handler) { h.readsTo = ins }
+}
+
 // Handler serves the query API.
 type Handler struct {
+	readsTo Inserter
 	guard   func(http.Handler) http.Handler
 	reads   *ReadRecorder
 	store   Store
@@ -93,7 +102,17 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 	for _, o := range opts {
 		o(h)
 	}
+	if h.reads == nil && h.readsTo != nil && cfg.AuditReads {
+		h.reads = NewReadRecorder(h.readsTo, "auditstore-query", reg)
+	}
 	return h, nil
+}
+
+// Close writes the read records still buffered. Call it after the HTTP server has shut down.
+func (h *Handler) Close() {
+	if h.reads != nil && h.readsTo != nil {
+		h.reads.Close()
+	}
 }
 
 // Routes registers the query API on mux.

@@ -7,56 +7,40 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/auditstore/auditstore/functions/maintain"
-	"github.com/auditstore/auditstore/shared/audit"
-	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
 )
 
 type config struct {
 	// DatabaseURL names the database (postgres:// URL), as a role with auditstore_maintainer.
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
-	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
-	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
-	Lifecycle        lifecycle.Config
+	Maintain    maintain.Config
 }
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+func main() { web.Main("maintain", run) }
+
+func run(ctx context.Context) error {
 	var cfg config
 	if err := envconfig.Process("", &cfg); err != nil {
-		fail(err)
+		return err
 	}
-	classes, err := audit.ParseRetentionClasses(cfg.RetentionClasses)
+	svc, closeDB, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, nil, nil)
 	if err != nil {
-		fail(fmt.Errorf("RETENTION_CLASSES: %w", err))
+		return err
 	}
-	if err := cfg.Lifecycle.Validate(); err != nil {
-		fail(err)
-	}
-	ctx := context.Background()
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: 2})
-	if err != nil {
-		fail(err)
-	}
-	defer pool.Close()
-	rep, err := maintain.New(pool, cfg.Lifecycle, classes, nil, nil, nil).Run(ctx)
+	defer closeDB()
+	rep, err := svc.Run(ctx)
 	if errors.Is(err, store.ErrLocked) {
 		slog.Info("another maintenance run is in progress; nothing to do")
-		return
+		return nil
 	}
-	_ = json.NewEncoder(os.Stdout).Encode(rep)
-	if err != nil {
-		fail(err)
+	if encErr := json.NewEncoder(os.Stdout).Encode(rep); encErr != nil {
+		return encErr
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "maintain:", err)
-	os.Exit(1)
+	return err
 }

@@ -203,3 +203,26 @@ func New(cfg Config, kube func() (KubeClients, error)) (Authorizer, error) {
 	}
 	return nil, fmt.Errorf("AUTH_MODE %q is not one of kubernetes, static, none", cfg.Mode)
 }
+
+// Kit is what a function needs of identity: the authorizer, its metrics and the write rate
+// limiter, made from one Config.
+type Kit struct {
+	Authorizer Authorizer
+	Metrics    *Metrics
+	Limiter    *RateLimiter
+}
+
+// Setup checks cfg and builds the Kit, registering the metrics with reg.
+func Setup(cfg Config, reg prometheus.Registerer) (Kit, error) {
+	if cfg.RateLimit <= 0 || cfg.RateBurst < 1 {
+		return Kit{}, errors.New("RATE_LIMIT_EVENTS_PER_SEC must be positive and RATE_LIMIT_BURST at least 1")
+	}
+	if cfg.CacheTTL < 0 {
+		return Kit{}, errors.New("AUTH_CACHE_TTL must not be negative")
+	}
+	az, err := New(cfg, nil)
+	if err != nil {
+		return Kit{}, err
+	}
+	return Kit{Authorizer: az, Metrics: NewMetrics(reg), Limiter: NewRateLimiter(cfg.RateLimit, cfg.RateBurst)}, nil
+}

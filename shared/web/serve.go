@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ServeConfig is the listening part of every function's configuration.
@@ -58,4 +60,22 @@ func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http
 		return err
 	}
 	return nil
+}
+
+// Main runs a command's run function with structured JSON logs and exits non-zero with a
+// one-line message naming the command when it fails (a bad setting, an unusable port).
+func Main(name string, run func(ctx context.Context) error) {
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	if err := run(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// Mount adds what every function serves besides its API: health, /metrics, and a problem+json
+// 404 for every other path.
+func Mount(mux *http.ServeMux, ready func(ctx context.Context) error, reg *prometheus.Registry) {
+	Health(mux, ready)
+	Metrics(mux, reg)
+	mux.HandleFunc("/", NotFound)
 }

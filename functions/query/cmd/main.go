@@ -3,10 +3,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
 
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/shared/auth"
@@ -21,27 +18,18 @@ type config struct {
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
 	// MaxConns bounds the pool.
 	MaxConns int32 `envconfig:"QUERY_MAX_CONNS" default:"4"`
-	// AuditReads records every query and export as an auditstore.query.executed event.
-	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
-	Serve      web.ServeConfig
-	Auth       auth.Config
-	Query      query.Config
+	Serve    web.ServeConfig
+	Auth     auth.Config
+	Query    query.Config
 }
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "query:", err)
-		os.Exit(1)
-	}
-}
+func main() { web.Main("query", run) }
 
-func run() error {
+func run(ctx context.Context) error {
 	var cfg config
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	ctx := context.Background()
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns, StatementTimeout: cfg.Query.Timeout})
 	if err != nil {
 		return err
@@ -49,25 +37,18 @@ func run() error {
 	defer pool.Close()
 	s := store.New(pool)
 	reg := web.NewRegistry()
-	az, err := auth.New(cfg.Auth, nil)
+	kit, err := auth.Setup(cfg.Auth, reg)
 	if err != nil {
 		return err
 	}
-	opts := []query.Option{query.WithAuthorizer(az, auth.NewMetrics(reg))}
-	if cfg.AuditReads {
-		rec := query.NewReadRecorder(s, "auditstore-query", reg)
-		defer rec.Close()
-		opts = append(opts, query.WithReadAudit(rec))
-	}
-	h, err := query.New(s, cfg.Query, reg, opts...)
+	h, err := query.New(s, cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(s))
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	mux := http.NewServeMux()
 	h.Routes(mux)
-	web.Health(mux, s.Ping)
-	web.Metrics(mux, reg)
 	openapi.Routes(mux)
-	mux.HandleFunc("/", web.NotFound)
+	web.Mount(mux, s.Ping, reg)
 	return web.Serve(ctx, cfg.Serve, mux)
 }

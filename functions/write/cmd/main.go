@@ -3,10 +3,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
 
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
@@ -26,20 +23,13 @@ type config struct {
 	Write    write.Config
 }
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "write:", err)
-		os.Exit(1)
-	}
-}
+func main() { web.Main("write", run) }
 
-func run() error {
+func run(ctx context.Context) error {
 	var cfg config
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	ctx := context.Background()
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns})
 	if err != nil {
 		return err
@@ -47,24 +37,18 @@ func run() error {
 	defer pool.Close()
 	s := store.New(pool)
 	reg := web.NewRegistry()
-	az, err := auth.New(cfg.Auth, nil)
+	kit, err := auth.Setup(cfg.Auth, reg)
 	if err != nil {
 		return err
 	}
-	if cfg.Auth.RateLimit <= 0 || cfg.Auth.RateBurst < 1 {
-		return fmt.Errorf("RATE_LIMIT_EVENTS_PER_SEC must be positive and RATE_LIMIT_BURST at least 1")
-	}
-	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(az, auth.NewMetrics(reg)),
-		write.WithRateLimiter(auth.NewRateLimiter(cfg.Auth.RateLimit, cfg.Auth.RateBurst)))
+	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter))
 	if err != nil {
 		return err
 	}
 	defer h.Close() // after the server stopped: finish queued commits
 	mux := http.NewServeMux()
 	h.Routes(mux)
-	web.Health(mux, s.Ping)
-	web.Metrics(mux, reg)
 	openapi.Routes(mux)
-	mux.HandleFunc("/", web.NotFound)
+	web.Mount(mux, s.Ping, reg)
 	return web.Serve(ctx, cfg.Serve, mux)
 }
