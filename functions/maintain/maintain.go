@@ -97,6 +97,69 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/legal-holds", s.guard(web.Handle(s.placeHold)))
 	mux.Handle("GET /api/v1/audit/legal-holds", s.guard(web.Handle(s.listHolds)))
 	mux.Handle("DELETE /api/v1/audit/legal-holds/{id}", s.guard(web.Handle(s.releaseHold)))
+	mux.Handle("GET /api/v1/audit/retention-policies", s.guard(web.Handle(s.listPolicies)))
+	mux.Handle("PUT /api/v1/audit/retention-policies/{category}", s.guard(web.Handle(s.setPolicy)))
+	mux.Handle("DELETE /api/v1/audit/retention-policies/{category}", s.guard(web.Handle(s.deletePolicy)))
+}
+
+func (s *Service) listPolicies(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.store.RetentionPolicies(r.Context())
+	if err != nil {
+		return storeError(err)
+	}
+	return web.WriteJSON(w, http.StatusOK, map[string]any{"data": m})
+}
+
+// setPolicy sets a category's default retention. Events already stored keep theirs: a policy
+// applies to events written after it (within a write instance's 30 s policy refresh).
+func (s *Service) setPolicy(w http.ResponseWriter, r *http.Request) error {
+	category := r.PathValue("category")
+	var req struct {
+		RetentionDays int `json:"retention_days"`
+	}
+	var errs []web.FieldError
+	if category == "" || len(category) > 100 {
+		errs = append(errs, web.FieldError{Field: "category", Message: "must be 1 to 100 characters"})
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.RetentionDays < audit.MinRetentionDays || req.RetentionDays > audit.MaxRetentionDays {
+		errs = append(errs, web.FieldError{Field: "retention_days", Message: fmt.Sprintf(`is required: {"retention_days": N} with N from %d to %d`, audit.MinRetentionDays, audit.MaxRetentionDays)})
+	}
+	if len(errs) > 0 {
+		return web.Invalid("the retention policy is invalid", errs)
+	}
+	if err := s.store.SetRetentionPolicy(r.Context(), category, req.RetentionDays); err != nil {
+		return storeError(err)
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	s.recordPolicy(r.Context(), "auditstore.retention.policy_set", category, map[string]any{"event_category": category, "retention_days": req.RetentionDays}, p.Name)
+	return web.WriteJSON(w, http.StatusOK, map[string]any{"event_category": category, "retention_days": req.RetentionDays})
+}
+
+func (s *Service) deletePolicy(w http.ResponseWriter, r *http.Request) error {
+	category := r.PathValue("category")
+	err := s.store.DeleteRetentionPolicy(r.Context(), category)
+	if errors.Is(err, store.ErrNotFound) {
+		return web.Error(http.StatusNotFound, fmt.Sprintf("event_category %q has no retention policy", category), nil)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	s.recordPolicy(r.Context(), "auditstore.retention.policy_deleted", category, map[string]any{"event_category": category}, p.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Service) recordPolicy(ctx context.Context, eventType, category string, payload map[string]any, principal string) {
+	e, err := s.event(eventType, "retention-policy-"+category, "RetentionPolicy", category, payload, principal)
+	if err == nil {
+		_, _, err = s.store.InsertEvents(ctx, store.InsertParams{Events: []audit.Event{e}})
+	}
+	if err != nil {
+		slog.Error("retention policy: record event", "error", err, "category", category)
+	}
 }
 
 // Run does one maintenance run under the maintenance lock, records its actions as audit events

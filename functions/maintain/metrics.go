@@ -14,6 +14,7 @@ type metrics struct {
 	actions     *prometheus.CounterVec
 	duration    prometheus.Histogram
 	failures    prometheus.Counter
+	archived    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,14 +26,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_maintenance_last_success_timestamp_seconds",
 			Help: "Unix time of the last maintenance run that finished without errors."}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_maintenance_actions_total",
-			Help: "Maintenance actions, by kind (partition.created, partition.dropped, partition.cleared, partition.archived, keys.pruned)."}, []string{"kind"}),
+			Help: "Maintenance actions, by kind (partition.created, partition.dropped, partition.cleared, partition.archived, partition.kept, keys.pruned)."}, []string{"kind"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "audit_maintenance_duration_seconds",
 			Help: "Duration of maintenance runs.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_maintenance_failures_total",
 			Help: "Maintenance runs that finished with errors."}),
+		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_archive_bytes_total",
+			Help: "Bytes of archive files written (and verified) before partitions were dropped."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.monthsAhead, m.strayRows, m.lastSuccess, m.actions, m.duration, m.failures)
+		reg.MustRegister(m.monthsAhead, m.strayRows, m.lastSuccess, m.actions, m.duration, m.failures, m.archived)
 	}
 	return m
 }
@@ -50,6 +53,7 @@ func (m *metrics) observe(rep lifecycle.Report, err error, d time.Duration) {
 	}
 	for _, a := range rep.Actions {
 		m.actions.WithLabelValues(a.Kind).Inc()
+		m.archived.Add(float64(a.Bytes))
 	}
 	if err != nil {
 		m.failures.Inc()

@@ -59,7 +59,8 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wh, err := write.New(writeStore, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter))
+	wh, err := write.New(writeStore, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter),
+		write.WithRetentionPolicies(writeStore))
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,7 @@ func WithRateLimiter(l Limiter) Option {
 type Handler struct {
 	guard     func(http.Handler) http.Handler
 	limiter   Limiter
+	policies  *policies
 	limits    audit.Limits
 	classes   []int
 	now       func() time.Time
@@ -284,6 +285,9 @@ func firstByte(b []byte) byte {
 // storeShape decodes, validates and stores a request of one shape, and replies.
 func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
 	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
+	if h.policies != nil {
+		d.CategoryRetention = h.policies.lookup
+	}
 	var inputs []*audit.Input
 	var traces []traceIDs
 	var errs []audit.FieldError

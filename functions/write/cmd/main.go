@@ -41,7 +41,8 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter))
+	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter),
+		write.WithRetentionPolicies(s))
 	if err != nil {
 		return err
 	}
