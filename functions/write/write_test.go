@@ -316,6 +316,7 @@ func TestWrite_BadInputs(t *testing.T) {
 		{"invalid JSON", "application/json", []byte(`{"event_type":`), nil, 400, "body"},
 		{"unknown field", "application/json", with("colour", "red"), nil, 400, "colour"},
 		{"server field", "application/json", with("submitted_by", "root"), nil, 400, "submitted_by"},
+		{"field name in another case", "application/json", with("Event_Outcome", "failure"), nil, 400, "Event_Outcome"},
 		{"wrong type", "application/json", with("duration_ms", "long"), nil, 400, "duration_ms"},
 		{"fractional integer", "application/json", with("retention_days", 365.5), nil, 400, "retention_days"},
 		{"U+0000 in event_data", "application/json", with("event_data", map[string]any{"a": "x\u0000y"}), nil, 400, "event_data"},

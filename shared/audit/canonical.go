@@ -2,7 +2,7 @@ package audit
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,13 +35,12 @@ func canonicalize(raw []byte) ([]byte, map[string]any, error) {
 	if !utf8.Valid(raw) {
 		return nil, nil, errors.New("is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
+	rest, err := json.Parse(raw, &v, json.UseNumber)
+	if err != nil {
 		return nil, nil, fmt.Errorf("is not valid JSON: %s", jsonErrorText(err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
 		return nil, nil, errors.New("is not valid JSON: data after the value")
 	}
 	obj, ok := v.(map[string]any)
