@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"net/netip"
 	"regexp"
 
 	"github.com/auditstore/auditstore/shared/audit"
@@ -55,13 +54,6 @@ func (s *Store) StreamLeaf(ctx context.Context, leaf string, fn func(*audit.Even
 // never be taken for (or collide with) a partition of audit_events.
 var restoreTable = regexp.MustCompile(`^audit_restore_[a-z0-9_]{1,49}$`)
 
-// restoreColumns are the columns RestoreEvents COPYs, in restoreRow's order.
-var restoreColumns = []string{"event_id", "event_timestamp", "retention_days", "received_at",
-	"duration_ms", "is_sensitive", "parent_event_id", "actor_ip", "version", "event_type",
-	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
-	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
-	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data"}
 
 // RestoreParams are the arguments of RestoreEvents.
 type RestoreParams struct {
@@ -108,13 +100,13 @@ func (s *Store) RestoreEvents(ctx context.Context, p RestoreParams) (int64, erro
 	}
 	next, stop := iter.Pull2(p.Events)
 	defer stop()
-	row := make([]any, len(restoreColumns))
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, restoreColumns, pgx.CopyFromFunc(func() ([]any, error) {
+	row := make([]any, len(copyColumns))
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, copyColumns, pgx.CopyFromFunc(func() ([]any, error) {
 		e, err, ok := next()
 		if !ok || err != nil {
 			return nil, err
 		}
-		return row, restoreRow(row, e)
+		return row, eventValues(row, e)
 	}))
 	if err != nil {
 		return 0, fmt.Errorf("restore: copy into %s: %w", table, interpretError(err))
@@ -139,25 +131,3 @@ func (s *Store) RestoreEvents(ctx context.Context, p RestoreParams) (int64, erro
 	return n, nil
 }
 
-// restoreRow fills row with e's columns in restoreColumns' order.
-func restoreRow(row []any, e *audit.Event) error {
-	var ip any
-	if e.ActorIP != nil {
-		addr, err := netip.ParseAddr(*e.ActorIP)
-		if err != nil {
-			return fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
-		}
-		ip = netip.PrefixFrom(addr, addr.BitLen())
-	}
-	var parent any
-	if e.ParentEventID != nil {
-		parent = [16]byte(*e.ParentEventID)
-	}
-	copy(row, []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt,
-		e.DurationMS, e.IsSensitive, parent, ip, e.Version, e.EventType,
-		e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID,
-		e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
-		e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash,
-		e.EventData})
-	return nil
-}

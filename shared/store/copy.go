@@ -211,3 +211,28 @@ func appendInet(b []byte, addr netip.Addr) []byte {
 	a := addr.As16()
 	return append(append(b, 0, 0, 0, 20, 3, 128, 0, 16), a[:]...)
 }
+
+// eventValues fills row (len(copyColumns)) with e's values in copyColumns' order, as pgx's
+// CopyFrom takes them: RestoreEvents streams a restore with it, and TestCopyEncoding checks
+// appendEventRow's bytes against pgx's encoding of these values.
+func eventValues(row []any, e *audit.Event) error {
+	var ip any
+	if e.ActorIP != nil {
+		addr, err := netip.ParseAddr(*e.ActorIP)
+		if err != nil {
+			return fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
+		}
+		ip = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	var parent any
+	if e.ParentEventID != nil {
+		parent = [16]byte(*e.ParentEventID)
+	}
+	copy(row, []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt,
+		e.DurationMS, e.IsSensitive, parent, ip, e.Version, e.EventType,
+		e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID,
+		e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
+		e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash,
+		e.EventData})
+	return nil
+}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -75,7 +73,7 @@ func TestCopyEncoding(t *testing.T) {
 
 	for _, e := range []audit.Event{full, minimal, v4, mapped} {
 		row := make([]any, len(copyColumns))
-		if err := copyRow(row, &e); err != nil {
+		if err := eventValues(row, &e); err != nil {
 			t.Fatal(err)
 		}
 		got, err := appendEventRow(nil, &e)
@@ -126,27 +124,3 @@ func TestCopyStream(t *testing.T) {
 	}
 }
 
-// copyRow fills row (len(copyColumns)) with e's values in copyColumns' order, as pgx's own
-// CopyFrom takes them: TestCopyEncoding checks appendEventRow's bytes against pgx's encoding of
-// these values.
-func copyRow(row []any, e *audit.Event) error {
-	var ip any
-	if e.ActorIP != nil {
-		addr, err := netip.ParseAddr(*e.ActorIP)
-		if err != nil {
-			return fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
-		}
-		ip = netip.PrefixFrom(addr, addr.BitLen())
-	}
-	var parent any
-	if e.ParentEventID != nil {
-		parent = [16]byte(*e.ParentEventID)
-	}
-	row[0], row[1], row[2], row[3], row[4] = [16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt, e.DurationMS
-	row[5], row[6], row[7], row[8], row[9] = e.IsSensitive, parent, ip, e.Version, e.EventType
-	row[10], row[11], row[12], row[13], row[14] = e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType
-	row[15], row[16], row[17], row[18], row[19] = e.ActorID, e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID
-	row[20], row[21], row[22], row[23], row[24] = e.SpanID, e.Namespace, e.ClusterID, e.Severity, e.ErrorCode
-	row[25], row[26], row[27], row[28] = e.ErrorMessage, e.SubmittedBy, e.ContentHash, e.EventData
-	return nil
-}
