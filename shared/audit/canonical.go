@@ -2,9 +2,9 @@ package audit
 
 import (
 	"bytes"
-	json "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"sort"
 	"strconv"

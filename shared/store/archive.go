@@ -54,7 +54,6 @@ func (s *Store) StreamLeaf(ctx context.Context, leaf string, fn func(*audit.Even
 // never be taken for (or collide with) a partition of audit_events.
 var restoreTable = regexp.MustCompile(`^audit_restore_[a-z0-9_]{1,49}$`)
 
-
 // RestoreParams are the arguments of RestoreEvents.
 type RestoreParams struct {
 	// Table is the table to create: audit_restore_ and 1 to 49 of a-z, 0-9, _.
@@ -130,4 +129,3 @@ func (s *Store) RestoreEvents(ctx context.Context, p RestoreParams) (int64, erro
 	}
 	return n, nil
 }
-

@@ -123,4 +123,3 @@ func TestCopyStream(t *testing.T) {
 		}
 	}
 }
-
