@@ -49,3 +49,15 @@ LOADGEN_FLAGS ?=
 .PHONY: bench-write
 bench-write: ## write-function load test: events/s and latency next to the database ceiling
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" $(GO) run ./test/loadgen $(LOADGEN_FLAGS)
+
+SEED_EVENTS ?= 5000000
+QUERYBENCH_FLAGS ?=
+.PHONY: bench-query
+bench-query: ## query benchmarks at 5M events: seeds a database once, then HTTP vs direct SQL
+	@DB=$$($(GO) run ./test/seed -server "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" \
+		-database auditstore_bench_query -n $(SEED_EVENTS)) || exit 1; \
+	$(GO) run ./test/querybench -db "$$DB" $(QUERYBENCH_FLAGS)
+
+.PHONY: bench-ddl
+bench-ddl: ## writer stall while maintenance creates a month and removes a 1M-row month (vs plain DETACH/DROP)
+	$(GO) run ./test/ddlstall -db "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"

@@ -1,138 +1,53 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/auditstore/auditstore/test/fnproc"
 )
 
 // buildWrite builds the write function into dir and returns the binary's path.
 func buildWrite(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the load generator inside the auditstore module (or pass -write-bin)")
-	}
-	bin := filepath.Join(dir, "write")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./functions/write/cmd")
-	cmd.Dir = filepath.Dir(gomod)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./functions/write/cmd: %w", err)
-	}
-	return bin, nil
+	return fnproc.Build(ctx, dir, "./functions/write/cmd", "write")
 }
 
 // function is a running write function.
 type function struct {
-	cmd  *exec.Cmd
-	url  string
-	log  string // its stderr, kept in a file
-	done chan error
+	*fnproc.Proc
+	cmd *exec.Cmd
+	url string
 }
+
+func (f *function) stop() error { return f.Stop() }
 
 // startWrite starts bin on a free loopback port with DATABASE_URL set to databaseURL and the
 // rest of the environment inherited (WRITE_MAX_CONNS, WRITE_COMMITTERS, ...), and waits until
-// /health/readiness answers 200.
+// /health/readiness answers 200. The load generator measures the write path itself: no
+// identity checks, and no rate limit for its one (anonymous) principal, unless the environment
+// says otherwise.
 func startWrite(ctx context.Context, bin, databaseURL, logPath string) (*function, error) {
-	port, err := freePort()
+	p, err := fnproc.Start(ctx, "write", bin,
+		[]string{"AUTH_MODE=none", "RATE_LIMIT_EVENTS_PER_SEC=1000000000", "RATE_LIMIT_BURST=1000000000"},
+		[]string{"DATABASE_URL=" + databaseURL}, logPath)
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(bin)
-	// The load generator measures the write path itself: no identity checks, and no rate
-	// limit for its one (anonymous) principal, unless the environment says otherwise.
-	cmd.Env = append([]string{"AUTH_MODE=none", "RATE_LIMIT_EVENTS_PER_SEC=1000000000", "RATE_LIMIT_BURST=1000000000"},
-		os.Environ()...)
-	cmd.Env = append(cmd.Env, "DATABASE_URL="+databaseURL, "PORT="+strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	f := &function{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: logPath, done: make(chan error, 1)}
-	go func() { f.done <- cmd.Wait() }()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/health/readiness", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return f, nil
-			}
-		}
-		select {
-		case err := <-f.done:
-			return nil, fmt.Errorf("the write function exited before it was ready (%v):\n%s", err, tail(logPath, 20))
-		case <-ctx.Done():
-			f.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			f.stop()
-			return nil, fmt.Errorf("the write function was not ready within 30s:\n%s", tail(logPath, 20))
-		}
-	}
-}
-
-// stop sends SIGTERM (the function finishes in-flight requests) and waits, killing it after
-// 40 s.
-func (f *function) stop() error {
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-f.done:
-		return err
-	case <-time.After(40 * time.Second):
-		_ = f.cmd.Process.Kill()
-		return fmt.Errorf("the write function did not stop within 40s after SIGTERM: %v", <-f.done)
-	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return &function{Proc: p, cmd: p.Cmd, url: p.URL}, nil
 }
 
 // peakRSS returns a process's peak resident set size (VmHWM) in bytes.
-func peakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/<pid>/status")
-}
+func peakRSS(pid int) (int64, error) { return fnproc.ProcStatus(pid, "VmHWM") }
+
+func tail(path string, n int) string { return fnproc.Tail(path, n) }
 
 // clockTick is USER_HZ, the unit of CPU times in /proc/<pid>/stat: 100 on every Linux
 // architecture Go supports.
@@ -208,16 +123,6 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // cpuMeter measures who used the machine's CPU during one measurement.
