@@ -41,6 +41,9 @@ type Config struct {
 	Timeout time.Duration `envconfig:"QUERY_TIMEOUT" default:"10s"`
 	// ExportTimeout bounds one export (0: no bound).
 	ExportTimeout time.Duration `envconfig:"EXPORT_TIMEOUT" default:"30m"`
+	// RandomPageCost is the planner's random_page_cost for queries: 1.1 suits SSD and
+	// network storage, where a random read costs little more than a sequential one.
+	RandomPageCost float64 `envconfig:"QUERY_RANDOM_PAGE_COST" default:"1.1"`
 	// AuditReads records every query, get and export as an auditstore.query.executed event
 	// (with WithReadAuditTo).
 	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
@@ -89,6 +92,9 @@ type Handler struct {
 func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handler, error) {
 	if cfg.Timeout <= 0 || cfg.ExportTimeout < 0 {
 		return nil, errors.New("QUERY_TIMEOUT must be positive and EXPORT_TIMEOUT not negative")
+	}
+	if cfg.RandomPageCost < 0 || cfg.RandomPageCost > 100 {
+		return nil, errors.New("QUERY_RANDOM_PAGE_COST must be between 0 (the server's own) and 100")
 	}
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {

@@ -47,7 +47,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer writePool.Close()
-	queryPool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.QueryMaxConns, StatementTimeout: cfg.Query.Timeout})
+	queryPool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.QueryMaxConns, StatementTimeout: cfg.Query.Timeout, RandomPageCost: cfg.Query.RandomPageCost})
 	if err != nil {
 		return err
 	}

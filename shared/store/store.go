@@ -69,6 +69,10 @@ type PoolOptions struct {
 	MaxConns int32
 	// StatementTimeout, when set, is every statement's statement_timeout on the server.
 	StatementTimeout time.Duration
+	// RandomPageCost, when set, is the planner's random_page_cost for this pool's sessions.
+	// PostgreSQL's default of 4 (spinning disks) made it shun the composite (x, event_timestamp)
+	// indexes: an actor + outcome + 7 days query took 98 ms on the time index, 2 ms on its own.
+	RandomPageCost float64
 }
 
 // Open makes a pool for databaseURL. It does not wait for the database: a function starts
@@ -83,6 +87,12 @@ func Open(ctx context.Context, databaseURL string, opts PoolOptions) (*pgxpool.P
 	}
 	if opts.StatementTimeout > 0 {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+	}
+	// Short, selective statements: JIT compilation cost a rare jsonpath query 250–420 ms of
+	// a 660 ms run at 5M events, and never paid back here.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	if opts.RandomPageCost > 0 {
+		cfg.ConnConfig.RuntimeParams["random_page_cost"] = strconv.FormatFloat(opts.RandomPageCost, 'g', -1, 64)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -30,7 +30,7 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns, StatementTimeout: cfg.Query.Timeout})
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns, StatementTimeout: cfg.Query.Timeout, RandomPageCost: cfg.Query.RandomPageCost})
 	if err != nil {
 		return err
 	}
