@@ -122,3 +122,27 @@ func TestQueryEvents_SincePrunesPartitions(t *testing.T) {
 	require.Contains(t, plan, "audit_events_r2557_"+month)
 	require.NotContains(t, plan, "audit_events_r2557_"+now.AddDate(0, -1, 0).Format("2006_01"))
 }
+
+// TestQueryEvents_TimelineReusesItsPlan: a correlation timeline has nothing skewed, so it
+// keeps a cached prepared statement (no planning across every partition each time), while a
+// timeline with a JSON filter does not.
+func TestQueryEvents_TimelineReusesItsPlan(t *testing.T) {
+	t.Parallel()
+	pc := newPlanCapture(t)
+	s := store.New(pc.pool)
+	ctx := context.Background()
+	e := audittest.Event(t, nil)
+	insert(t, s, e)
+	for range 3 {
+		page, err := s.QueryEvents(ctx, store.QueryParams{Filter: store.Filter{CorrelationIDs: []string{e.CorrelationID}}, Order: store.Ascending, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, page.Events, 1)
+		_, err = s.QueryEvents(ctx, store.QueryParams{Filter: store.Filter{CorrelationIDs: []string{e.CorrelationID}, DataPath: `$.payload.retries > 100`}, Order: store.Ascending, Limit: 10})
+		require.NoError(t, err)
+	}
+	var timeline, withJSON int
+	require.NoError(t, pc.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE statement NOT LIKE '%@@%'), count(*) FILTER (WHERE statement LIKE '%@@%')
+		FROM pg_prepared_statements WHERE statement LIKE '%correlation_id = $1%' AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&timeline, &withJSON))
+	require.Equal(t, 1, timeline, "the plain timeline is one cached statement")
+	require.Zero(t, withJSON, "a timeline with a JSON filter is planned with its values")
+}
