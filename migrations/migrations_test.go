@@ -2,6 +2,9 @@ package migrations_test
 
 import (
 	"context"
+	"io/fs"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/auditstore/auditstore/migrations"
@@ -29,14 +32,14 @@ func TestMigrations_UpDownUp(t *testing.T) {
 		require.NoError(t, err)
 		return names
 	}
-	want := []string{"audit_event_keys", "audit_events", "audit_legal_holds", "audit_retention_policies"}
+	want := []string{"audit_deadletters", "audit_event_keys", "audit_events", "audit_legal_holds", "audit_retention_policies"}
 
 	require.NoError(t, migrations.Up(url))
 	require.Equal(t, want, tables())
 	v, dirty, err := migrations.Version(url)
 	require.NoError(t, err)
 	require.False(t, dirty)
-	require.EqualValues(t, 1, v)
+	require.EqualValues(t, latestVersion(t), v)
 
 	require.NoError(t, migrations.Down(url))
 	require.Empty(t, tables())
@@ -49,4 +52,18 @@ func TestMigrations_UpDownUp(t *testing.T) {
 func TestMigrations_RejectsOtherURLs(t *testing.T) {
 	t.Parallel()
 	require.ErrorContains(t, migrations.Up("host=localhost dbname=x"), "postgres:// URL")
+}
+
+// latestVersion is the highest version among the embedded migration files.
+func latestVersion(t *testing.T) uint {
+	t.Helper()
+	entries, err := fs.ReadDir(migrations.Files, ".")
+	require.NoError(t, err)
+	var latest uint
+	for _, e := range entries {
+		n, err := strconv.ParseUint(strings.SplitN(e.Name(), "_", 2)[0], 10, 32)
+		require.NoError(t, err, e.Name())
+		latest = max(latest, uint(n))
+	}
+	return latest
 }
