@@ -20,9 +20,10 @@ CREATE TABLE audit_deadletters (
     error_data    text,
     -- The CloudEvent whole, in JSON (structured) form, every extension included.
     event         jsonb,
-    -- A delivery that could not be read as a CloudEvent is kept as it came: its Content-Type,
-    -- its body, and why it could not be read.
+    -- A delivery that could not be read as a CloudEvent is kept as it came: its Content-Type
+    -- and Ce-* headers (name to value), its body, and why it could not be read.
     content_type  text,
+    headers       jsonb,
     body          bytea,
     parse_error   text,
     -- Set once, by a replay that stored the event.
@@ -54,10 +55,10 @@ BEGIN
             USING ERRCODE = 'AS001';
     END IF;
     IF (NEW.deadletter_id, NEW.received_at, NEW.submitted_by, NEW.ce_id, NEW.ce_source, NEW.ce_type,
-        NEW.error_code, NEW.error_dest, NEW.error_data, NEW.event, NEW.content_type, NEW.body, NEW.parse_error)
+        NEW.error_code, NEW.error_dest, NEW.error_data, NEW.event, NEW.content_type, NEW.headers, NEW.body, NEW.parse_error)
        IS DISTINCT FROM
        (OLD.deadletter_id, OLD.received_at, OLD.submitted_by, OLD.ce_id, OLD.ce_source, OLD.ce_type,
-        OLD.error_code, OLD.error_dest, OLD.error_data, OLD.event, OLD.content_type, OLD.body, OLD.parse_error) THEN
+        OLD.error_code, OLD.error_dest, OLD.error_data, OLD.event, OLD.content_type, OLD.headers, OLD.body, OLD.parse_error) THEN
         RAISE EXCEPTION 'dead letter %: only its replay may be recorded', OLD.deadletter_id
             USING ERRCODE = 'AS001';
     END IF;

@@ -30,22 +30,24 @@ type DeadLetter struct {
 	// Event is the CloudEvent whole in JSON (structured) form; nil when the delivery was no
 	// CloudEvent.
 	Event json.RawMessage `json:"event"`
-	// ContentType, Body and ParseError keep a delivery that could not be read as a CloudEvent.
-	ContentType *string    `json:"content_type"`
-	Body        []byte     `json:"body"`
-	ParseError  *string    `json:"parse_error"`
-	ReplayedAt  *time.Time `json:"replayed_at"`
-	ReplayedBy  *string    `json:"replayed_by"`
+	// ContentType, Headers (its Ce-* headers), Body and ParseError keep a delivery that could
+	// not be read as a CloudEvent.
+	ContentType *string           `json:"content_type"`
+	Headers     map[string]string `json:"headers"`
+	Body        []byte            `json:"body"`
+	ParseError  *string           `json:"parse_error"`
+	ReplayedAt  *time.Time        `json:"replayed_at"`
+	ReplayedBy  *string           `json:"replayed_by"`
 }
 
 const deadLetterColumns = `deadletter_id, received_at, submitted_by, ce_id, ce_source, ce_type, error_code, error_dest,
-	error_data, event, content_type, body, parse_error, replayed_at, replayed_by`
+	error_data, event, content_type, headers, body, parse_error, replayed_at, replayed_by`
 
 func scanDeadLetter(row pgx.Row) (DeadLetter, error) {
 	var d DeadLetter
 	var event []byte
 	err := row.Scan(&d.DeadLetterID, &d.ReceivedAt, &d.SubmittedBy, &d.CEID, &d.CESource, &d.CEType, &d.ErrorCode,
-		&d.ErrorDest, &d.ErrorData, &event, &d.ContentType, &d.Body, &d.ParseError, &d.ReplayedAt, &d.ReplayedBy)
+		&d.ErrorDest, &d.ErrorData, &event, &d.ContentType, &d.Headers, &d.Body, &d.ParseError, &d.ReplayedAt, &d.ReplayedBy)
 	if event != nil {
 		d.Event = event
 	}
@@ -59,10 +61,10 @@ func (s *Store) InsertDeadLetter(ctx context.Context, d DeadLetter) (DeadLetter,
 		event = string(d.Event)
 	}
 	row := s.db.QueryRow(ctx, `INSERT INTO audit_deadletters (deadletter_id, submitted_by, ce_id, ce_source, ce_type,
-			error_code, error_dest, error_data, event, content_type, body, parse_error)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12) RETURNING `+deadLetterColumns,
+			error_code, error_dest, error_data, event, content_type, headers, body, parse_error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13) RETURNING `+deadLetterColumns,
 		uuid.Must(uuid.NewV7()), d.SubmittedBy, d.CEID, d.CESource, d.CEType, d.ErrorCode, d.ErrorDest, d.ErrorData,
-		event, d.ContentType, d.Body, d.ParseError)
+		event, d.ContentType, d.Headers, d.Body, d.ParseError)
 	out, err := scanDeadLetter(row)
 	if err != nil {
 		return DeadLetter{}, fmt.Errorf("insert dead letter: %w", interpretError(err))

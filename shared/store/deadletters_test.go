@@ -32,9 +32,10 @@ func TestDeadLetters_StoreListReplay(t *testing.T) {
 	require.Equal(t, 400, *ce.ErrorCode)
 
 	raw, err := s.InsertDeadLetter(ctx, store.DeadLetter{SubmittedBy: "broker", ContentType: ptr("text/plain"),
-		Body: []byte("not a cloudevent \x00\xff"), ParseError: ptr("no specversion")})
+		Headers: map[string]string{"Ce-Id": "2"}, Body: []byte("not a cloudevent \x00\xff"), ParseError: ptr("no specversion")})
 	require.NoError(t, err)
 	require.Nil(t, raw.Event)
+	require.Equal(t, map[string]string{"Ce-Id": "2"}, raw.Headers)
 	require.Equal(t, []byte("not a cloudevent \x00\xff"), raw.Body)
 
 	_, err = s.InsertDeadLetter(ctx, store.DeadLetter{SubmittedBy: "broker"})
