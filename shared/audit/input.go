@@ -96,6 +96,11 @@ var eventTypePattern = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)+$`)
 // hash set. The errors name every invalid field at once; the Event is valid only when there
 // are none.
 func (in *Input) Prepare(d Defaults, lim Limits) (Event, []FieldError) {
+	return in.prepare(d, lim, false)
+}
+
+// prepare is Prepare; strict also requires the payload members a service's builder requires.
+func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldError) {
 	var errs []FieldError
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
@@ -244,7 +249,7 @@ func (in *Input) Prepare(d Defaults, lim Limits) (Event, []FieldError) {
 		bad("event_data", "%s", err.Error())
 	} else {
 		e.EventData = data
-		errs = append(errs, validateEnvelope(obj)...)
+		errs = append(errs, validateEnvelope(obj, strict)...)
 	}
 	if len(errs) > 0 {
 		return Event{}, errs
