@@ -9,8 +9,11 @@ import (
 // validateEnvelope checks the common event_data envelope (CONTRACT "Event") when event_data
 // claims to be one, by holding both version and service: version, service, operation and
 // status are non-empty strings, payload an object, attempt an integer >= 1, retry_reason a
-// string. Any other object is stored as it is.
-func validateEnvelope(data map[string]any) []FieldError {
+// string; and the payload against its service's schema when one is registered (strict: with
+// the members the service's builder requires, see validatePayload). Any other object is
+// stored as it is. schemas/envelope.schema.json says the same in JSON Schema; a test holds
+// the two to one verdict.
+func validateEnvelope(data map[string]any, strict bool) []FieldError {
 	_, hasVersion := data["version"]
 	_, hasService := data["service"]
 	if !hasVersion || !hasService {
@@ -37,6 +40,9 @@ func validateEnvelope(data map[string]any) []FieldError {
 		if _, isObj := p.(map[string]any); !isObj {
 			bad("payload", "must be a JSON object")
 		}
+	}
+	if len(errs) == 0 {
+		errs = validatePayload(data["version"].(string), data["service"].(string), data["payload"], strict)
 	}
 	if a, ok := data["attempt"]; ok && a != nil {
 		n, isNum := a.(json.Number)
