@@ -4,7 +4,9 @@
 package audit
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,7 +50,46 @@ type Event struct {
 	ReceivedAt     time.Time       `json:"received_at"`
 	SubmittedBy    string          `json:"submitted_by"`
 
+	// EventHash is the SHA-256 of the canonical form of every stored field above (the
+	// integrity encoding of version HashVersion), set when the event is written; nil for an
+	// event stored before tamper evidence existed.
+	EventHash Digest `json:"event_hash"`
+	// HashVersion is the version of EventHash's encoding; 0 when EventHash is nil.
+	HashVersion int `json:"hash_version"`
+
 	// ContentHash is the SHA-256 of the canonical form of what the client sent (see
 	// Input.ContentHash). It is stored, never shown: it decides duplicate versus conflict.
 	ContentHash []byte `json:"-"`
+}
+
+// Digest is a hash, hexadecimal in JSON (null when empty).
+type Digest []byte
+
+// MarshalJSON encodes the digest as a hexadecimal string, or null.
+func (d Digest) MarshalJSON() ([]byte, error) {
+	if d == nil {
+		return []byte("null"), nil
+	}
+	out := make([]byte, 0, 2+2*len(d))
+	out = append(out, '"')
+	out = hex.AppendEncode(out, d)
+	return append(out, '"'), nil
+}
+
+// UnmarshalJSON decodes a hexadecimal string or null.
+func (d *Digest) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*d = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := hex.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("digest %q is not hexadecimal", s)
+	}
+	*d = v
+	return nil
 }

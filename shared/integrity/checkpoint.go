@@ -39,6 +39,9 @@ func (c Checkpoint) SignedBody() []byte {
 		c.Timestamp.UTC().Format(time.RFC3339Nano) + "\n")
 }
 
+// PublicKey is an Ed25519 public key that checkpoints are verified with.
+type PublicKey = ed25519.PublicKey
+
 // Signer signs checkpoints with an Ed25519 key.
 type Signer struct {
 	key ed25519.PrivateKey

@@ -25,7 +25,7 @@ var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "rec
 	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
 	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
 	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data"}
+	"event_data", "event_hash", "hash_version"}
 
 // keyColumns are the audit_event_keys columns COPY writes, in appendKeyRow's order
 // (first_seen is the default, now()).
@@ -160,7 +160,13 @@ func appendEventRow(b []byte, e *audit.Event) ([]byte, error) {
 	// jsonb's binary form is a version byte (1) and the JSON text.
 	b = binary.BigEndian.AppendUint32(b, uint32(1+len(e.EventData)))
 	b = append(b, 1)
-	return append(b, e.EventData...), nil
+	b = append(b, e.EventData...)
+	if e.EventHash == nil {
+		return append(appendNull(b), 0xff, 0xff, 0xff, 0xff), nil
+	}
+	b = appendBytes(b, e.EventHash)
+	b = append(b, 0, 0, 0, 2)
+	return binary.BigEndian.AppendUint16(b, uint16(e.HashVersion)), nil
 }
 
 // appendKeyRow appends e's idempotency key as one tuple in keyColumns' order.
@@ -224,6 +230,10 @@ func eventValues(row []any, e *audit.Event) error {
 		}
 		ip = netip.PrefixFrom(addr, addr.BitLen())
 	}
+	var hash, version any
+	if e.EventHash != nil {
+		hash, version = []byte(e.EventHash), int16(e.HashVersion)
+	}
 	var parent any
 	if e.ParentEventID != nil {
 		parent = [16]byte(*e.ParentEventID)
@@ -233,6 +243,6 @@ func eventValues(row []any, e *audit.Event) error {
 		e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID,
 		e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
 		e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash,
-		e.EventData})
+		e.EventData, hash, version})
 	return nil
 }

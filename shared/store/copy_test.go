@@ -30,12 +30,14 @@ func TestCopyEncoding(t *testing.T) {
 		ErrorCode: s("E42"), ErrorMessage: s("ü"), RetentionDays: 2557, IsSensitive: true,
 		EventData: json.RawMessage(`{"a":[1,"ü"]}`), ReceivedAt: time.Now().UTC(),
 		SubmittedBy: "svc", ContentHash: bytes.Repeat([]byte{7}, 32),
+		EventHash: bytes.Repeat([]byte{9}, 32), HashVersion: 1,
 	}
 	minimal := full
 	minimal.ActorIP, minimal.ResourceType, minimal.ResourceID, minimal.ResourceName = nil, nil, nil, nil
 	minimal.ParentEventID, minimal.TraceID, minimal.SpanID, minimal.Namespace = nil, nil, nil, nil
 	minimal.ClusterID, minimal.Severity, minimal.DurationMS, minimal.ErrorCode = nil, nil, nil, nil
 	minimal.ErrorMessage, minimal.IsSensitive = nil, false
+	minimal.EventHash, minimal.HashVersion = nil, 0
 	minimal.EventTimestamp = time.Date(2026, 11, 26, 3, 0, 0, 999, time.UTC)
 	v4 := full
 	v4.ActorIP = s("192.0.2.1")
@@ -47,7 +49,7 @@ func TestCopyEncoding(t *testing.T) {
 	for range 19 { // version .. submitted_by
 		oids = append(oids, pgtype.TextOID)
 	}
-	oids = append(oids, pgtype.ByteaOID, pgtype.JSONBOID)
+	oids = append(oids, pgtype.ByteaOID, pgtype.JSONBOID, pgtype.ByteaOID, pgtype.Int2OID)
 	if len(oids) != len(copyColumns) {
 		t.Fatalf("%d oids for %d columns", len(oids), len(copyColumns))
 	}

@@ -110,12 +110,13 @@ func (s *Store) DeleteUnheld(ctx context.Context, leaf string, lockTimeout time.
 // PruneKeys deletes idempotency keys first seen before olderThan, in batches. A later retry
 // of such an event with its original timestamp is still refused by the primary key of
 // audit_events (and judged by the stored content hash); one the server timestamps anew is not.
+// A key the sealer has not reached yet stays: it is how the sealer finds its event.
 func (s *Store) PruneKeys(ctx context.Context, olderThan time.Time) (int64, error) {
 	var total int64
 	for {
 		tag, err := s.db.Exec(ctx, `
 			DELETE FROM audit_event_keys WHERE event_id IN (
-				SELECT event_id FROM audit_event_keys WHERE first_seen < $1 LIMIT 10000)`, olderThan)
+				SELECT event_id FROM audit_event_keys WHERE first_seen < $1 AND leaf_index IS NOT NULL LIMIT 10000)`, olderThan)
 		if err != nil {
 			return total, fmt.Errorf("prune keys: %w", interpretError(err))
 		}

@@ -1,0 +1,293 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/audit/audittest"
+	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/ledger"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/pgtest"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type fixture struct {
+	pool   *pgxpool.Pool
+	st     *store.Store
+	sealer *ledger.Sealer
+	keys   []integrity.PublicKey
+	events []audit.Event
+}
+
+// setup stores a varied set of events — unicode, numbers in several spellings, an IPv6 actor,
+// a late event three weeks old, a duplicate — and seals them in two checkpoints.
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	f := &fixture{pool: pool, st: store.New(pool), keys: []integrity.PublicKey{pub}}
+	f.sealer = &ledger.Sealer{Store: f.st, Signer: integrity.NewSigner(priv), Limit: 7}
+	ctx := context.Background()
+	var batch []audit.Event
+	for i := range 20 {
+		opts := &audittest.EventOpts{CorrelationID: "rem-1", EventType: fmt.Sprintf("gateway.step.s%d", i)}
+		switch i {
+		case 3:
+			opts.EventData = json.RawMessage(`{"n": 1.50, "big": 12345678901234567890, "e": 1E2, "s": "caf\u00e9 \ud83d\ude00 <script>", "nested": {"b": [1, 2.0, {"z": null}], "a": true}}`)
+		case 5:
+			opts.EventTimestamp = time.Now().Add(-21 * 24 * time.Hour) // a late event
+		}
+		e := audittest.Event(t, opts)
+		if i == 7 {
+			ip := "2001:db8::1"
+			e.ActorIP = &ip
+		}
+		require.NoError(t, ledger.Hash(&e))
+		batch = append(batch, e)
+	}
+	f.insert(t, batch[:12])
+	_, err = f.sealer.SealAll(ctx)
+	require.NoError(t, err)
+	f.insert(t, batch[12:])
+	f.insert(t, batch[2:3]) // a retry: a duplicate, not a second leaf
+	_, err = f.sealer.SealAll(ctx)
+	require.NoError(t, err)
+	f.events = batch
+	return f
+}
+
+func (f *fixture) insert(t *testing.T, events []audit.Event) {
+	t.Helper()
+	_, committed, err := f.st.InsertEvents(context.Background(), store.InsertParams{Events: events})
+	require.NoError(t, err)
+	require.True(t, committed)
+}
+
+func (f *fixture) verify(t *testing.T, external ...integrity.Checkpoint) ledger.Report {
+	t.Helper()
+	rep, err := ledger.Verify(context.Background(), f.st, ledger.VerifyOptions{Keys: f.keys, External: external})
+	require.NoError(t, err)
+	return rep
+}
+
+// attack runs SQL as a superuser who first switches the guard triggers off (and leaves them so).
+func (f *fixture) attack(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := f.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, table := range []string{"audit_events", "audit_log_leaves", "audit_checkpoints", "audit_log_nodes"} {
+		_, err = tx.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER ALL")
+		require.NoError(t, err)
+	}
+	_, err = tx.Exec(ctx, sql, args...)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+}
+
+func kinds(rep ledger.Report) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range rep.Problems {
+		name := ""
+		if p.EventID != nil {
+			name = p.EventID.String()
+		} else if p.TreeSize != nil {
+			name = fmt.Sprint("size ", *p.TreeSize)
+		} else if p.LeafIndex != nil {
+			name = fmt.Sprint("leaf ", *p.LeafIndex)
+		}
+		out[p.Kind] = append(out[p.Kind], name)
+	}
+	return out
+}
+
+func TestUntouchedStoreVerifiesClean(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	rep := f.verify(t)
+	require.True(t, rep.OK, "%+v", rep.Problems)
+	require.EqualValues(t, 20, rep.Events)
+	require.EqualValues(t, 20, rep.Sealed)
+	require.EqualValues(t, 20, rep.Leaves)
+	require.Equal(t, 4, rep.Checkpoints, "12 events in 7+5, then 8 in 7+1")
+
+	// Every stored hash is the one the write path computed, and the row says so.
+	got, err := f.st.GetEvent(ctx, f.events[3].EventID)
+	require.NoError(t, err)
+	require.Equal(t, f.events[3].EventHash, got.EventHash)
+	require.Equal(t, integrity.HashVersion, got.HashVersion)
+
+	// Proofs verify against the signed checkpoint with the RFC 9162 algorithm.
+	ids := make([]uuid.UUID, len(f.events))
+	for i, e := range f.events {
+		ids[i] = e.EventID
+	}
+	cp, proofs, err := ledger.Proofs(ctx, f.st, ids)
+	require.NoError(t, err)
+	require.NoError(t, cp.Verify(f.keys))
+	require.Len(t, proofs, 20)
+	for _, e := range f.events {
+		p := proofs[e.EventID]
+		h, err := integrity.HashFromBytes(e.EventHash)
+		require.NoError(t, err)
+		require.Equal(t, h, p.EventHash)
+		require.NoError(t, integrity.VerifyInclusion(integrity.LeafHash(h), p.LeafIndex, p.TreeSize, p.AuditPath, cp.RootHash))
+	}
+
+	// Every checkpoint extends the ones before it.
+	cps, err := f.st.Checkpoints(ctx, 0, 1<<40, 0)
+	require.NoError(t, err)
+	for i := 1; i < len(cps); i++ {
+		proof, err := ledger.ConsistencyProof(ctx, f.st, cps[i-1].TreeSize, cps[i].TreeSize)
+		require.NoError(t, err)
+		require.NoError(t, integrity.VerifyConsistency(cps[i-1].TreeSize, cps[i].TreeSize, proof, cps[i-1].RootHash, cps[i].RootHash))
+	}
+
+	// A new write is pending until sealed, never a problem.
+	late := audittest.Event(t, &audittest.EventOpts{EventTimestamp: time.Now().Add(-40 * 24 * time.Hour)})
+	require.NoError(t, ledger.Hash(&late))
+	f.insert(t, []audit.Event{late})
+	rep = f.verify(t)
+	require.True(t, rep.OK, "%+v", rep.Problems)
+	require.EqualValues(t, 1, rep.Pending)
+	_, err = f.sealer.SealAll(ctx)
+	require.NoError(t, err)
+	rep = f.verify(t)
+	require.True(t, rep.OK, "%+v", rep.Problems)
+	require.EqualValues(t, 0, rep.Pending)
+	require.EqualValues(t, 21, rep.Leaves)
+}
+
+func TestRetentionDropIsNoAlarm(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	old := time.Now().Add(-100 * 24 * time.Hour)
+	e := audittest.Event(t, &audittest.EventOpts{EventTimestamp: old, Now: old, RetentionDays: 90})
+	require.NoError(t, ledger.Hash(&e))
+	f.insert(t, []audit.Event{e})
+	_, err := f.sealer.SealAll(ctx)
+	require.NoError(t, err)
+	// Retention deletes the expired row as maintenance would (the guard allows it).
+	_, err = f.pool.Exec(ctx, `DELETE FROM audit_events WHERE event_id = $1`, e.EventID)
+	require.NoError(t, err)
+	rep := f.verify(t)
+	require.True(t, rep.OK, "%+v", rep.Problems)
+	require.EqualValues(t, 1, rep.Expired)
+}
+
+func TestTamperingIsDetectedAndNamed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("modify one field", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		victim := f.events[4].EventID
+		f.attack(t, `UPDATE audit_events SET event_outcome = 'unknown', event_hash = NULL WHERE event_id = $1`, victim)
+		rep := f.verify(t)
+		require.False(t, rep.OK)
+		require.Equal(t, map[string][]string{ledger.ProblemModified: {victim.String()}}, kinds(rep))
+	})
+	t.Run("modify event_data and its stored hash", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		victim := f.events[3]
+		forged := victim
+		forged.EventData = json.RawMessage(`{"n":2}`)
+		require.NoError(t, ledger.Hash(&forged))
+		f.attack(t, `UPDATE audit_events SET event_data = '{"n":2}', event_hash = $2 WHERE event_id = $1`, victim.EventID, []byte(forged.EventHash))
+		require.Equal(t, map[string][]string{ledger.ProblemModified: {victim.EventID.String()}}, kinds(f.verify(t)))
+	})
+	t.Run("delete one event", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		victim := f.events[9].EventID
+		f.attack(t, `DELETE FROM audit_events WHERE event_id = $1`, victim)
+		require.Equal(t, map[string][]string{ledger.ProblemDeleted: {victim.String()}}, kinds(f.verify(t)))
+	})
+	t.Run("insert a forged event", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		forged := audittest.Event(t, &audittest.EventOpts{CorrelationID: "rem-1", EventOutcome: "success"})
+		require.NoError(t, ledger.Hash(&forged))
+		// Straight into the table, as an attacker with database access would: no key, no leaf.
+		f.attack(t, `INSERT INTO audit_events (event_id, event_timestamp, retention_days, received_at, version, event_type,
+			event_category, event_action, event_outcome, correlation_id, actor_type, actor_id, submitted_by, content_hash, event_data, event_hash, hash_version)
+			VALUES ($1, $2, $3, $4, '1.0', 'gateway.step.forged', 'gateway', 'forged', 'success', 'rem-1', 'service', 'gateway', 'test-writer', $5, '{}', $6, 1)`,
+			forged.EventID, forged.EventTimestamp, forged.RetentionDays, forged.ReceivedAt, forged.ContentHash, []byte(forged.EventHash))
+		require.Equal(t, map[string][]string{ledger.ProblemInserted: {forged.EventID.String()}}, kinds(f.verify(t)))
+	})
+	t.Run("truncate the newest events and their leaves", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.attack(t, `WITH gone AS (DELETE FROM audit_log_leaves WHERE leaf_index >= 17 RETURNING event_id)
+			DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone)`)
+		got := kinds(f.verify(t))
+		require.Equal(t, []string{"size 20"}, got[ledger.ProblemTruncated])
+		require.Len(t, got, 1, "%v", got)
+	})
+	t.Run("truncate events, leaves, keys and checkpoints", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		// The checkpoints kept outside the database (CHECKPOINT_URL) before the attack.
+		cps, err := f.st.Checkpoints(ctx, 0, 1<<40, 0)
+		require.NoError(t, err)
+		var external []integrity.Checkpoint
+		for _, c := range cps {
+			external = append(external, c.Checkpoint)
+		}
+		f.attack(t, `WITH gone AS (DELETE FROM audit_log_leaves WHERE leaf_index >= 13 RETURNING event_id),
+			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone)),
+			k AS (DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone))
+			DELETE FROM audit_checkpoints WHERE tree_size > 13`)
+		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 13`)
+		require.True(t, f.verify(t).OK, "without an outside copy the cut is invisible: what the outside copy is for")
+		got := kinds(f.verify(t, external...))
+		require.Equal(t, []string{"size 19", "size 20"}, got[ledger.ProblemCheckpointMissing])
+		require.Equal(t, []string{"size 20"}, got[ledger.ProblemTruncated])
+	})
+	t.Run("swap two events", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		a, b := f.events[0].EventID, f.events[1].EventID
+		f.attack(t, `UPDATE audit_events e SET event_data = o.event_data, event_type = o.event_type
+			FROM audit_events o WHERE (e.event_id, o.event_id) IN (($1::uuid, $2::uuid), ($2::uuid, $1::uuid))`, a, b)
+		got := kinds(f.verify(t))
+		require.ElementsMatch(t, []string{a.String(), b.String()}, got[ledger.ProblemModified])
+		require.Len(t, got, 1)
+	})
+	t.Run("swap two leaves", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.attack(t, `UPDATE audit_log_leaves SET leaf_index = CASE leaf_index WHEN 1 THEN 1000000 WHEN 3 THEN 1 END WHERE leaf_index IN (1, 3)`)
+		f.attack(t, `UPDATE audit_log_leaves SET leaf_index = 3 WHERE leaf_index = 1000000`)
+		got := kinds(f.verify(t))
+		require.NotEmpty(t, got[ledger.ProblemReordered], "%v", got)
+		require.Equal(t, []string{"size 7"}, got[ledger.ProblemLogAltered][:1])
+	})
+	t.Run("re-sign with another key", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		_, other, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
+		forged := integrity.NewSigner(other).Sign(integrity.Checkpoint{TreeSize: 20, RootHash: integrity.EmptyRoot, Timestamp: time.Now()})
+		f.attack(t, `UPDATE audit_checkpoints SET root_hash = $1, key_id = $2, signature = $3 WHERE tree_size = 20`, forged.RootHash[:], forged.KeyID, forged.Signature)
+		got := kinds(f.verify(t))
+		require.Equal(t, []string{"size 20"}, got[ledger.ProblemBadSignature])
+	})
+}
