@@ -2,8 +2,10 @@ package query
 
 import (
 	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,10 +18,10 @@ import (
 // client sees steady progress, rarely enough that flushing costs nothing measurable.
 const exportFlushEvery = 256
 
-// export streams every matching event as NDJSON, in constant memory: rows are encoded as
-// PostgreSQL sends them. A client that goes away cancels the query. A failure after the first
-// byte cannot change the status any more, so it aborts the connection: the client sees a
-// truncated response, never a silently short one.
+// export streams every matching event as NDJSON (or CSV with format=csv), in constant memory:
+// rows are encoded as PostgreSQL sends them. A client that goes away cancels the query. A
+// failure after the first byte cannot change the status any more, so it aborts the
+// connection: the client sees a truncated response, never a silently short one.
 func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	q, err := h.parse(r.URL.Query(), true)
 	if err != nil {
@@ -28,12 +30,30 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
+	encode, flush := json.NewEncoder(bw).Encode, bw.Flush
+	contentType, filename := "application/x-ndjson", "audit-events.ndjson"
+	if q.format == "csv" {
+		// Its own buffer in front of bw: csv.NewWriter(bw) would share bw's, and a flush of
+		// the CSV writer would then send the response before its headers are set.
+		cw := csv.NewWriter(struct{ io.Writer }{bw})
+		rec := make([]string, 0, len(csvFields))
+		encode = func(v any) error { return cw.Write(csvRecord(v.(*audit.Event), rec)) }
+		flush = func() error {
+			if cw.Flush(); cw.Error() != nil {
+				return cw.Error()
+			}
+			return bw.Flush()
+		}
+		contentType, filename = "text/csv; charset=utf-8; header=present", "audit-events.csv"
+		if err := cw.Write(csvHeader()); err != nil {
+			return err
+		}
+	}
 	started, count := false, 0
 	begin := func() {
 		if !started {
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.Header().Set("Content-Disposition", `attachment; filename="audit-events.ndjson"`)
+			w.Header().Set("Content-Type", contentType)
+			w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
@@ -41,20 +61,20 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	n, err := h.store.StreamEvents(r.Context(), store.StreamParams{Filter: q.params.Filter, Order: q.params.Order, Timeout: h.cfg.ExportTimeout},
 		func(e *audit.Event) error {
 			begin()
-			if err := enc.Encode(e); err != nil {
+			if err := encode(e); err != nil {
 				return err
 			}
 			if count++; count%exportFlushEvery != 0 {
 				return nil
 			}
-			if err := bw.Flush(); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
 			return rc.Flush()
 		})
 	if err == nil {
 		begin()
-		err = bw.Flush()
+		err = flush()
 	}
 	h.metrics.observe("export", start, int(n))
 	h.reads.record(r, "export", int(n))

@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
@@ -121,11 +122,12 @@ func (h *Handler) Close() {
 	}
 }
 
-// Routes registers the query API on mux.
+// Routes registers the query API and the timeline viewer (at /ui/) on mux.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/audit/events", h.guard(web.Handle(h.list)))
 	mux.Handle("GET /api/v1/audit/events/{event_id}", h.guard(web.Handle(h.get)))
 	mux.Handle("GET /api/v1/audit/export", h.guard(web.Handle(h.export)))
+	ui.Routes(mux)
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
@@ -194,6 +196,7 @@ type parsed struct {
 	params       store.QueryParams
 	includeTotal bool
 	filterKey    []byte // what a cursor is bound to: the filter and order it was made for
+	format       string // of an export: ndjson or csv
 }
 
 var listParams = map[string]func(f *store.Filter) *[]string{
@@ -217,6 +220,9 @@ var otherParams = []string{"event_type", "parent_event_id", "since", "until", "d
 // pagingParams page a list; an export returns every match.
 var pagingParams = []string{"limit", "offset", "cursor", "include_total"}
 
+// exportParams are taken by an export only.
+var exportParams = []string{"format"}
+
 var eventTypeParam = regexp.MustCompile(`^[a-z0-9_.-]{1,100}$`)
 
 // parse reads and checks every parameter, naming each bad one and what is accepted. An export
@@ -229,10 +235,12 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 	}
 	f := &p.params.Filter
 	for name, vals := range v {
-		if _, ok := listParams[name]; !ok && !slices.Contains(otherParams, name) || export && slices.Contains(pagingParams, name) {
+		if _, ok := listParams[name]; !ok && !slices.Contains(otherParams, name) && !(export && slices.Contains(exportParams, name)) ||
+			export && slices.Contains(pagingParams, name) {
 			accepted := append(slices.Sorted(mapsKeys(listParams)), otherParams...)
 			if export {
 				accepted = slices.DeleteFunc(accepted, func(p string) bool { return slices.Contains(pagingParams, p) })
+				accepted = append(accepted, exportParams...)
 			}
 			bad(name, "is not a parameter of this request; accepted: %s", strings.Join(accepted, ", "))
 			continue
@@ -336,6 +344,12 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 			bad("include_total", "%q is not true or false", s)
 		}
 		p.includeTotal = b
+	}
+	if s, ok := single("format"); ok && export {
+		if s != "ndjson" && s != "csv" {
+			bad("format", "%q is not ndjson or csv", s)
+		}
+		p.format = s
 	}
 	p.filterKey = filterKey(v)
 	if s, ok := single("cursor"); ok {
