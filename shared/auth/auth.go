@@ -143,6 +143,9 @@ func Middleware(az Authorizer, a Action, m *Metrics) func(http.Handler) http.Han
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, err := authorize(r, az, a)
+			if p.Name != "" {
+				web.SetPrincipal(r.Context(), p.Name)
+			}
 			result := "allowed"
 			switch {
 			case errors.Is(err, ErrUnauthenticated):

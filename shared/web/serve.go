@@ -35,10 +35,11 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	return ServeListener(ctx, cfg, ln, h)
 }
 
-// ServeListener is Serve on an existing listener (tests use port 0).
+// ServeListener is Serve on an existing listener (tests use port 0). Every request is logged
+// once (RequestLog).
 func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           RequestLog(slog.Default(), h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
@@ -62,10 +63,11 @@ func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http
 	return nil
 }
 
-// Main runs a command's run function with structured JSON logs and exits non-zero with a
-// one-line message naming the command when it fails (a bad setting, an unusable port).
+// Main runs a command's run function with structured JSON logs (each line logged with a
+// request's context carries its request_id) and exits non-zero with a one-line message naming
+// the command when it fails (a bad setting, an unusable port).
 func Main(name string, run func(ctx context.Context) error) {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	slog.SetDefault(slog.New(ContextHandler{slog.NewJSONHandler(os.Stderr, nil)}))
 	if err := run(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)

@@ -119,7 +119,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if he.Status >= 500 {
 		level = slog.LevelError
 	}
-	slog.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", he.Status, "error", err)
+	// Under RequestLog the cause goes into the request's one log line.
+	if !recordError(r.Context(), err) {
+		slog.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", he.Status, "error", err)
+	}
 	if he.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((he.RetryAfter+time.Second-1)/time.Second)))
 	}
