@@ -18,6 +18,8 @@ import (
 	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
@@ -36,6 +38,11 @@ type Service struct {
 	runner  *lifecycle.Runner
 	guard   func(http.Handler) http.Handler
 	metrics *metrics
+
+	sealer       *ledger.Sealer
+	sealInterval time.Duration
+	trusted      []integrity.PublicKey
+	copies       *ledger.Copies
 }
 
 // New returns a Service over pool.
@@ -48,13 +55,89 @@ func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus
 	if cfg.ArchiveURL != "" {
 		runner.Archiver = &archiver{url: cfg.ArchiveURL, store: s}
 	}
+	m := newMetrics(reg)
 	return &Service{
-		pool:    pool,
-		store:   s,
-		runner:  runner,
-		guard:   auth.Middleware(az, auth.Admin, am),
-		metrics: newMetrics(reg),
+		pool:         pool,
+		store:        s,
+		runner:       runner,
+		guard:        auth.Middleware(az, auth.Admin, am),
+		metrics:      m,
+		sealer:       &ledger.Sealer{Store: s, Observe: func(d time.Duration) { m.sealLag.Observe(d.Seconds()) }},
+		sealInterval: 10 * time.Second,
 	}
+}
+
+// UseIntegrity applies the tamper-evidence configuration: the signing key, the trusted keys,
+// the seal interval and batch, and the checkpoint copies. It returns a function that closes
+// the copies' bucket.
+func (s *Service) UseIntegrity(ctx context.Context, cfg ledger.Config) (func(), error) {
+	signer, trusted, err := cfg.Keys()
+	if err != nil {
+		return nil, err
+	}
+	s.sealer.Signer, s.sealer.Limit, s.sealInterval, s.trusted = signer, cfg.SealBatch, cfg.SealInterval, trusted
+	if signer == nil {
+		slog.Warn("INTEGRITY_SIGNING_KEY is not set: checkpoints are stored unsigned")
+	}
+	if cfg.CheckpointURL == "" {
+		return func() {}, nil
+	}
+	copies, err := ledger.OpenCopies(ctx, cfg.CheckpointURL)
+	if err != nil {
+		return nil, err
+	}
+	s.copies, s.sealer.Copies = copies, copies
+	return func() { copies.Close() }, nil //nolint:errcheck // nothing to do about it on the way out
+}
+
+// Seal appends every event written so far to the integrity log.
+func (s *Service) Seal(ctx context.Context) (ledger.SealReport, error) {
+	rep, err := s.sealer.SealAll(ctx)
+	s.metrics.observeSeal(rep, err)
+	return rep, err
+}
+
+// SealEvery seals every SEAL_INTERVAL until ctx ends: the bound between a write and its seal.
+func (s *Service) SealEvery(ctx context.Context) {
+	t := time.NewTicker(s.sealInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Seal(ctx); err != nil && ctx.Err() == nil {
+			slog.Error("seal", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Verify checks the store against the integrity log (and the checkpoint copies, when
+// configured) and updates the metrics.
+func (s *Service) Verify(ctx context.Context) (ledger.Report, error) {
+	opts := ledger.VerifyOptions{Keys: s.trusted, Now: s.runner.Now()}
+	if s.copies != nil {
+		ext, err := s.copies.List(ctx)
+		if err != nil {
+			return ledger.Report{}, err
+		}
+		opts.External = ext
+	}
+	rep, err := ledger.Verify(ctx, s.store, opts)
+	s.metrics.observeVerify(rep, err)
+	return rep, err
+}
+
+func (s *Service) postVerify(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.Verify(r.Context())
+	if err != nil {
+		return storeError(err)
+	}
+	if !rep.OK {
+		slog.Error("integrity verification found problems", "problems", rep.ProblemCount)
+	}
+	return web.WriteJSON(w, http.StatusOK, rep)
 }
 
 // archiver archives partitions at ARCHIVE_URL for the runner. It opens the bucket on first use,
@@ -94,6 +177,7 @@ func (s *Service) SetClock(now func() time.Time) { s.runner.Now = now }
 // Routes registers the maintenance and legal-hold APIs on mux.
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/maintenance/run", s.guard(web.Handle(s.postRun)))
+	mux.Handle("POST /api/v1/maintenance/verify", s.guard(web.Handle(s.postVerify)))
 	mux.Handle("POST /api/v1/audit/legal-holds", s.guard(web.Handle(s.placeHold)))
 	mux.Handle("GET /api/v1/audit/legal-holds", s.guard(web.Handle(s.listHolds)))
 	mux.Handle("DELETE /api/v1/audit/legal-holds/{id}", s.guard(web.Handle(s.releaseHold)))
@@ -172,6 +256,13 @@ func (s *Service) Run(ctx context.Context) (lifecycle.Report, error) {
 	}
 	defer m.End()
 	rep, err := s.runner.Run(ctx, m)
+	if !rep.DryRun {
+		// A run also seals, so a deployment with only the schedule still seals (within its
+		// period) and its keys become prunable.
+		if _, serr := s.Seal(ctx); serr != nil {
+			err = errors.Join(err, fmt.Errorf("seal: %w", serr))
+		}
+	}
 	s.metrics.observe(rep, err, time.Since(start))
 	if !rep.DryRun {
 		s.recordActions(ctx, rep)
@@ -271,7 +362,7 @@ func (s *Service) event(eventType, correlationID, resourceType, resourceID strin
 	if len(errs) > 0 {
 		return audit.Event{}, fmt.Errorf("invalid %s event: %v", eventType, errs)
 	}
-	return e, nil
+	return e, ledger.Hash(&e)
 }
 
 // holdRequest is the body of POST /api/v1/audit/legal-holds.
@@ -381,6 +472,7 @@ type Config struct {
 	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
 	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
 	Lifecycle        lifecycle.Config
+	Integrity        ledger.Config
 }
 
 // Open checks cfg and returns a Service over a small pool of its own on databaseURL (a role
@@ -402,7 +494,13 @@ func Open(ctx context.Context, databaseURL string, cfg Config, reg prometheus.Re
 	if kit != nil {
 		az, am = kit.Authorizer, kit.Metrics
 	}
-	return New(pool, cfg.Lifecycle, classes, reg, az, am), pool.Close, nil
+	svc := New(pool, cfg.Lifecycle, classes, reg, az, am)
+	closeCopies, err := svc.UseIntegrity(ctx, cfg.Integrity)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return svc, func() { closeCopies(); pool.Close() }, nil
 }
 
 // Ping reports whether the database answers.

@@ -3,6 +3,7 @@ package maintain
 import (
 	"time"
 
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +16,14 @@ type metrics struct {
 	duration    prometheus.Histogram
 	failures    prometheus.Counter
 	archived    prometheus.Counter
+
+	sealed         prometheus.Counter
+	sealLag        prometheus.Histogram
+	sealFailures   prometheus.Counter
+	treeSize       prometheus.Gauge
+	verifyProblems prometheus.Gauge
+	verifyOK       prometheus.Gauge
+	verifyFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,7 +43,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_archive_bytes_total",
 			Help: "Bytes of archive files written (and verified) before partitions were dropped."}),
 	}
+	m.sealed = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_sealed_events_total",
+		Help: "Events appended to the integrity log."})
+	m.sealLag = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "audit_integrity_seal_lag_seconds",
+		Help: "Time from an event's write to its seal.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)})
+	m.sealFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_seal_failures_total",
+		Help: "Seal rounds that failed (retried next round)."})
+	m.treeSize = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_tree_size",
+		Help: "Leaves of the integrity log at its latest checkpoint."})
+	m.verifyProblems = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_verify_problems",
+		Help: "Problems the last integrity verification found (0: the store matches its log)."})
+	m.verifyOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_last_verify_success_timestamp_seconds",
+		Help: "Unix time of the last integrity verification that found no problem."})
+	m.verifyFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_verify_failures_total",
+		Help: "Integrity verifications that found problems or could not run."})
 	if reg != nil {
+		reg.MustRegister(m.sealed, m.sealLag, m.sealFailures, m.treeSize, m.verifyProblems, m.verifyOK, m.verifyFailures)
 		reg.MustRegister(m.monthsAhead, m.strayRows, m.lastSuccess, m.actions, m.duration, m.failures, m.archived)
 	}
 	return m
@@ -60,4 +84,26 @@ func (m *metrics) observe(rep lifecycle.Report, err error, d time.Duration) {
 		return
 	}
 	m.lastSuccess.Set(float64(time.Now().Unix()))
+}
+
+func (m *metrics) observeSeal(rep ledger.SealReport, err error) {
+	m.sealed.Add(float64(rep.Sealed))
+	if rep.Latest != nil {
+		m.treeSize.Set(float64(rep.Latest.TreeSize))
+	}
+	if err != nil {
+		m.sealFailures.Inc()
+	}
+}
+
+func (m *metrics) observeVerify(rep ledger.Report, err error) {
+	if err != nil || !rep.OK {
+		m.verifyFailures.Inc()
+		if err == nil {
+			m.verifyProblems.Set(float64(rep.ProblemCount))
+		}
+		return
+	}
+	m.verifyProblems.Set(0)
+	m.verifyOK.SetToCurrentTime()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
@@ -48,6 +49,9 @@ type Config struct {
 	// AuditReads records every query, get and export as an auditstore.query.executed event
 	// (with WithReadAuditTo).
 	AuditReads bool `envconfig:"QUERY_AUDIT_READS" default:"true"`
+	// IntegrityPublicKeys are the checkpoint keys published at
+	// /api/v1/audit/integrity/public-key (base64 of 32 bytes, comma-separated).
+	IntegrityPublicKeys []string `envconfig:"INTEGRITY_PUBLIC_KEYS"`
 }
 
 // Store is what the query function needs of the store.
@@ -87,6 +91,10 @@ type Handler struct {
 	now     func() time.Time
 	cfg     Config
 	metrics *metrics
+
+	// log is the integrity log (WithIntegrity); nil serves no integrity routes.
+	log  *store.Store
+	keys []integrity.PublicKey
 }
 
 // New returns a Handler over s, registering its metrics with reg (nil: none).
@@ -127,6 +135,9 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/audit/events", h.guard(web.Handle(h.list)))
 	mux.Handle("GET /api/v1/audit/events/{event_id}", h.guard(web.Handle(h.get)))
 	mux.Handle("GET /api/v1/audit/export", h.guard(web.Handle(h.export)))
+	if h.log != nil {
+		h.integrityRoutes(mux)
+	}
 	ui.Routes(mux)
 }
 

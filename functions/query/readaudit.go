@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,6 +96,10 @@ func (r *ReadRecorder) record(req *http.Request, kind string, rows int) {
 	e, errs := in.Prepare(audit.Defaults{Now: time.Now(), Principal: r.self, RetentionClasses: r.classes}, audit.DefaultLimits)
 	if len(errs) > 0 {
 		slog.Error("read audit: invalid record", "errors", errs)
+		return
+	}
+	if err := ledger.Hash(&e); err != nil {
+		slog.Error("read audit: hash", "err", err)
 		return
 	}
 	select {

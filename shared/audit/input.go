@@ -143,7 +143,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		return &id
 	}
 
-	e := Event{ReceivedAt: d.Now, SubmittedBy: d.Principal}
+	e := Event{ReceivedAt: d.Now.UTC().Truncate(time.Microsecond), SubmittedBy: d.Principal}
 
 	if id := uuidOf("event_id", in.EventID); id != nil {
 		e.EventID = *id

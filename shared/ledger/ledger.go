@@ -52,6 +52,8 @@ type Sealer struct {
 	Observe func(lag time.Duration)
 	// Logger reports sealing (default slog.Default()).
 	Logger *slog.Logger
+	// Copies, when set, receives the latest checkpoint of every SealAll that made one.
+	Copies *Copies
 }
 
 // SealReport says what SealAll did.
@@ -93,6 +95,11 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 			}
 		}
 		if res.Sealed < limit {
+			if s.Copies != nil && rep.Latest != nil {
+				if err := s.Copies.Put(ctx, *rep.Latest); err != nil {
+					return rep, err
+				}
+			}
 			return rep, nil
 		}
 	}

@@ -4,6 +4,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,9 @@ type HTTPError struct {
 	RetryAfter time.Duration
 	// Err is the cause, logged, never shown.
 	Err error
+	// Type, when set, is the problem's type URI instead of the status's own (a 404 that means
+	// "not sealed yet" rather than "no such event").
+	Type string
 }
 
 func (e *HTTPError) Error() string {
@@ -127,7 +131,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((he.RetryAfter+time.Second-1)/time.Second)))
 	}
 	WriteProblem(w, Problem{
-		Type:   ProblemType(he.Status),
+		Type:   cmp.Or(he.Type, ProblemType(he.Status)),
 		Title:  http.StatusText(he.Status),
 		Status: he.Status,
 		Detail: he.Detail,

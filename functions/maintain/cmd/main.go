@@ -38,6 +38,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer closeDB()
+	// The function seals as well as it maintains: give it min-scale 1 so the seal interval
+	// holds (the schedule's runs seal too, when it does scale to zero).
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go svc.SealEvery(sctx)
 	mux := http.NewServeMux()
 	svc.Routes(mux)
 	svc.ScheduleRoute(mux)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -41,7 +42,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := query.New(s, cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(s))
+	_, keys, err := ledger.ParseKeys("", cfg.Query.IntegrityPublicKeys)
+	if err != nil {
+		return err
+	}
+	h, err := query.New(s, cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(s),
+		query.WithIntegrity(s, keys))
 	if err != nil {
 		return err
 	}
