@@ -3,7 +3,9 @@ package ui_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/chromium"
 	"github.com/auditstore/auditstore/test/pgtest"
@@ -441,4 +444,497 @@ func TestTimeline_Remediation(t *testing.T) {
 	require.NoError(t, err)
 	artifact(t, "timeline-remediation.png", shot)
 	require.Empty(t, tab.Problems(), "the page ran without errors or policy violations")
+}
+
+func TestTimeline_BearerToken(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("tokens:\n  - {principal: auditor, roles: [reader], token: reader-token}\n  - {principal: gateway, roles: [writer], token: writer-token}\n"), 0o600))
+	az, err := auth.NewStatic(path)
+	require.NoError(t, err)
+	srv := serve(t, nil, query.WithAuthorizer(az, nil))
+	corr := "rr-token-" + uuid.NewString()[:8]
+	events := seed(t, srv.store, corr, time.Now().UTC().Add(-time.Hour), remediation[:4])
+	tab := chromium.New(t)
+
+	open(t, tab, srv.URL+"/ui/?correlation_id="+corr)
+	waitFor(t, tab, `document.body.dataset.state === 'error'`)
+	require.Contains(t, eval[string](t, tab, `document.getElementById('status').textContent`), "Bearer token")
+	require.Equal(t, "token", eval[string](t, tab, `document.activeElement.id`), "the token field asks for one")
+
+	useToken := func(token string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(tab.Ctx,
+			chromedp.SendKeys(chromedp.ID("token"), token),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('token-form').requestSubmit()`)))
+	}
+	useToken("writer-token")
+	waitFor(t, tab, `document.body.dataset.state === 'error' && document.getElementById('status').textContent.includes('403')`)
+
+	useToken("reader-token")
+	waitFor(t, tab, `document.body.dataset.state === 'ready'`)
+	require.Equal(t, "4", eval[string](t, tab, `document.body.dataset.count`))
+	require.Equal(t, "reader-token", eval[string](t, tab, `sessionStorage.getItem('auditstore.token')`), "the token is kept in the tab")
+	require.Equal(t, 0, eval[int](t, tab, `localStorage.length`), "and nowhere that outlives it")
+	require.Empty(t, eval[string](t, tab, `document.getElementById('token').value`), "the field does not keep showing it")
+	require.NotContains(t, eval[string](t, tab, `location.href`), "reader-token")
+
+	// The detail's lookups carry the token too.
+	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, events[3].EventID))
+	waitFor(t, tab, `document.getElementById('detail-title')?.textContent === 'aianalysis.analysis.completed'`)
+
+	// A download link cannot send the token: the page fetches the export and saves it.
+	name, body := tab.Download(t, chromedp.Evaluate[chromedp.Void](`document.getElementById('export-ndjson').click()`))
+	require.Equal(t, "audit-events-"+corr+".ndjson", name)
+	require.Len(t, strings.Split(strings.TrimSpace(string(body)), "\n"), len(events))
+	name, body = tab.Download(t, chromedp.Evaluate[chromedp.Void](`document.getElementById('export-csv').click()`))
+	require.Equal(t, "audit-events-"+corr+".csv", name)
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 1+len(events))
+
+	// Forgetting it ends access from this tab.
+	require.NoError(t, chromedp.Do(tab.Ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('token-forget').click()`)))
+	require.Nil(t, eval[*string](t, tab, `sessionStorage.getItem('auditstore.token')`))
+	require.NoError(t, chromedp.Do(tab.Ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('search').requestSubmit()`)))
+	waitFor(t, tab, `document.body.dataset.state === 'error'`)
+	require.Contains(t, eval[string](t, tab, `document.getElementById('status').textContent`), "401")
+	require.Empty(t, tab.Problems())
+}
+
+// merkle is an RFC 9162 Merkle tree over leaf data, for proofs the page must verify.
+type merkle [][]byte
+
+func (m merkle) hash(lo, hi int) []byte {
+	if hi-lo == 1 {
+		h := sha256.Sum256(append([]byte{0}, m[lo]...))
+		return h[:]
+	}
+	k := 1
+	for k*2 < hi-lo {
+		k *= 2
+	}
+	h := sha256.Sum256(append(append([]byte{1}, m.hash(lo, lo+k)...), m.hash(lo+k, hi)...))
+	return h[:]
+}
+
+// path is the audit path of leaf i in the tree of leaves lo..hi (RFC 9162 section 2.1.3.1).
+func (m merkle) path(i, lo, hi int) [][]byte {
+	if hi-lo == 1 {
+		return nil
+	}
+	k := 1
+	for k*2 < hi-lo {
+		k *= 2
+	}
+	if i < lo+k {
+		return append(m.path(i, lo, lo+k), m.hash(lo+k, hi))
+	}
+	return append(m.path(i, lo+k, hi), m.hash(lo, lo+k))
+}
+
+// proof is the integrity API's inclusion proof of one event.
+type proof struct {
+	EventID    string      `json:"event_id"`
+	EventHash  string      `json:"event_hash"`
+	LeafIndex  int         `json:"leaf_index"`
+	TreeSize   int         `json:"tree_size"`
+	RootHash   string      `json:"root_hash"`
+	AuditPath  []string    `json:"audit_path"`
+	Checkpoint *checkpoint `json:"checkpoint,omitempty"`
+}
+
+type checkpoint struct {
+	TreeSize  int    `json:"tree_size"`
+	RootHash  string `json:"root_hash"`
+	Timestamp string `json:"timestamp"`
+	Signature string `json:"signature"`
+	KeyID     string `json:"key_id"`
+}
+
+func (m merkle) proof(id string, i int) proof {
+	p := proof{EventID: id, EventHash: hex.EncodeToString(m[i]), LeafIndex: i, TreeSize: len(m), RootHash: hex.EncodeToString(m.hash(0, len(m)))}
+	for _, h := range m.path(i, 0, len(m)) {
+		p.AuditPath = append(p.AuditPath, hex.EncodeToString(h))
+	}
+	return p
+}
+
+func TestTimeline_Integrity(t *testing.T) {
+	t.Parallel()
+	// The first seven events are sealed in a log of nine leaves (two belong to other events);
+	// the next two are not sealed yet; the last one's proof was tampered with.
+	var (
+		ids    []string
+		proofs = map[string]*proof{}
+		cp     checkpoint
+	)
+	integrity := map[string]http.Handler{
+		"POST /api/v1/audit/integrity/proofs": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req struct {
+				EventIDs []string `json:"event_ids"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.EventIDs) == 0 || len(req.EventIDs) > 100 {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			out := map[string]*proof{}
+			for _, id := range req.EventIDs {
+				out[id] = proofs[id]
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"checkpoint": cp, "proofs": out})
+		}),
+		"GET /api/v1/audit/events/{event_id}/proof": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := proofs[r.PathValue("event_id")]
+			if p == nil {
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, `{"type":"https://auditstore.dev/problems/not-sealed","title":"Not Found","status":404,"detail":"stored, not sealed yet"}`)
+				return
+			}
+			withCP := *p
+			withCP.Checkpoint = &cp
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(withCP)
+		}),
+	}
+	srv := serve(t, integrity)
+	corr := "rr-sealed-" + uuid.NewString()[:8]
+	events := seed(t, srv.store, corr, time.Now().UTC().Add(-time.Hour), remediation)
+	ids = eventIDs(events)
+	var log merkle
+	leaf := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+	log = append(log, leaf("earlier event"))
+	for _, id := range ids[:7] {
+		log = append(log, leaf(id))
+	}
+	log = append(log, leaf("later event"))
+	for i, id := range ids[:7] {
+		p := log.proof(id, i+1)
+		proofs[id] = &p
+	}
+	tampered := log.proof(ids[9], 8) // the proof of another leaf, passed off as this event's
+	tampered.EventHash = hex.EncodeToString(leaf(ids[9]))
+	proofs[ids[9]] = &tampered
+	cp = checkpoint{TreeSize: len(log), RootHash: hex.EncodeToString(log.hash(0, len(log))), Timestamp: "2026-11-25T10:00:00Z", Signature: "c2ln", KeyID: "test-key"}
+
+	tab := chromium.New(t)
+	open(t, tab, srv.URL+"/ui/?correlation_id="+corr)
+	waitFor(t, tab, `document.body.dataset.integrity === 'done'`)
+	require.Equal(t, "Integrity: 7 sealed and verified · 2 not yet sealed · 1 whose proof does NOT verify",
+		eval[string](t, tab, `document.getElementById('integrity-summary').textContent`))
+	column := eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#rows tr')].map(r => [r.dataset.eventId, r.querySelector('td.integrity').textContent]))`)
+	for i, id := range ids {
+		switch {
+		case i < 7:
+			require.Equal(t, fmt.Sprintf("sealed (leaf %d, checkpoint 2026-11-25T10:00:00Z), inclusion verified", i+1), column[id])
+		case i < 9:
+			require.Equal(t, "not yet sealed", column[id])
+		default:
+			require.Contains(t, column[id], "sealed (leaf 8, checkpoint 2026-11-25T10:00:00Z) but the proof does NOT verify")
+		}
+	}
+
+	detail := func(i int) string {
+		click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, ids[i]))
+		waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q && !document.getElementById('detail-integrity').textContent.includes('checking')`, ids[i]))
+		return eval[string](t, tab, `document.getElementById('detail-integrity').textContent`)
+	}
+	require.Equal(t, "integrity: sealed (leaf 3, checkpoint 2026-11-25T10:00:00Z), inclusion verified", detail(2))
+	require.Contains(t, eval[string](t, tab, `document.querySelector('#detail dl.proof').textContent`), "test-key")
+	require.Equal(t, "integrity: not yet sealed", detail(8))
+	require.Contains(t, detail(9), "does NOT verify")
+	require.Empty(t, tab.Problems())
+}
+
+// logic runs body, an async function body over the page's logic module T and input (given as
+// JSON), in the browser and decodes what it returns.
+func logic[R any](t *testing.T, tab *chromium.Tab, body string, input any) R {
+	t.Helper()
+	in, err := json.Marshal(input)
+	require.NoError(t, err)
+	return eval[R](t, tab, fmt.Sprintf(`import(new URL('timeline.js', location.href).href).then(async (T) => { const input = %s; %s })`, in, body))
+}
+
+func TestClientLogic(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	ui.Routes(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	tab := chromium.New(t)
+	open(t, tab, srv.URL+"/ui/")
+	waitFor(t, tab, `document.body.dataset.state === 'idle'`)
+
+	t.Run("formatDuration", func(t *testing.T) {
+		cases := map[string]float64{
+			"0 ms": 0, "500 µs": 500, "1 ms": 1000, "1.5 ms": 1500, "12 ms": 12e3, "999 ms": 999e3, "1 s": 1e6,
+			"1.5 s": 1.5e6, "12.3 s": 12.3e6, "1 min": 60e6, "3 min 12 s": 192e6, "11 min 50 s": 710e6,
+			"1 h": 3600e6, "2 h 5 min": 7500e6, "3 d 4 h": 3*86400e6 + 4*3600e6, "-1.5 s": -1.5e6,
+		}
+		var in []float64
+		var want []string
+		for w, us := range cases {
+			in, want = append(in, us), append(want, w)
+		}
+		require.Equal(t, want, logic[[]string](t, tab, `return input.map(T.formatDuration);`, in))
+	})
+
+	t.Run("toMicros", func(t *testing.T) {
+		got := logic[[]*float64](t, tab, `return input.map(s => { const v = T.toMicros(s); return Number.isNaN(v) ? null : v; });`, []string{
+			"2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123456Z", "2026-11-25T10:00:00.1234567Z",
+			"2026-11-25T11:00:00.5+01:00", "2026-11-25", "yesterday", "",
+		})
+		base := float64(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixMicro())
+		want := []*float64{&base, ptr(base + 123456), ptr(base + 123456), ptr(base + 500000), nil, nil, nil}
+		require.Equal(t, want, got, "microseconds kept (beyond them truncated); offsets honoured; anything else NaN")
+	})
+
+	t.Run("order and lanes", func(t *testing.T) {
+		evs := []map[string]any{
+			{"event_id": "b", "event_timestamp": "2026-11-25T10:00:00.000002Z", "actor_type": "service", "actor_id": "workflow"},
+			{"event_id": "a", "event_timestamp": "2026-11-25T10:00:00.000002Z", "actor_type": "service", "actor_id": "gateway"},
+			{"event_id": "c", "event_timestamp": "2026-11-25T10:00:00.000001Z", "actor_type": "user", "actor_id": "alice"},
+			{"event_id": "d", "event_timestamp": "2026-11-25T10:00:00Z", "actor_type": "service", "actor_id": "workflow"},
+			{"event_id": "e", "event_timestamp": "2026-11-25T09:59:59.9999999Z", "actor_type": "service", "actor_id": "alice"},
+		}
+		type lane struct {
+			Label string `json:"label"`
+			Count int    `json:"count"`
+			Index int    `json:"index"`
+		}
+		type result struct {
+			Order []string `json:"order"`
+			Lanes []lane   `json:"lanes"`
+		}
+		got := logic[result](t, tab, `const s = [...input].sort(T.compareEvents);
+			return { order: s.map(e => e.event_id), lanes: T.lanes(s).map(l => ({ label: l.label, count: l.count, index: l.index })) };`, evs)
+		require.Equal(t, []string{"e", "d", "c", "a", "b"}, got.Order, "by time to the microsecond, then by event_id")
+		require.Equal(t, []lane{{"alice", 1, 0}, {"workflow", 2, 1}, {"alice (user)", 1, 2}, {"gateway", 1, 3}}, got.Lanes,
+			"one lane per actor, in order of first appearance; an actor that is not a service says what it is")
+	})
+
+	t.Run("scale", func(t *testing.T) {
+		type segment struct {
+			X0         float64 `json:"x0"`
+			X1         float64 `json:"x1"`
+			Compressed bool    `json:"compressed"`
+		}
+		type scale struct {
+			Xs       []float64 `json:"xs"`
+			Segments []segment `json:"segments"`
+			Gaps     []segment `json:"gaps"`
+			Ticks    []struct {
+				X     float64 `json:"x"`
+				Label string  `json:"label"`
+			} `json:"ticks"`
+		}
+		run := func(spans [][2]float64, width float64, at []float64) scale {
+			return logic[scale](t, tab, `const s = T.buildScale(input.spans.map(([start, end]) => ({start, end})), input.width);
+				return { xs: input.at.map(s.x), segments: s.segments, gaps: s.gaps, ticks: T.ticks(s) };`,
+				map[string]any{"spans": spans, "width": width, "at": at})
+		}
+		s := 1e6 // a second in µs
+
+		one := run([][2]float64{{5 * s, 5 * s}}, 1000, []float64{5 * s})
+		require.Equal(t, []float64{500}, one.Xs, "a single instant sits in the middle")
+
+		lin := run([][2]float64{{0, 0}, {4 * s, 4 * s}, {10 * s, 10 * s}}, 1000, []float64{0, 4 * s, 10 * s})
+		require.Equal(t, []float64{0, 400, 1000}, lin.Xs, "steps at comparable distances are linear in time")
+		require.Len(t, lin.Segments, 1)
+		require.Len(t, lin.Ticks, 11, "a tick each second: the roundest step at least 90 px wide")
+		for i, tk := range lin.Ticks {
+			want := fmt.Sprintf("+%d s", i)
+			if i == 0 {
+				want = "+0 ms"
+			}
+			require.Equal(t, want, tk.Label, "ticks at round offsets")
+			require.InDelta(t, float64(100*i), tk.X, 1e-6)
+		}
+
+		// Three steps a second apart, then two hours of nothing, then two more: the wait is
+		// drawn as a 48 px break and the steps keep the width.
+		wait := run([][2]float64{{0, 0}, {1 * s, 1 * s}, {2 * s, 2 * s}, {7202 * s, 7202 * s}, {7203 * s, 7203 * s}},
+			1000, []float64{0, 1 * s, 2 * s, 7202 * s, 7203 * s, 3600 * s})
+		require.Len(t, wait.Segments, 3)
+		require.True(t, wait.Segments[1].Compressed)
+		require.InDelta(t, 48, wait.Segments[1].X1-wait.Segments[1].X0, 1e-9)
+		require.InDelta(t, 0, wait.Xs[0], 1e-9)
+		require.InDelta(t, 1000, wait.Xs[4], 1e-9)
+		require.InDelta(t, (1000-48)/3.0, wait.Xs[1], 1e-9, "the remaining 3 s share the rest of the width")
+		require.Greater(t, wait.Xs[5], wait.Xs[2], "time inside the break is inside the break")
+		require.Less(t, wait.Xs[5], wait.Xs[3])
+		require.Len(t, wait.Gaps, 4)
+		var compressed int
+		for _, g := range wait.Gaps {
+			if g.Compressed {
+				compressed++
+			}
+		}
+		require.Equal(t, 1, compressed, "only the long wait is shortened")
+
+		// Durations cover time: a 5 s step ending at 10 s leaves no gap from 5 s to 10 s.
+		dur := run([][2]float64{{0, 0}, {5 * s, 10 * s}, {10 * s, 10 * s}}, 100, []float64{5 * s})
+		require.Len(t, dur.Gaps, 1)
+		require.InDelta(t, 50, dur.Xs[0], 1e-9)
+
+		// Two instants far apart: nothing else to squeeze, so nothing is shortened.
+		two := run([][2]float64{{0, 0}, {86400 * s, 86400 * s}}, 800, []float64{0, 86400 * s})
+		require.Equal(t, []float64{0, 800}, two.Xs)
+		require.False(t, two.Gaps[0].Compressed)
+
+		// Monotonic everywhere, whatever the data.
+		mono := logic[bool](t, tab, `let seed = 7; const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+			for (let k = 0; k < 50; k++) {
+				const spans = []; let t = 0;
+				for (let i = 0; i < 40; i++) { t += rnd() < 0.1 ? rnd() * 1e10 : rnd() * 1e6; const d = rnd() < 0.3 ? rnd() * 5e6 : 0; spans.push({start: t - d, end: t}); }
+				const s = T.buildScale(spans, 900);
+				let last = -Infinity;
+				for (let q = s.start; q <= s.end; q += (s.end - s.start) / 997) { const x = s.x(q); if (x < last - 1e-9 || x < -1e-9 || x > 900 + 1e-9) return false; last = x; }
+			}
+			return true;`, nil)
+		require.True(t, mono)
+	})
+
+	t.Run("searchParams", func(t *testing.T) {
+		got := logic[string](t, tab, `return T.searchParams(input).toString();`, map[string]string{
+			"correlation_id": " rr-1 ", "event_outcome": "failure", "actor_id": "", "data": `{"a":1}`, "limit": "5", "token": "secret",
+		})
+		require.Equal(t, "correlation_id=rr-1&event_outcome=failure&data=%7B%22a%22%3A1%7D", got, "known filters only, trimmed, empty ones left out")
+	})
+
+	t.Run("exact JSON", func(t *testing.T) {
+		got := logic[string](t, tab, `return T.pretty(T.parseExact(input));`, `{"big":12345678901234567890,"small":42,"float":0.1,"exp":1e400,"nested":{"n":[9007199254740993,-1.50]}}`)
+		require.Equal(t, "{\n  \"big\": 12345678901234567890,\n  \"small\": 42,\n  \"float\": 0.1,\n  \"exp\": 1e400,\n  \"nested\": {\n    \"n\": [\n      9007199254740993,\n      -1.50\n    ]\n  }\n}", got,
+			"numbers are shown as stored, not as a double rounds them")
+	})
+
+	t.Run("hexToBytes", func(t *testing.T) {
+		got := logic[[]*[]int](t, tab, `return input.map(h => { const b = T.hexToBytes(h); return b ? [...b] : null; });`, []any{"00ff10", "", "0", "zz", "ABcd", 42})
+		require.Equal(t, []*[]int{{0, 255, 16}, {}, nil, nil, {171, 205}, nil}, got)
+	})
+
+	t.Run("verifyInclusion", func(t *testing.T) {
+		type verdict struct {
+			OK     bool   `json:"ok"`
+			Reason string `json:"reason"`
+		}
+		var good []proof
+		for n := 1; n <= 17; n++ {
+			var m merkle
+			for i := range n {
+				m = append(m, []byte(fmt.Sprintf("event %d of %d", i, n)))
+			}
+			for i := range n {
+				good = append(good, m.proof(fmt.Sprint(i), i))
+			}
+		}
+		got := logic[[]verdict](t, tab, `return Promise.all(input.map(p => T.verifyInclusion(p, {tree_size: p.tree_size, root_hash: p.root_hash})));`, good)
+		require.Len(t, got, len(good))
+		for i, v := range got {
+			require.True(t, v.OK, "proof %d (leaf %d of %d): %s", i, good[i].LeafIndex, good[i].TreeSize, v.Reason)
+		}
+
+		var m merkle
+		for i := range 11 {
+			m = append(m, []byte(fmt.Sprint("leaf ", i)))
+		}
+		base := m.proof("x", 6)
+		other := m.proof("y", 7)
+		bad := map[string]proof{}
+		flip := base
+		flip.AuditPath = append([]string(nil), base.AuditPath...)
+		flip.AuditPath[1] = strings.Replace(flip.AuditPath[1], flip.AuditPath[1][:2], fmt.Sprintf("%02x", 0xff^mustHexByte(t, flip.AuditPath[1][:2])), 1)
+		bad["a changed path hash"] = flip
+		wrongLeaf := base
+		wrongLeaf.EventHash = other.EventHash
+		bad["another leaf"] = wrongLeaf
+		wrongIndex := base
+		wrongIndex.LeafIndex = 7
+		bad["another index"] = wrongIndex
+		short := base
+		short.AuditPath = base.AuditPath[:len(base.AuditPath)-1]
+		bad["a path too short"] = short
+		long := base
+		long.AuditPath = append(append([]string(nil), base.AuditPath...), base.AuditPath[0])
+		bad["a path too long"] = long
+		outside := base
+		outside.LeafIndex = 11
+		bad["a leaf outside the tree"] = outside
+		notHex := base
+		notHex.RootHash = "zz"
+		bad["a root that is not hex"] = notHex
+		var names []string
+		var proofs []proof
+		for n, p := range bad {
+			names, proofs = append(names, n), append(proofs, p)
+		}
+		got = logic[[]verdict](t, tab, `return Promise.all(input.map(p => T.verifyInclusion(p, null)));`, proofs)
+		for i, v := range got {
+			require.False(t, v.OK, "%s must not verify", names[i])
+			require.NotEmpty(t, v.Reason, names[i])
+		}
+
+		// A proof must be for the checkpoint shown with it.
+		got = logic[[]verdict](t, tab, `return Promise.all([
+			T.verifyInclusion(input, {tree_size: input.tree_size + 1, root_hash: input.root_hash}),
+			T.verifyInclusion(input, {tree_size: input.tree_size, root_hash: '00'.repeat(32)}),
+			T.verifyInclusion(input, {tree_size: input.tree_size, root_hash: input.root_hash}),
+		]);`, base)
+		require.Equal(t, []bool{false, false, true}, []bool{got[0].OK, got[1].OK, got[2].OK})
+		require.Contains(t, got[0].Reason, "tree size")
+		require.Contains(t, got[1].Reason, "checkpoint")
+	})
+	require.Empty(t, tab.Problems())
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func mustHexByte(t *testing.T, s string) int {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	require.NoError(t, err)
+	return int(b[0])
+}
+
+// BenchmarkTimelineLoad measures how long the page takes to show a 500-event timeline: from
+// the navigation to the timeline drawn (ms-to-render, the browser's own clock), of which
+// ms-api is the query's request.
+func BenchmarkTimelineLoad(b *testing.B) {
+	srv := serve(b, nil)
+	services := []string{"gateway", "remediationorchestrator", "aianalysis", "workflowexecution", "kubernetesexecution", "notification"}
+	outcomes := []string{"success", "success", "success", "failure", "pending", "success"}
+	steps := make([]step, 500)
+	at := time.Duration(0)
+	for i := range steps {
+		at += time.Duration(50+(i*7919)%900) * time.Millisecond
+		if i%97 == 0 {
+			at += 4 * time.Minute // waits for approvals and retries
+		}
+		steps[i] = step{actor: services[(i*5+i/7)%len(services)], typ: "bench.step.completed", outcome: outcomes[i%len(outcomes)], at: at, parent: i - 1}
+		if i%3 == 0 {
+			steps[i].durationMS = int64(200 + (i*31)%3000)
+		}
+	}
+	corr := "rr-bench-" + uuid.NewString()[:8]
+	seed(b, srv.store, corr, time.Now().UTC().Add(-2*time.Hour), steps)
+	tab := chromium.New(b)
+	url := srv.URL + "/ui/?correlation_id=" + corr
+	open(b, tab, url) // warm: the browser's first start, the server's first plan
+	waitFor(b, tab, `document.body.dataset.state === 'ready'`)
+	require.Equal(b, "500", eval[string](b, tab, `document.body.dataset.count`))
+
+	var render, api float64
+	b.ResetTimer()
+	for range b.N {
+		open(b, tab, url)
+		waitFor(b, tab, `document.body.dataset.state === 'ready'`)
+		render += eval[float64](b, tab, `performance.getEntriesByName('auditstore:rendered')[0].startTime`)
+		api += eval[float64](b, tab, `(() => { const r = performance.getEntriesByType('resource').find(e => e.name.includes('/api/v1/audit/events?')); return r.responseEnd - r.startTime; })()`)
+	}
+	b.StopTimer()
+	b.ReportMetric(render/float64(b.N), "ms-to-render")
+	b.ReportMetric(api/float64(b.N), "ms-api")
+	b.Logf("500-event timeline: drawn %.0f ms after navigation on average (query request %.0f ms), %d loads", render/float64(b.N), api/float64(b.N), b.N)
 }

@@ -168,9 +168,12 @@ async function search(params) {
   }
   if (seq !== state.seq) return;
   render();
-  performance.mark('auditstore:rendered');
-  document.body.dataset.renderMs = String(Math.round(performance.now()));
-  document.body.dataset.state = 'ready';
+  // Ready once the browser has laid out and painted it: the next frame's task.
+  requestAnimationFrame(() => setTimeout(() => {
+    if (seq !== state.seq) return;
+    performance.mark('auditstore:rendered');
+    document.body.dataset.state = 'ready';
+  }));
   loadIntegrity(seq);
 }
 
@@ -306,10 +309,14 @@ function renderTimeline() {
     if (parent) {
       const px = X(T.spanOf(parent).end);
       const py = laneY(parent);
+      // Across lanes an S-curve; within a lane an arch over the lane, so the arrow is not
+      // hidden under the dots it joins.
       const dx = Math.max(Math.abs(x - px) / 2, 12);
-      const bend = py === y ? -LANE_H * 0.6 : 0; // same lane: arc over the lane
+      const d = py === y
+        ? `M${px},${py} C${px},${py - LANE_H * 0.6} ${x},${y - LANE_H * 0.6} ${x},${y}`
+        : `M${px},${py} C${px + dx},${py} ${x - dx},${y} ${x},${y}`;
       links.append(svg('path', {
-        d: `M${px},${py} C${px + dx},${py + bend} ${x - dx},${y + bend} ${x},${y}`,
+        d,
         class: 'link', 'marker-end': 'url(#arrow)', 'data-parent': parent.event_id, 'data-child': e.event_id,
       }));
     }

@@ -13,6 +13,19 @@ const rfc3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$
  * share a position or swap places. Returns NaN for anything else.
  */
 export function toMicros(s) {
+  let v = micros.get(s);
+  if (v === undefined) {
+    v = parseMicros(s);
+    if (micros.size > 100000) micros.clear();
+    micros.set(s, v);
+  }
+  return v;
+}
+
+// micros remembers parsed times: sorting and drawing ask for each many times.
+const micros = new Map();
+
+function parseMicros(s) {
   const m = rfc3339.exec(s || '');
   if (!m) return NaN;
   const ms = Date.parse(m[1] + m[3].toUpperCase());
@@ -83,9 +96,10 @@ export function busyBlocks(spans) {
 
 /**
  * buildScale maps time (µs) to x in [0, width]. Time is linear, except that a gap which would
- * take more than maxGapShare of the width is drawn as a break of breakPx, so one long wait
- * (a retry hours later) does not squeeze every other step into a few pixels. Breaks carry
- * their real length so the page can label them.
+ * take more than maxGapShare of the width and is more than gapFactor times the median gap is
+ * drawn as a break of breakPx, so one long wait (an approval, a retry hours later) does not
+ * squeeze every other step into a few pixels, while steps at comparable distances stay true
+ * to scale. Breaks carry their real length so the page can label them.
  *
  * Returns {x(t), segments, gaps, start, end}; segments are [{t0, t1, x0, x1, compressed}] in
  * order, gaps are every gap between busy blocks with {t0, t1, x0, x1, compressed}.
@@ -93,6 +107,7 @@ export function busyBlocks(spans) {
 export function buildScale(spans, width, opts = {}) {
   const breakPx = opts.breakPx ?? 48;
   const maxGapShare = opts.maxGapShare ?? 0.2;
+  const gapFactor = opts.gapFactor ?? 10;
   const blocks = busyBlocks(spans);
   if (blocks.length === 0 || width <= 0) {
     return { x: () => width / 2, segments: [], gaps: [], start: 0, end: 0 };
@@ -104,14 +119,17 @@ export function buildScale(spans, width, opts = {}) {
     gaps.push({ t0: blocks[i - 1].end, t1: blocks[i].start, compressed: false });
   }
   const total = end - start;
+  const byLength = [...gaps].sort((a, b) => (b.t1 - b.t0) - (a.t1 - a.t0));
+  const median = byLength.length ? byLength[Math.floor(byLength.length / 2)].t1 - byLength[Math.floor(byLength.length / 2)].t0 : 0;
   let linear = total;
   let breaks = 0;
-  // Compress the largest gap while it is too wide, as long as something else stays linear
-  // and the breaks leave at least half the width to time.
-  for (const g of [...gaps].sort((a, b) => (b.t1 - b.t0) - (a.t1 - a.t0))) {
+  // Compress the largest gap while it stands out and is too wide, as long as something else
+  // stays linear and the breaks leave at least half the width to time.
+  for (const g of byLength) {
     const len = g.t1 - g.t0;
     const k = (width - breaks * breakPx) / linear;
-    if (len * k <= maxGapShare * width || linear - len <= 0 || (breaks + 1) * breakPx > width / 2) break;
+    if (len * k <= maxGapShare * width || len <= gapFactor * median || linear - len <= 0 ||
+      (breaks + 1) * breakPx > width / 2) break;
     g.compressed = true;
     linear -= len;
     breaks++;
