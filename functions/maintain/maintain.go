@@ -255,14 +255,16 @@ func (s *Service) Run(ctx context.Context) (lifecycle.Report, error) {
 		return lifecycle.Report{}, err
 	}
 	defer m.End()
-	rep, err := s.runner.Run(ctx, m)
-	if !rep.DryRun {
-		// A run also seals, so a deployment with only the schedule still seals (within its
-		// period) and its keys become prunable.
-		if _, serr := s.Seal(ctx); serr != nil {
-			err = errors.Join(err, fmt.Errorf("seal: %w", serr))
+	// A run seals first: a deployment with only the schedule still seals (within its period),
+	// the keys it prunes are sealed, and the partitions it archives are wholly in the log.
+	var serr error
+	if !s.runner.Config.DryRun {
+		if _, serr = s.Seal(ctx); serr != nil {
+			serr = fmt.Errorf("seal: %w", serr)
 		}
 	}
+	rep, err := s.runner.Run(ctx, m)
+	err = errors.Join(err, serr)
 	s.metrics.observe(rep, err, time.Since(start))
 	if !rep.DryRun {
 		s.recordActions(ctx, rep)

@@ -228,6 +228,11 @@ func (a *Archive) Write(ctx context.Context, p Partition, src Source) (Manifest,
 			return Manifest{}, fmt.Errorf("archive %s: read back: %w", p.Name, err)
 		}
 	}
+	if ls, ok := src.(LogSource); ok {
+		if m.Log, err = a.writeLog(ctx, p, ls); err != nil {
+			return Manifest{}, fmt.Errorf("archive %s: %w", p.Name, err)
+		}
+	}
 	m.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	body, err := marshalManifest(m)
 	if err != nil {

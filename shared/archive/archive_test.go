@@ -269,7 +269,7 @@ func TestReadManifest_Checks(t *testing.T) {
 	// Fields a later version adds are ignored by this one.
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(good, &m))
-	m["log"] = map[string]any{"first_leaf": 1, "last_leaf": 10, "checkpoint": "..."}
+	m["replicas"] = []any{map[string]any{"url": "s3://elsewhere", "copied_at": "..."}}
 	body, _ := json.Marshal(m)
 	require.NoError(t, a.bucket.WriteAll(ctx, p.ManifestKey(), body, nil))
 	_, err = a.ReadManifest(ctx, p)

@@ -44,6 +44,9 @@ type Manifest struct {
 	Files []File `json:"files"`
 	// CreatedAt is when the archive was completed.
 	CreatedAt time.Time `json:"created_at"`
+	// Log ties the archive to the integrity log (nil: no event of it was sealed, or it was
+	// archived before tamper evidence existed).
+	Log *LogRange `json:"log,omitempty"`
 }
 
 // File is one data file of an archive.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"time"
 )
 
 // Node names a perfect subtree of the log: the 2^Level leaves from Index·2^Level on. Level 0
@@ -315,4 +316,38 @@ func (f *Frontier) Root() Hash {
 		return EmptyRoot
 	}
 	return Span{0, f.Size}.HashOf(f.Nodes)
+}
+
+// LogLeaf is one leaf of the log with the event it seals, as an archive keeps it.
+type LogLeaf struct {
+	Index          uint64
+	EventID        [16]byte
+	EventTimestamp time.Time
+	RetentionDays  int
+	EventHash      Hash
+}
+
+// RangeProof proves the leaves [First, End) part of the log of Checkpoint: with them, the
+// hashes Proof (of RangeSpans(First, End, Checkpoint.TreeSize)) recompute its root.
+type RangeProof struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+	First      uint64     `json:"first_leaf"`
+	End        uint64     `json:"end_leaf"`
+	Proof      []Hash     `json:"range_proof"`
+}
+
+// Verify checks the leaves (the hashes of [First, End), in order) against the checkpoint's
+// root; the checkpoint's signature is the caller's to check.
+func (p RangeProof) Verify(leafHashes []Hash) error {
+	if uint64(len(leafHashes)) != p.End-p.First {
+		return fmt.Errorf("%d leaves for the range [%d, %d)", len(leafHashes), p.First, p.End)
+	}
+	root, err := RangeRoot(p.First, p.Checkpoint.TreeSize, leafHashes, p.Proof)
+	if err != nil {
+		return err
+	}
+	if root != p.Checkpoint.RootHash {
+		return fmt.Errorf("leaves [%d, %d) do not lead to the root of the checkpoint of size %d", p.First, p.End, p.Checkpoint.TreeSize)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/integrity"
@@ -290,4 +291,51 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 		got := kinds(f.verify(t))
 		require.Equal(t, []string{"size 20"}, got[ledger.ProblemBadSignature])
 	})
+}
+
+func TestArchiveVerifiesOffline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t)
+	p := archive.PartitionOf(f.events[0].RetentionDays, f.events[0].EventTimestamp)
+	inPartition := 0
+	for _, e := range f.events {
+		if archive.PartitionOf(e.RetentionDays, e.EventTimestamp) == p {
+			inPartition++
+		}
+	}
+	arch, err := archive.Open(ctx, "file://"+t.TempDir(), archive.Options{})
+	require.NoError(t, err)
+	defer arch.Close()
+	m, err := arch.Write(ctx, p, f.st)
+	require.NoError(t, err)
+	require.NotNil(t, m.Log)
+
+	rep, err := ledger.VerifyArchive(ctx, arch, p, f.keys)
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%+v", rep.Problems)
+	require.EqualValues(t, inPartition, rep.Events)
+	require.EqualValues(t, inPartition, rep.Sealed)
+
+	// An archive taken after an attacker changed one event and removed another names both.
+	f.attack(t, `UPDATE audit_events SET error_message = 'nothing happened' WHERE event_id = $1`, f.events[6].EventID)
+	f.attack(t, `DELETE FROM audit_events WHERE event_id = $1`, f.events[8].EventID)
+	tampered, err := archive.Open(ctx, "file://"+t.TempDir(), archive.Options{})
+	require.NoError(t, err)
+	defer tampered.Close()
+	_, err = tampered.Write(ctx, p, f.st)
+	require.NoError(t, err)
+	rep, err = ledger.VerifyArchive(ctx, tampered, p, f.keys)
+	require.NoError(t, err)
+	require.Equal(t, map[string][]string{
+		ledger.ProblemModified: {f.events[6].EventID.String()},
+		ledger.ProblemDeleted:  {f.events[8].EventID.String()},
+	}, kinds(rep))
+
+	// A checkpoint signed by another key is refused.
+	_, other, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	rep, err = ledger.VerifyArchive(ctx, arch, p, []integrity.PublicKey{other.Public().(ed25519.PublicKey)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"size 20"}, kinds(rep)[ledger.ProblemBadSignature])
 }

@@ -556,3 +556,64 @@ func (s *Store) MaxSealedKey(ctx context.Context) (int64, error) {
 	}
 	return m, nil
 }
+
+// StreamLogRange proves the leaves of one partition (retention class, month from..to) against
+// the latest checkpoint: it calls fn with every leaf from the partition's first to its last
+// (those of other partitions in between included: the proof needs them all) and returns the
+// range proof. A partition with no sealed event has an empty range (First == End).
+func (s *Store) StreamLogRange(ctx context.Context, class int, from, to time.Time, fn func(integrity.LogLeaf) error) (integrity.RangeProof, error) {
+	var rp integrity.RangeProof
+	cp, err := s.LatestCheckpoint(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return rp, nil
+	}
+	if err != nil {
+		return rp, err
+	}
+	rp.Checkpoint = cp.Checkpoint
+	var first, end *int64
+	if err := s.db.QueryRow(ctx, `SELECT min(leaf_index), max(leaf_index) + 1 FROM audit_log_leaves
+WHERE retention_days = $1 AND event_timestamp >= $2 AND event_timestamp < $3 AND leaf_index < $4`,
+		class, from, to, int64(cp.TreeSize)).Scan(&first, &end); err != nil {
+		return rp, fmt.Errorf("log range: %w", interpretError(err))
+	}
+	if first == nil {
+		return rp, nil
+	}
+	rp.First, rp.End = uint64(*first), uint64(*end)
+	spans, err := integrity.RangeSpans(rp.First, rp.End, cp.TreeSize)
+	if err != nil {
+		return rp, err
+	}
+	if rp.Proof, err = s.SpanHashes(ctx, spans); err != nil {
+		return rp, err
+	}
+	rows, err := s.db.Query(ctx, `SELECT leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at
+FROM audit_log_leaves WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`, *first, *end)
+	if err != nil {
+		return rp, fmt.Errorf("log range: %w", interpretError(err))
+	}
+	defer rows.Close()
+	next := rp.First
+	for rows.Next() {
+		l, err := scanLeaf(rows)
+		if err != nil {
+			return rp, fmt.Errorf("log range: %w", interpretError(err))
+		}
+		if l.Index != next {
+			return rp, fmt.Errorf("log range: leaf %d is missing", next)
+		}
+		next++
+		if err := fn(integrity.LogLeaf{Index: l.Index, EventID: l.EventID, EventTimestamp: l.EventTimestamp,
+			RetentionDays: l.RetentionDays, EventHash: l.EventHash}); err != nil {
+			return rp, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return rp, fmt.Errorf("log range: %w", interpretError(err))
+	}
+	if next != rp.End {
+		return rp, fmt.Errorf("log range: leaf %d is missing", next)
+	}
+	return rp, nil
+}
