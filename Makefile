@@ -20,6 +20,8 @@ run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_U
 	echo "    -d '{\"event_type\":\"gateway.signal.received\",\"event_outcome\":\"success\",\"correlation_id\":\"rr-1\",\"event_data\":{\"version\":\"1.0\",\"service\":\"gateway\",\"operation\":\"signal.received\",\"status\":\"success\"}}'"; \
 	echo "Query its timeline:"; \
 	echo "  curl -sS 'localhost:$${PORT:-8080}/api/v1/audit/events?correlation_id=rr-1'"; \
+	echo "Or look at it in the timeline viewer:"; \
+	echo "  http://localhost:$${PORT:-8080}/ui/?correlation_id=rr-1"; \
 	echo; \
 	AUTH_MODE="$${AUTH_MODE:-none}" DATABASE_URL="$$DB" exec $(GO) run ./functions/standalone
 
@@ -61,3 +63,7 @@ bench-query: ## query benchmarks at 5M events: seeds a database once, then HTTP 
 .PHONY: bench-ddl
 bench-ddl: ## writer stall while maintenance creates a month and removes a 1M-row month (vs plain DETACH/DROP)
 	$(GO) run ./test/ddlstall -db "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+
+.PHONY: bench-ui
+bench-ui: ## timeline viewer: time to show a 500-event timeline in headless Chromium
+	$(GO) test ./functions/query/ui -run '^$$' -bench TimelineLoad -benchtime 20x
