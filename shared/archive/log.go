@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/integrity"
@@ -112,4 +113,30 @@ func (a *Archive) ReadLog(ctx context.Context, p Partition, lr *LogRange) ([]int
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+var manifestKey = regexp.MustCompile(`^audit_events/r([0-9]+)/([0-9]{4})/([0-9]{2})/manifest\.json$`)
+
+// Partitions lists the archived partitions (those with a manifest), in key order.
+func (a *Archive) Partitions(ctx context.Context) ([]Partition, error) {
+	var out []Partition
+	it := a.bucket.List(&blob.ListOptions{Prefix: "audit_events/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list archive: %w", err)
+		}
+		m := manifestKey.FindStringSubmatch(obj.Key)
+		if m == nil {
+			continue
+		}
+		p, err := ParsePartition("audit_events_r" + m[1] + "_" + m[2] + "_" + m[3])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
 }
