@@ -60,7 +60,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	wh, err := write.New(writeStore, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter),
-		write.WithRetentionPolicies(writeStore))
+		write.WithRetentionPolicies(writeStore), write.WithDeadLetters(writeStore))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	batchSize prometheus.Histogram
 	rejected  *prometheus.CounterVec
+	// deadLetters counts deliveries the broker dead-lettered and the sink stored.
+	deadLetters *prometheus.CounterVec
 
 	mu   sync.Mutex
 	seen map[[2]string]bool
@@ -42,10 +44,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "audit_write_rejected_total",
 			Help: "Write requests refused, by reason.",
 		}, []string{"reason"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "audit_deadletters_total",
+			Help: "Dead-lettered deliveries stored by the dead-letter sink, by the HTTP status of the last failed attempt (knativeerrorcode; none when absent).",
+		}, []string{"error_code"}),
 		seen: map[[2]string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.duration, m.batchSize, m.rejected)
+		reg.MustRegister(m.events, m.duration, m.batchSize, m.rejected, m.deadLetters)
 	}
 	return m
 }

@@ -65,7 +65,10 @@ type Option func(*Handler)
 
 // WithAuthorizer guards every route: only principals allowed to write get through.
 func WithAuthorizer(az auth.Authorizer, m *auth.Metrics) Option {
-	return func(h *Handler) { h.guard = auth.Middleware(az, auth.Write, m) }
+	return func(h *Handler) {
+		h.guard = auth.Middleware(az, auth.Write, m)
+		h.adminGuard = auth.Middleware(az, auth.Admin, m)
+	}
 }
 
 // WithRateLimiter limits the events each principal writes; over it a request gets 429 and
@@ -84,6 +87,10 @@ type Handler struct {
 	now       func() time.Time
 	committer *committer
 	metrics   *metrics
+
+	// adminGuard lets only administrators through (the dead-letter API).
+	adminGuard  func(http.Handler) http.Handler
+	deadLetters DeadLetterStore
 }
 
 // New checks cfg and returns a Handler over s, registering its metrics with reg (nil: none).
@@ -116,6 +123,7 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		metrics:   m,
 		committer: newCommitter(s, cfg.Committers, cfg.GroupMaxEvents, cfg.GroupWait, cfg.Timeout, func(n int) { m.batchSize.Observe(float64(n)) }),
 	}
+	h.adminGuard = auth.Middleware(auth.None{}, auth.Admin, nil)
 	for _, o := range opts {
 		o(h)
 	}
@@ -126,11 +134,13 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 func (h *Handler) Close() { h.committer.close() }
 
 // Routes registers the write API on mux: every shape at /api/v1/audit/events, JSON batches
-// also at /api/v1/audit/events/batch, and CloudEvents at / for Knative triggers.
+// also at /api/v1/audit/events/batch, CloudEvents at / for Knative triggers, and with
+// WithDeadLetters the dead-letter sink and API.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/events", h.guard(web.Handle(h.post)))
 	mux.Handle("POST /api/v1/audit/events/batch", h.guard(web.Handle(h.postBatch)))
 	mux.Handle("POST /{$}", h.guard(web.Handle(h.postCloudEvents)))
+	h.deadLetterRoutes(mux)
 }
 
 // principal is the caller the guard authorized: submitted_by, whatever the request says.

@@ -15,6 +15,10 @@
 //	ce      CloudEvents in binary mode (ce-* headers, body = event_data) from -clients clients
 //	paced   single JSON events at a steady -rate a second, open loop: each request is sent
 //	        when due whatever earlier ones are doing, and its latency counts from then
+//	emitter the batch scenario's events emitted by -emitters goroutines of this process into
+//	        the client SDK's Emitter (shared/client), which batches them (-batch-size events a
+//	        request, -batch-clients requests at once); its rate counts from the first Emit
+//	        until Close has drained the buffer
 //
 // for -duration each (or -events events). Every event has a fresh UUIDv7 event_id, so every
 // request stores new rows. The write function's settings (WRITE_MAX_CONNS, WRITE_COMMITTERS,
@@ -60,26 +64,30 @@ type config struct {
 	duration      time.Duration
 	events        int64
 	rate          int
+	emitters      int
 	ceilingEvents int
 	skipCeiling   bool
 	writeBin      string
 	cpuProfile    string
+	sealInterval  time.Duration
 }
 
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.db, "db", os.Getenv("TEST_DATABASE_URL"), "PostgreSQL server to create the databases on (a postgres:// URL of a database to connect to for CREATE DATABASE); default $TEST_DATABASE_URL, else a throwaway server of its own")
-	flag.StringVar(&cfg.scenarios, "scenarios", "json,batch,ce,paced", "comma-separated scenarios to run: json, batch, ce, paced")
+	flag.StringVar(&cfg.scenarios, "scenarios", "json,batch,ce,paced", "comma-separated scenarios to run: json, batch, ce, paced, emitter")
 	flag.IntVar(&cfg.clients, "clients", 64, "concurrent clients of the json and ce scenarios")
 	flag.IntVar(&cfg.batchClients, "batch-clients", 8, "concurrent clients of the batch scenario")
 	flag.IntVar(&cfg.batchSize, "batch-size", 100, "events per request of the batch scenario (1..1000)")
 	flag.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long each scenario runs")
 	flag.Int64Var(&cfg.events, "events", 0, "run each scenario for this many events instead of -duration (0: use -duration)")
 	flag.IntVar(&cfg.rate, "rate", 1000, "events a second offered by the paced scenario")
+	flag.IntVar(&cfg.emitters, "emitters", 8, "goroutines calling Emit in the emitter scenario")
 	flag.IntVar(&cfg.ceilingEvents, "ceiling-events", 50_000, "pre-generated events the ceiling writes again and again (with fresh ids) for -duration or -events")
 	flag.BoolVar(&cfg.skipCeiling, "skip-ceiling", false, "do not measure the ceiling (no ratios)")
 	flag.StringVar(&cfg.writeBin, "write-bin", "", "write function binary to run instead of building ./functions/write/cmd")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
+	flag.DurationVar(&cfg.sealInterval, "seal-interval", time.Second, "how often the batch-sealed scenario's sealer runs (SEAL_INTERVAL)")
 	flag.Parse()
 	// Event ids come from a buffered pool of randomness instead of a getrandom call each.
 	uuid.EnableRandPool()
@@ -96,7 +104,12 @@ type scenario struct {
 	path      string
 	clients   int
 	paced     bool
+	emitter   bool
 	templates func() ([]*template, error)
+	// env is added to the write function's environment.
+	env []string
+	// sealed runs the integrity sealer during the load and verifies the database after it.
+	sealed bool
 }
 
 // measurement is one row of the report.
@@ -109,6 +122,7 @@ type measurement struct {
 	cpu            usage
 	events         int64
 	rows           int64
+	seal           *sealResult
 }
 
 func run(cfg config) error {
@@ -123,20 +137,30 @@ func run(cfg config) error {
 			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
 		"ce": {name: "ce", describe: "CloudEvents binary mode", path: "/", clients: cfg.clients,
 			templates: func() ([]*template, error) { return ceTemplates(1000) }},
+		"batch-sealed": {name: "batch-sealed", describe: fmt.Sprintf("JSON batches of %d, integrity on (hashed, sealed every %s)", cfg.batchSize, cfg.sealInterval),
+			path: "/api/v1/audit/events", clients: cfg.batchClients, sealed: true,
+			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
+		"batch-unhashed": {name: "batch-unhashed", describe: fmt.Sprintf("JSON batches of %d, integrity off (WRITE_EVENT_HASH=false, no sealer)", cfg.batchSize),
+			path: "/api/v1/audit/events", clients: cfg.batchClients, env: []string{"WRITE_EVENT_HASH=false"},
+			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
 		"paced": {name: "paced", describe: fmt.Sprintf("single JSON events, paced at %d/s (open loop)", cfg.rate), path: "/api/v1/audit/events", paced: true,
 			templates: func() ([]*template, error) { return jsonTemplates(1000, 0) }},
+		"emitter": {name: "emitter", describe: fmt.Sprintf("client Emitter, batches of %d from %d goroutines", cfg.batchSize, cfg.emitters), clients: cfg.batchClients, emitter: true,
+			templates: func() ([]*template, error) { return nil, nil }},
 	}
 	var selected []scenario
 	for _, name := range strings.Split(cfg.scenarios, ",") {
 		sc, ok := scenarios[strings.TrimSpace(name)]
 		if !ok {
-			return fmt.Errorf("-scenarios: %q is not one of json, batch, ce, paced", name)
+			return fmt.Errorf("-scenarios: %q is not one of json, batch, ce, paced, emitter", name)
 		}
 		selected = append(selected, sc)
 	}
 	switch {
-	case cfg.clients < 1 || cfg.batchClients < 1:
-		return errors.New("-clients and -batch-clients must be at least 1")
+	case cfg.clients < 1 || cfg.batchClients < 1 || cfg.emitters < 1:
+		return errors.New("-clients, -batch-clients and -emitters must be at least 1")
+	case cfg.batchClients > 64:
+		return errors.New("-batch-clients must be at most 64")
 	case cfg.batchSize < 1 || cfg.batchSize > 1000:
 		return errors.New("-batch-size must be between 1 and 1000")
 	case cfg.duration <= 0 && cfg.events <= 0:
@@ -293,7 +317,7 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		return measurement{}, err
 	}
 	defer drop()
-	fn, err := startWrite(ctx, bin, u, logPath)
+	fn, err := startWrite(ctx, bin, u, logPath, sc.env...)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -322,9 +346,23 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 	} else {
 		logf("%s: %s, %d clients, for %s", sc.name, sc.describe, sc.clients, span(cfg))
 	}
+	var seal *sealing
+	if sc.sealed {
+		if seal, err = startSealing(ctx, u, cfg.sealInterval); err != nil {
+			return m, err
+		}
+	}
 	meter := startMeter(pid)
 	var elapsed time.Duration
-	if sc.paced {
+	if sc.emitter {
+		el := &emitterLoad{url: fn.url, batchSize: cfg.batchSize, senders: sc.clients, emitters: cfg.emitters}
+		if elapsed, err = el.run(ctx, m.tally, cfg.duration, cfg.events); err != nil {
+			return m, err
+		}
+		if n := el.full.Load(); n > 0 {
+			logf("%s: Emit found the buffer full %d times (and emitted again)", sc.name, n)
+		}
+	} else if sc.paced {
 		elapsed = l.paced(ctx, m.tally, cfg.rate, cfg.duration, cfg.events, 2048)
 	} else {
 		elapsed = l.closedLoop(ctx, m.tally, sc.clients, cfg.duration, cfg.events)
@@ -337,6 +375,13 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		return m, err
 	}
 	m.cpu = meter.stop(pids)
+	if seal != nil {
+		sr, err := seal.finish(ctx)
+		if err != nil {
+			return m, err
+		}
+		m.seal = &sr
+	}
 	if m.peakRSS, err = peakRSS(pid); err != nil {
 		return m, err
 	}
@@ -420,6 +465,12 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 			p("; sending lag behind schedule p99 %s ms, max %s ms", ms(percentile(lag, 99)), ms(percentile(lag, 100)))
 		}
 		p(".\n")
+		if sr := m.seal; sr != nil {
+			lags := sorted(sr.lags)
+			p("  - integrity: %d events sealed, seal lag (write to seal) p50 %s ms, p99 %s ms, max %s ms; verify: %d events in %s = %.0f events/s, %s.\n",
+				len(lags), ms(percentile(lags, 50)), ms(percentile(lags, 99)), ms(percentile(lags, 100)), sr.verified, sr.took.Round(time.Millisecond),
+				float64(sr.verified)/sr.took.Seconds(), map[bool]string{true: "clean", false: fmt.Sprintf("**%d problems**", sr.problems)}[sr.ok])
+		}
 		for _, k := range slices.Sorted(maps.Keys(m.tally.samples)) {
 			p("  - first %s: `%s`\n", k, strings.ReplaceAll(m.tally.samples[k], "\n", " "))
 		}

@@ -41,6 +41,11 @@ var (
 // it from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
+	dropMu.Lock()
+	for _, drop := range drops {
+		drop()
+	}
+	dropMu.Unlock()
 	if server != nil {
 		if err := server.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest: stop server:", err)
@@ -54,6 +59,14 @@ func Main(m *testing.M) {
 // that says what to install.
 func ServerURL(t testing.TB) string {
 	t.Helper()
+	u, err := startServer()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return u
+}
+
+func startServer() (string, error) {
 	serverOnce.Do(func() {
 		if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
 			serverURL = u
@@ -67,9 +80,47 @@ func ServerURL(t testing.TB) string {
 		}
 	})
 	if serverErr != nil {
-		t.Fatalf("pgtest: no PostgreSQL for tests: %v", serverErr)
+		return "", fmt.Errorf("no PostgreSQL for tests: %w", serverErr)
 	}
-	return serverURL
+	return serverURL, nil
+}
+
+var (
+	dropMu sync.Mutex
+	drops  []func()
+)
+
+// Database creates a migrated database outside any test, for Example functions (which get no
+// testing.TB), and returns its URL. Main drops it when the package's tests end.
+func Database(ctx context.Context) (string, error) {
+	base, err := startServer()
+	if err != nil {
+		return "", err
+	}
+	tmpl, err := template(ctx, base, true)
+	if err != nil {
+		return "", fmt.Errorf("template database: %w", err)
+	}
+	name := "auditstore_test_" + randomHex(6)
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", redact(base), err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, pgx.Identifier{name}.Sanitize(), pgx.Identifier{tmpl}.Sanitize())); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	dropMu.Lock()
+	drops = append(drops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = c.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, pgx.Identifier{name}.Sanitize()))
+			_ = c.Close(ctx)
+		}
+	})
+	dropMu.Unlock()
+	return withDatabase(base, name), nil
 }
 
 // Options change what NewDatabase makes.

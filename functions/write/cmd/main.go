@@ -42,7 +42,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter),
-		write.WithRetentionPolicies(s))
+		write.WithRetentionPolicies(s), write.WithDeadLetters(s))
 	if err != nil {
 		return err
 	}

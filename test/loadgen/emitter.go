@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/client"
+)
+
+// emitterLoad is the emitter scenario: the events of the batch scenario, emitted by
+// goroutines of this process into the client SDK's Emitter (shared/client), which batches
+// them as the batch scenario does (-batch-size events a request, -batch-clients requests at
+// once). Its rate counts events the store acknowledged, from the first Emit until Close has
+// drained the buffer; latency is per request (a batch), as the Emitter's HTTP client saw it.
+type emitterLoad struct {
+	url       string
+	batchSize int
+	senders   int
+	emitters  int
+	// full counts Emit calls refused because the buffer was full (the goroutine then waits a
+	// moment and emits the event again: the scenario measures the store, not what is dropped).
+	full atomic.Int64
+}
+
+func (l *emitterLoad) run(ctx context.Context, t *tally, duration time.Duration, limit int64) (time.Duration, error) {
+	tr := &recordingTransport{next: &http.Transport{MaxIdleConnsPerHost: l.senders * 2, DisableCompression: true, IdleConnTimeout: 90 * time.Second}, t: t}
+	defer tr.next.CloseIdleConnections()
+	c, err := client.New(client.Config{URL: l.url, HTTPClient: &http.Client{Timeout: time.Minute, Transport: tr}})
+	if err != nil {
+		return 0, err
+	}
+	em, err := client.NewEmitter(c, client.EmitterConfig{BatchSize: l.batchSize, Senders: l.senders, OnError: func(err error) {
+		t.mu.Lock()
+		t.statuses["refused or dropped"]++
+		if _, seen := t.samples["refused or dropped"]; !seen {
+			t.samples["refused or dropped"] = fmt.Sprintf("%.500s", err.Error())
+		}
+		t.mu.Unlock()
+	}})
+	if err != nil {
+		return 0, err
+	}
+	// The batch scenario's events, without ids: the Emitter gives each a fresh UUIDv7 (and a
+	// timestamp), as it does for a service.
+	pool := make([]*audit.Input, 1000)
+	for i := range pool {
+		pool[i] = input(i, "", correlationID(i))
+		pool[i].EventID = nil
+	}
+
+	start := time.Now()
+	deadline := start.Add(duration)
+	var claimed atomic.Int64
+	var wg sync.WaitGroup
+	var emitErr error
+	var errOnce sync.Once
+	for g := range l.emitters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ctx.Err() == nil; i += l.emitters {
+				if limit > 0 {
+					if claimed.Add(1) > limit {
+						return
+					}
+				} else if time.Now().After(deadline) {
+					return
+				}
+				for {
+					err := em.Emit(pool[i%len(pool)])
+					if errors.Is(err, client.ErrBufferFull) {
+						l.full.Add(1)
+						time.Sleep(200 * time.Microsecond)
+						continue
+					}
+					if err != nil {
+						errOnce.Do(func() { emitErr = err })
+						return
+					}
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	closeCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	closeErr := em.Close(closeCtx)
+	elapsed := time.Since(start)
+	t.mu.Lock()
+	t.events = int64(em.Stats().Sent)
+	t.mu.Unlock()
+	return elapsed, errors.Join(emitErr, closeErr)
+}
+
+// recordingTransport records each request's status and latency in a tally.
+type recordingTransport struct {
+	next *http.Transport
+	t    *tally
+}
+
+func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := r.next.RoundTrip(req)
+	elapsed := time.Since(start)
+	status := "transport error"
+	if err == nil {
+		status = strconv.Itoa(resp.StatusCode)
+	}
+	r.t.mu.Lock()
+	defer r.t.mu.Unlock()
+	r.t.requests++
+	r.t.statuses[status]++
+	if err == nil && resp.StatusCode/100 == 2 {
+		r.t.latencies = append(r.t.latencies, elapsed)
+	} else if _, seen := r.t.samples[status]; !seen && err != nil {
+		r.t.samples[status] = fmt.Sprintf("%.500s", err.Error())
+	}
+	return resp, err
+}
