@@ -3,6 +3,8 @@ package ui_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -23,7 +25,10 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/test/chromium"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/chromedp/chromedp"
@@ -42,7 +47,12 @@ type server struct {
 
 func serve(t testing.TB, extra map[string]http.Handler, opts ...query.Option) *server {
 	t.Helper()
-	s := store.New(pgtest.NewPool(t))
+	return serveStore(t, store.New(pgtest.NewPool(t)), extra, opts...)
+}
+
+// serveStore is serve over the store s.
+func serveStore(t testing.TB, s *store.Store, extra map[string]http.Handler, opts ...query.Option) *server {
+	t.Helper()
 	h, err := query.New(s, query.Config{CursorSecret: "ui-test", Timeout: 10 * time.Second}, nil, opts...)
 	require.NoError(t, err)
 	inner := http.NewServeMux()
@@ -122,6 +132,7 @@ func seed(t testing.TB, s *store.Store, correlation string, start time.Time, ste
 		}
 		e, errs := in.Prepare(audit.Defaults{Now: ts, Principal: "test-writer", RetentionClasses: audit.DefaultRetentionClasses}, audit.DefaultLimits)
 		require.Empty(t, errs)
+		require.NoError(t, ledger.Hash(&e)) // as the write path does
 		events[i] = e
 	}
 	for i := 0; i < len(events); i += 1000 {
@@ -268,7 +279,8 @@ func TestTimeline_Remediation(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, map[string]http.Handler{
 		// A server without the integrity API, whatever the query function serves.
-		"/api/v1/audit/integrity/": http.NotFoundHandler(),
+		"/api/v1/audit/integrity/":                  http.HandlerFunc(web.NotFound),
+		"GET /api/v1/audit/events/{event_id}/proof": http.HandlerFunc(web.NotFound),
 	})
 	corr := "rr-ui-" + uuid.NewString()[:8]
 	events := seed(t, srv.store, corr, time.Now().UTC().Add(-3*time.Hour).Truncate(time.Millisecond), remediation)
@@ -645,6 +657,51 @@ func TestTimeline_Integrity(t *testing.T) {
 	require.Contains(t, eval[string](t, tab, `document.querySelector('#detail dl.proof').textContent`), "test-key")
 	require.Equal(t, "integrity: not yet sealed", detail(8))
 	require.Contains(t, detail(9), "does NOT verify")
+	require.Empty(t, tab.Problems())
+}
+
+// TestTimeline_IntegrityLive runs the page against the real integrity API: events sealed by
+// the sealer are shown sealed, their proofs verified in the browser; later ones not yet.
+func TestTimeline_IntegrityLive(t *testing.T) {
+	t.Parallel()
+	st := store.New(pgtest.NewPool(t))
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	srv := serveStore(t, st, nil, query.WithIntegrity(st, []integrity.PublicKey{pub}))
+	corr := "rr-live-" + uuid.NewString()[:8]
+	start := time.Now().UTC().Add(-time.Hour)
+	// Sealed in two checkpoints (Limit 4), so proofs come from different tree sizes' paths.
+	sealed := seed(t, st, corr, start, remediation[:7])
+	sealer := &ledger.Sealer{Store: st, Signer: integrity.NewSigner(priv), Limit: 4}
+	rep, err := sealer.SealAll(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 7, rep.Sealed)
+	later := make([]step, 3)
+	copy(later, remediation[7:])
+	for i := range later {
+		later[i].parent = -1 // their parents were seeded by the first call
+	}
+	unsealed := seed(t, st, corr, start, later)
+
+	tab := chromium.New(t)
+	open(t, tab, srv.URL+"/ui/?correlation_id="+corr)
+	waitFor(t, tab, `document.body.dataset.integrity === 'done'`)
+	require.Equal(t, "Integrity: 7 sealed and verified · 3 not yet sealed",
+		eval[string](t, tab, `document.getElementById('integrity-summary').textContent`))
+	column := eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#rows tr')].map(r => [r.dataset.eventId, r.querySelector('td.integrity').textContent]))`)
+	for _, e := range sealed {
+		require.Regexp(t, `^sealed \(leaf \d+, checkpoint \d{4}-\d\d-\d\dT[^)]+\), inclusion verified$`, column[e.EventID.String()])
+	}
+	for _, e := range unsealed {
+		require.Equal(t, "not yet sealed", column[e.EventID.String()])
+	}
+	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, sealed[3].EventID))
+	waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q && !document.getElementById('detail-integrity').textContent.includes('checking')`, sealed[3].EventID))
+	require.Contains(t, eval[string](t, tab, `document.getElementById('detail-integrity').textContent`), "inclusion verified")
+	require.Contains(t, eval[string](t, tab, `document.querySelector('#detail dl.proof').textContent`), integrity.KeyID(pub))
+	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, unsealed[0].EventID))
+	waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q && !document.getElementById('detail-integrity').textContent.includes('checking')`, unsealed[0].EventID))
+	require.Equal(t, "integrity: not yet sealed", eval[string](t, tab, `document.getElementById('detail-integrity').textContent`))
 	require.Empty(t, tab.Problems())
 }
 
