@@ -49,9 +49,14 @@ type Tab struct {
 	problems []string
 }
 
+// running bounds the browsers of one test process: each takes a few hundred MB and a core
+// while it loads, and parallel tests on a small machine would otherwise time out.
+var running = make(chan struct{}, 2)
+
 // New starts a headless Chromium for tb and returns its first tab; the browser is closed when
 // the test ends. Without Chromium the test is skipped, except under CI (CI set), where a
-// missing browser is a failure: CI must install it.
+// missing browser is a failure: CI must install it. At most two browsers run at once; New
+// waits for a turn.
 func New(tb testing.TB) *Tab {
 	tb.Helper()
 	path, err := Find()
@@ -61,6 +66,8 @@ func New(tb testing.TB) *Tab {
 		}
 		tb.Skipf("browser test skipped: %v", err)
 	}
+	running <- struct{}{}
+	tb.Cleanup(func() { <-running })
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -657,6 +658,80 @@ func TestTimeline_Integrity(t *testing.T) {
 	require.Contains(t, eval[string](t, tab, `document.querySelector('#detail dl.proof').textContent`), "test-key")
 	require.Equal(t, "integrity: not yet sealed", detail(8))
 	require.Contains(t, detail(9), "does NOT verify")
+	require.Empty(t, tab.Problems())
+}
+
+func TestSearch_FiltersAndPaging(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil)
+	start := time.Now().UTC().Add(-2 * time.Hour)
+	// 15 remediations of 10 events: 15 failures among 150 events, 120 of them by the four
+	// services other than the gateway.
+	for i := range 15 {
+		seed(t, srv.store, fmt.Sprintf("rr-search-%02d", i), start.Add(time.Duration(i)*time.Minute), remediation)
+	}
+	tab := chromium.New(t)
+	open(t, tab, srv.URL+"/ui/")
+	waitFor(t, tab, `document.body.dataset.state === 'idle'`)
+
+	fill := func(values map[string]string) {
+		t.Helper()
+		in, err := json.Marshal(values)
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(tab.Ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const f = document.getElementById('search'); f.reset();
+			for (const [k, v] of Object.entries(%s)) { (f.elements.namedItem(k) || document.getElementById(k)).value = v; }
+			f.requestSubmit(); })()`, in))))
+	}
+
+	// Filters from the form: the failures, newest first, in one page.
+	fill(map[string]string{"event_outcome": "failure", "since": "1d"})
+	waitFor(t, tab, `document.body.dataset.state === 'ready'`)
+	require.Equal(t, "15", eval[string](t, tab, `document.body.dataset.count`))
+	require.Equal(t, "?since=1d&event_outcome=failure", eval[string](t, tab, `location.search`), "the address carries the search")
+	times := eval[[]string](t, tab, `[...document.querySelectorAll('#rows tr td.time')].map(td => td.textContent)`)
+	require.True(t, slices.IsSortedFunc(times, func(a, b string) int { return strings.Compare(b, a) }), "a search without a correlation is newest first: %v", times)
+	require.True(t, eval[bool](t, tab, `document.getElementById('more').hidden`))
+
+	// More than a page: Load more follows the cursor.
+	fill(map[string]string{"actor_id": "workflowexecution", "limit": "100"})
+	waitFor(t, tab, `document.body.dataset.state === 'ready'`)
+	require.Equal(t, "45", eval[string](t, tab, `document.body.dataset.count`))
+	fill(map[string]string{"event_type": "orchestrator.*", "limit": "100", "order": "asc"})
+	waitFor(t, tab, `document.body.dataset.state === 'ready'`)
+	require.Equal(t, "45", eval[string](t, tab, `document.body.dataset.count`))
+	fill(map[string]string{"data": `{"status":"success"}`, "limit": "100"})
+	waitFor(t, tab, `document.body.dataset.state === 'ready'`)
+	require.Equal(t, "100", eval[string](t, tab, `document.body.dataset.count`))
+	require.False(t, eval[bool](t, tab, `document.getElementById('more').hidden`))
+	click(t, tab, `#more`)
+	waitFor(t, tab, `document.body.dataset.count === '120'`)
+	require.True(t, eval[bool](t, tab, `document.getElementById('more').hidden`))
+	ids := eval[[]string](t, tab, `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.eventId)`)
+	require.Len(t, ids, 120)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		require.False(t, seen[id], "no event twice across pages")
+		seen[id] = true
+	}
+
+	// From a row to its remediation's timeline.
+	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, ids[0]))
+	waitFor(t, tab, `[...document.querySelectorAll('#detail button')].some(b => b.textContent === 'open timeline')`)
+	require.NoError(t, chromedp.Do(tab.Ctx, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#detail button')].find(b => b.textContent === 'open timeline').click()`)))
+	waitFor(t, tab, `document.body.dataset.state === 'ready' && location.search.startsWith('?correlation_id=')`)
+	require.Equal(t, "10", eval[string](t, tab, `document.body.dataset.count`))
+	require.Equal(t, remediationLanes, eval[[]string](t, tab, `[...document.querySelectorAll('.lane-label .lane-name')].map(n => n.textContent)`))
+
+	// Back returns to the search.
+	require.NoError(t, chromedp.Do(tab.Ctx, chromedp.NavigateBack()))
+	waitFor(t, tab, `document.body.dataset.state === 'ready' && location.search.startsWith('?data=')`)
+	require.Equal(t, `{"status":"success"}`, eval[string](t, tab, `document.querySelector('input[name=data]').value`))
+
+	// A bad value is named, as the API names it.
+	fill(map[string]string{"since": "last tuesday"})
+	waitFor(t, tab, `document.body.dataset.state === 'error'`)
+	require.Contains(t, eval[string](t, tab, `document.getElementById('status').textContent`), `since "last tuesday" is not an RFC 3339 time`)
 	require.Empty(t, tab.Problems())
 }
 
