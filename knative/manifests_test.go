@@ -56,7 +56,9 @@ func (o object) name() string {
 	s, _ := md["name"].(string)
 	return s
 }
-func (o object) String() string { return fmt.Sprintf("%s %s/%s (%s)", o.file, o.kind(), o.name(), o.apiVersion()) }
+func (o object) String() string {
+	return fmt.Sprintf("%s %s/%s (%s)", o.file, o.kind(), o.name(), o.apiVersion())
+}
 
 // decode decodes the object strictly (unknown fields are an error) into v through JSON, as the
 // API server reads it.
@@ -688,7 +690,7 @@ func functionServers(t *testing.T) map[string]*httptest.Server {
 	serve := func(image string, mux *http.ServeMux) {
 		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
-			out[image] = srv
+		out[image] = srv
 	}
 	for image, mux := range functionMuxes(t) {
 		serve(image, mux)
@@ -722,4 +724,3 @@ func TestManifests_ServiceShape(t *testing.T) {
 	ann := write.raw["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["annotations"].(map[string]any)
 	require.NotEqual(t, "0", ann["autoscaling.knative.dev/min-scale"], "no cold start on the audit path")
 }
-
