@@ -1,7 +1,6 @@
 package query_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -19,6 +18,7 @@ import (
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/openapitest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -49,25 +49,22 @@ func TestIntegrityAPI(t *testing.T) {
 	_, _, err = st.InsertEvents(ctx, store.InsertParams{Events: events})
 	require.NoError(t, err)
 
+	// Every exchange is also checked against the OpenAPI document.
 	do := func(method, path string, body any) (int, []byte) {
 		t.Helper()
-		var rd *bytes.Reader
+		var b []byte
 		if body != nil {
-			b, err := json.Marshal(body)
+			var err error
+			b, err = json.Marshal(body)
 			require.NoError(t, err)
-			rd = bytes.NewReader(b)
-		} else {
-			rd = bytes.NewReader(nil)
 		}
-		req, err := http.NewRequest(method, srv.URL+path, rd)
+		req, err := http.NewRequest(method, srv.URL+path, nil)
 		require.NoError(t, err)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var buf bytes.Buffer
-		_, err = buf.ReadFrom(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, buf.Bytes()
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, respBody := openapitest.Do(t, req, b)
+		return resp.StatusCode, respBody
 	}
 	problemType := func(b []byte) string {
 		var p struct {

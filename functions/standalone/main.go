@@ -12,6 +12,7 @@ import (
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -66,7 +67,14 @@ func run(ctx context.Context) error {
 	}
 	defer wh.Close() // after the server stopped: finish queued commits
 	// Reads are recorded through the write pool: the query pool's statement timeout is for reads.
-	qh, err := query.New(store.New(queryPool), cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(writeStore))
+	// One process signs and publishes: the public keys are the signing key's and the extra ones.
+	_, keys, err := ledger.ParseKeys(cfg.Maintain.Integrity.SigningKey, cfg.Maintain.Integrity.PublicKeys)
+	if err != nil {
+		return err
+	}
+	queryStore := store.New(queryPool)
+	qh, err := query.New(queryStore, cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(writeStore),
+		query.WithIntegrity(queryStore, keys))
 	if err != nil {
 		return err
 	}
@@ -76,11 +84,12 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer closeMaintain()
+	mctx, stop := context.WithCancel(ctx)
+	defer stop()
 	if cfg.MaintenanceInterval > 0 {
-		mctx, stop := context.WithCancel(ctx)
-		defer stop()
 		go ms.Every(mctx, cfg.MaintenanceInterval)
 	}
+	go ms.SealEvery(mctx)
 
 	mux := http.NewServeMux()
 	wh.Routes(mux)

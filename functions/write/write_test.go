@@ -35,7 +35,8 @@ type fixture struct {
 
 func defaultConfig() write.Config {
 	return write.Config{MaxClockSkew: 5 * time.Minute, MaxEventAge: 30 * 24 * time.Hour,
-		RetentionClasses: "90,180,365,730,1095,1825,2557", Committers: 4, GroupMaxEvents: 1000, Timeout: 10 * time.Second}
+		RetentionClasses: "90,180,365,730,1095,1825,2557", Committers: 4, GroupMaxEvents: 1000, Timeout: 10 * time.Second,
+		EventHash: true}
 }
 
 func setup(t *testing.T) *fixture {

@@ -6,125 +6,97 @@ package integrity
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // Canonicalize returns the RFC 8785 (JSON Canonicalization Scheme) form of a JSON value:
 // object members sorted by the UTF-16 code units of their names, no insignificant white space,
 // strings with only the escapes ECMAScript's JSON.stringify makes, and every number as the
 // shortest ECMAScript spelling of its IEEE 754 double. Members named in drop are left out of
-// the top-level object. A number outside the double range, invalid UTF-8 or a duplicate member
-// name is an error: such a value has no canonical form.
+// the top-level object. A member name given twice keeps its last value, as PostgreSQL's jsonb
+// does. A number outside the double range or invalid UTF-8 is an error: such a value has no
+// canonical form.
 func Canonicalize(raw []byte, drop ...string) ([]byte, error) {
+	return AppendCanonical(make([]byte, 0, len(raw)), raw, drop...)
+}
+
+// AppendCanonical appends Canonicalize(raw, drop...) to buf.
+func AppendCanonical(buf, raw []byte, drop ...string) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("JSON is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := canonicalValue(&buf, dec, drop); err != nil {
-		return nil, err
+	var v any
+	rest, err := json.Parse(raw, &v, json.UseNumber)
+	if err != nil {
+		return nil, fmt.Errorf("JSON: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
 		return nil, errors.New("JSON has data after the value")
 	}
-	return buf.Bytes(), nil
+	if obj, ok := v.(map[string]any); ok && len(drop) > 0 {
+		for _, k := range drop {
+			delete(obj, k)
+		}
+	}
+	return appendValue(buf, v)
 }
 
-// canonicalValue writes the next value of dec; drop applies to this value's members only.
-func canonicalValue(buf *bytes.Buffer, dec *json.Decoder, drop []string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("JSON: %w", err)
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			return canonicalObject(buf, dec, drop)
-		case '[':
-			buf.WriteByte('[')
-			for i := 0; dec.More(); i++ {
-				if i > 0 {
-					buf.WriteByte(',')
-				}
-				if err := canonicalValue(buf, dec, nil); err != nil {
-					return err
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return fmt.Errorf("JSON: %w", err)
-			}
-			buf.WriteByte(']')
-			return nil
+func appendValue(buf []byte, v any) ([]byte, error) {
+	switch t := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
 		}
-		return fmt.Errorf("JSON: unexpected %q", t)
+		slices.SortFunc(keys, compareUTF16)
+		buf = append(buf, '{')
+		for i, k := range keys {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = AppendString(buf, k)
+			buf = append(buf, ':')
+			var err error
+			if buf, err = appendValue(buf, t[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, '}'), nil
+	case []any:
+		buf = append(buf, '[')
+		for i, e := range t {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var err error
+			if buf, err = appendValue(buf, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, ']'), nil
 	case string:
-		writeJCSString(buf, t)
+		return AppendString(buf, t), nil
 	case json.Number:
 		s, err := jcsNumber(string(t))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		buf.WriteString(s)
+		return append(buf, s...), nil
 	case bool:
-		buf.WriteString(strconv.FormatBool(t))
+		return strconv.AppendBool(buf, t), nil
 	case nil:
-		buf.WriteString("null")
+		return append(buf, "null"...), nil
 	}
-	return nil
-}
-
-// canonicalObject writes an object whose '{' has been read.
-func canonicalObject(buf *bytes.Buffer, dec *json.Decoder, drop []string) error {
-	type member struct {
-		key   string
-		value []byte
-	}
-	var members []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("JSON: %w", err)
-		}
-		key := tok.(string) // the decoder only returns strings in key position
-		var v bytes.Buffer
-		if err := canonicalValue(&v, dec, nil); err != nil {
-			return err
-		}
-		if slices.Contains(drop, key) {
-			continue
-		}
-		members = append(members, member{key, v.Bytes()})
-	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("JSON: %w", err)
-	}
-	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
-	buf.WriteByte('{')
-	for i, m := range members {
-		if i > 0 {
-			if m.key == members[i-1].key {
-				return fmt.Errorf("JSON object has the member %q twice", m.key)
-			}
-			buf.WriteByte(',')
-		}
-		writeJCSString(buf, m.key)
-		buf.WriteByte(':')
-		buf.Write(m.value)
-	}
-	buf.WriteByte('}')
-	return nil
+	return nil, fmt.Errorf("JSON value of type %T", v)
 }
 
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires (it
@@ -145,36 +117,33 @@ func isASCII(s string) bool {
 	return true
 }
 
-// writeJCSString writes s with the escapes of RFC 8785 §3.2.2.2: \b \t \n \f \r \" \\ and
-// \u00xx for the other control characters; everything else as it is.
-func writeJCSString(buf *bytes.Buffer, s string) {
+// AppendString appends s as a JSON string with the escapes of RFC 8785 §3.2.2.2: \b \t \n \f
+// \r \" \\ and \u00xx for the other control characters; everything else as it is.
+func AppendString(buf []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	buf.WriteByte('"')
+	buf = append(buf, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
-			buf.WriteByte('\\')
-			buf.WriteByte(c)
+			buf = append(buf, '\\', c)
 		case c >= 0x20:
-			buf.WriteByte(c)
+			buf = append(buf, c)
 		case c == '\b':
-			buf.WriteString(`\b`)
+			buf = append(buf, '\\', 'b')
 		case c == '\t':
-			buf.WriteString(`\t`)
+			buf = append(buf, '\\', 't')
 		case c == '\n':
-			buf.WriteString(`\n`)
+			buf = append(buf, '\\', 'n')
 		case c == '\f':
-			buf.WriteString(`\f`)
+			buf = append(buf, '\\', 'f')
 		case c == '\r':
-			buf.WriteString(`\r`)
+			buf = append(buf, '\\', 'r')
 		default:
-			buf.WriteString(`\u00`)
-			buf.WriteByte(hex[c>>4])
-			buf.WriteByte(hex[c&0xf])
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		}
 	}
-	buf.WriteByte('"')
+	return append(buf, '"')
 }
 
 // jcsNumber spells a JSON number as ECMAScript's Number.prototype.toString spells its double

@@ -5,10 +5,12 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/audit"
@@ -17,16 +19,90 @@ import (
 	"github.com/google/uuid"
 )
 
-// Recompute returns the event hash of an event's fields (integrity.EventHash of its JSON form).
+// Recompute returns the event hash of an event's fields: integrity.EventHash of its JSON form,
+// which it writes in RFC 8785 form directly (members in their sorted order) instead of
+// marshalling and parsing it again — the write path pays this for every event.
 func Recompute(e audit.Event) (integrity.Hash, error) {
-	e.EventHash, e.HashVersion = nil, 0
-	e.EventTimestamp = e.EventTimestamp.UTC()
-	e.ReceivedAt = e.ReceivedAt.UTC()
-	b, err := json.Marshal(e)
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	b, err := appendCanonicalEvent((*buf)[:0], &e)
 	if err != nil {
 		return integrity.Hash{}, err
 	}
-	return integrity.EventHash(b)
+	*buf = b
+	return sha256.Sum256(b), nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendCanonicalEvent appends the RFC 8785 form of e's JSON object without its integrity
+// fields. The members are those of audit.Event's JSON form, in sorted order;
+// TestRecomputeMatchesTheJSONForm holds the two together.
+func appendCanonicalEvent(b []byte, e *audit.Event) ([]byte, error) {
+	str := func(b []byte, name, v string) []byte {
+		b = append(append(append(b, '"'), name...), '"', ':')
+		return integrity.AppendString(b, v)
+	}
+	opt := func(b []byte, name string, v *string) []byte {
+		if v == nil {
+			return append(append(append(b, '"'), name...), `":null`...)
+		}
+		return str(b, name, *v)
+	}
+	num := func(b []byte, name string, v float64) []byte {
+		b = append(append(append(b, '"'), name...), '"', ':')
+		return append(b, integrity.FormatNumber(v)...)
+	}
+	ts := func(b []byte, name string, t time.Time) []byte {
+		b = append(append(append(b, '"'), name...), '"', ':', '"')
+		return append(t.UTC().AppendFormat(b, time.RFC3339Nano), '"')
+	}
+	b = append(b, '{')
+	b = str(b, "actor_id", e.ActorID)
+	b = opt(append(b, ','), "actor_ip", e.ActorIP)
+	b = str(append(b, ','), "actor_type", e.ActorType)
+	b = opt(append(b, ','), "cluster_id", e.ClusterID)
+	b = str(append(b, ','), "correlation_id", e.CorrelationID)
+	if e.DurationMS == nil {
+		b = append(b, `,"duration_ms":null`...)
+	} else {
+		b = num(append(b, ','), "duration_ms", float64(*e.DurationMS))
+	}
+	b = opt(append(b, ','), "error_code", e.ErrorCode)
+	b = opt(append(b, ','), "error_message", e.ErrorMessage)
+	b = str(append(b, ','), "event_action", e.EventAction)
+	b = str(append(b, ','), "event_category", e.EventCategory)
+	b = append(b, `,"event_data":`...)
+	if len(e.EventData) == 0 {
+		b = append(b, "null"...)
+	} else {
+		var err error
+		if b, err = integrity.AppendCanonical(b, e.EventData); err != nil {
+			return nil, fmt.Errorf("event_data: %w", err)
+		}
+	}
+	b = str(append(b, ','), "event_id", e.EventID.String())
+	b = str(append(b, ','), "event_outcome", e.EventOutcome)
+	b = ts(append(b, ','), "event_timestamp", e.EventTimestamp)
+	b = str(append(b, ','), "event_type", e.EventType)
+	b = append(append(b, `,"is_sensitive":`...), strconv.FormatBool(e.IsSensitive)...)
+	b = opt(append(b, ','), "namespace", e.Namespace)
+	if e.ParentEventID == nil {
+		b = append(b, `,"parent_event_id":null`...)
+	} else {
+		b = str(append(b, ','), "parent_event_id", e.ParentEventID.String())
+	}
+	b = ts(append(b, ','), "received_at", e.ReceivedAt)
+	b = opt(append(b, ','), "resource_id", e.ResourceID)
+	b = opt(append(b, ','), "resource_name", e.ResourceName)
+	b = opt(append(b, ','), "resource_type", e.ResourceType)
+	b = num(append(b, ','), "retention_days", float64(e.RetentionDays))
+	b = opt(append(b, ','), "severity", e.Severity)
+	b = opt(append(b, ','), "span_id", e.SpanID)
+	b = str(append(b, ','), "submitted_by", e.SubmittedBy)
+	b = opt(append(b, ','), "trace_id", e.TraceID)
+	b = str(append(b, ','), "version", e.Version)
+	return append(b, '}'), nil
 }
 
 // Hash sets e's event hash, as the write path does before storing it. It fails only for

@@ -152,6 +152,15 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 	intervalStart := uint64(0)
 	var prev *store.Leaf
 	gap := false
+	// A checkpoint of the empty log (the sealer's first, before any write) is reached before
+	// any leaf.
+	for next < len(sizes) && sizes[next] == 0 {
+		if cp := bySize[0]; cp.RootHash != integrity.EmptyRoot {
+			size := uint64(0)
+			rep.add(Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: "the checkpoint of the empty log has a root other than the empty tree's"})
+		}
+		next++
+	}
 	err = st.StreamLeaves(ctx, 0, func(l store.Leaf) error {
 		if l.Index != f.Size && !gap {
 			idx := f.Size

@@ -34,9 +34,9 @@ func (f *function) stop() error { return f.Stop() }
 // /health/readiness answers 200. The load generator measures the write path itself: no
 // identity checks, and no rate limit for its one (anonymous) principal, unless the environment
 // says otherwise.
-func startWrite(ctx context.Context, bin, databaseURL, logPath string) (*function, error) {
+func startWrite(ctx context.Context, bin, databaseURL, logPath string, env ...string) (*function, error) {
 	p, err := fnproc.Start(ctx, "write", bin,
-		[]string{"AUTH_MODE=none", "RATE_LIMIT_EVENTS_PER_SEC=1000000000", "RATE_LIMIT_BURST=1000000000"},
+		append([]string{"AUTH_MODE=none", "RATE_LIMIT_EVENTS_PER_SEC=1000000000", "RATE_LIMIT_BURST=1000000000"}, env...),
 		[]string{"DATABASE_URL=" + databaseURL}, logPath)
 	if err != nil {
 		return nil, err
