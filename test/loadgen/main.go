@@ -69,6 +69,7 @@ type config struct {
 	skipCeiling   bool
 	writeBin      string
 	cpuProfile    string
+	sealInterval  time.Duration
 }
 
 func main() {
@@ -86,6 +87,7 @@ func main() {
 	flag.BoolVar(&cfg.skipCeiling, "skip-ceiling", false, "do not measure the ceiling (no ratios)")
 	flag.StringVar(&cfg.writeBin, "write-bin", "", "write function binary to run instead of building ./functions/write/cmd")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
+	flag.DurationVar(&cfg.sealInterval, "seal-interval", time.Second, "how often the batch-sealed scenario's sealer runs (SEAL_INTERVAL)")
 	flag.Parse()
 	// Event ids come from a buffered pool of randomness instead of a getrandom call each.
 	uuid.EnableRandPool()
@@ -104,6 +106,10 @@ type scenario struct {
 	paced     bool
 	emitter   bool
 	templates func() ([]*template, error)
+	// env is added to the write function's environment.
+	env []string
+	// sealed runs the integrity sealer during the load and verifies the database after it.
+	sealed bool
 }
 
 // measurement is one row of the report.
@@ -116,6 +122,7 @@ type measurement struct {
 	cpu            usage
 	events         int64
 	rows           int64
+	seal           *sealResult
 }
 
 func run(cfg config) error {
@@ -130,6 +137,12 @@ func run(cfg config) error {
 			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
 		"ce": {name: "ce", describe: "CloudEvents binary mode", path: "/", clients: cfg.clients,
 			templates: func() ([]*template, error) { return ceTemplates(1000) }},
+		"batch-sealed": {name: "batch-sealed", describe: fmt.Sprintf("JSON batches of %d, integrity on (hashed, sealed every %s)", cfg.batchSize, cfg.sealInterval),
+			path: "/api/v1/audit/events", clients: cfg.batchClients, sealed: true,
+			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
+		"batch-unhashed": {name: "batch-unhashed", describe: fmt.Sprintf("JSON batches of %d, integrity off (WRITE_EVENT_HASH=false, no sealer)", cfg.batchSize),
+			path: "/api/v1/audit/events", clients: cfg.batchClients, env: []string{"WRITE_EVENT_HASH=false"},
+			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
 		"paced": {name: "paced", describe: fmt.Sprintf("single JSON events, paced at %d/s (open loop)", cfg.rate), path: "/api/v1/audit/events", paced: true,
 			templates: func() ([]*template, error) { return jsonTemplates(1000, 0) }},
 		"emitter": {name: "emitter", describe: fmt.Sprintf("client Emitter, batches of %d from %d goroutines", cfg.batchSize, cfg.emitters), clients: cfg.batchClients, emitter: true,
@@ -304,7 +317,7 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		return measurement{}, err
 	}
 	defer drop()
-	fn, err := startWrite(ctx, bin, u, logPath)
+	fn, err := startWrite(ctx, bin, u, logPath, sc.env...)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -333,6 +346,12 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 	} else {
 		logf("%s: %s, %d clients, for %s", sc.name, sc.describe, sc.clients, span(cfg))
 	}
+	var seal *sealing
+	if sc.sealed {
+		if seal, err = startSealing(ctx, u, cfg.sealInterval); err != nil {
+			return m, err
+		}
+	}
 	meter := startMeter(pid)
 	var elapsed time.Duration
 	if sc.emitter {
@@ -356,6 +375,13 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		return m, err
 	}
 	m.cpu = meter.stop(pids)
+	if seal != nil {
+		sr, err := seal.finish(ctx)
+		if err != nil {
+			return m, err
+		}
+		m.seal = &sr
+	}
 	if m.peakRSS, err = peakRSS(pid); err != nil {
 		return m, err
 	}
@@ -439,6 +465,12 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 			p("; sending lag behind schedule p99 %s ms, max %s ms", ms(percentile(lag, 99)), ms(percentile(lag, 100)))
 		}
 		p(".\n")
+		if sr := m.seal; sr != nil {
+			lags := sorted(sr.lags)
+			p("  - integrity: %d events sealed, seal lag (write to seal) p50 %s ms, p99 %s ms, max %s ms; verify: %d events in %s = %.0f events/s, %s.\n",
+				len(lags), ms(percentile(lags, 50)), ms(percentile(lags, 99)), ms(percentile(lags, 100)), sr.verified, sr.took.Round(time.Millisecond),
+				float64(sr.verified)/sr.took.Seconds(), map[bool]string{true: "clean", false: fmt.Sprintf("**%d problems**", sr.problems)}[sr.ok])
+		}
 		for _, k := range slices.Sorted(maps.Keys(m.tally.samples)) {
 			p("  - first %s: `%s`\n", k, strings.ReplaceAll(m.tally.samples[k], "\n", " "))
 		}
