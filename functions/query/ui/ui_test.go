@@ -33,6 +33,7 @@ import (
 	"github.com/auditstore/auditstore/test/chromium"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
@@ -453,6 +454,26 @@ func TestTimeline_Remediation(t *testing.T) {
 		require.Equal(t, events[9].EventID.String(), rows[10][0])
 	})
 
+	t.Run("zoom", func(t *testing.T) {
+		width := eval[float64](t, tab, `document.getElementById('timeline').width.baseVal.value`)
+		click(t, tab, `#zoom-in`)
+		require.InDelta(t, 2*width, eval[float64](t, tab, `document.getElementById('timeline').width.baseVal.value`), 1)
+		require.Equal(t, "×2", eval[string](t, tab, `document.getElementById('zoom-level').textContent`))
+		require.Len(t, eval[[]string](t, tab, `[...document.querySelectorAll('#timeline circle.selected')].map(c => c.dataset.eventId)`), 1, "the selection stays")
+		click(t, tab, `#zoom-out`)
+		require.InDelta(t, width, eval[float64](t, tab, `document.getElementById('timeline').width.baseVal.value`), 1)
+	})
+
+	t.Run("keyboard", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(tab.Ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			`document.querySelector('#timeline circle[data-event-id="%s"]').focus()`, events[2].EventID))))
+		require.NoError(t, chromedp.Do(tab.Ctx, chromedp.KeyEvent(kb.ArrowRight)))
+		waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q`, events[3].EventID))
+		require.Equal(t, events[3].EventID.String(), eval[string](t, tab, `document.activeElement.dataset.eventId`))
+		require.NoError(t, chromedp.Do(tab.Ctx, chromedp.KeyEvent(kb.ArrowLeft)))
+		waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q`, events[2].EventID))
+	})
+
 	shot, err := chromedp.Run(tab.Ctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
 	artifact(t, "timeline-remediation.png", shot)
@@ -587,7 +608,7 @@ func TestTimeline_Integrity(t *testing.T) {
 			var req struct {
 				EventIDs []string `json:"event_ids"`
 			}
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.EventIDs) == 0 || len(req.EventIDs) > 100 {
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.EventIDs) == 0 || len(req.EventIDs) > 1000 {
 				http.Error(w, "bad request", http.StatusBadRequest)
 				return
 			}

@@ -10,8 +10,8 @@ const API = new URL('../api/v1/audit/', location.href);
 const TOKEN_KEY = 'auditstore.token';
 // A timeline follows cursors until it is complete, up to this many events.
 const MAX_TIMELINE = 5000;
-// Event ids per integrity request.
-const PROOF_BATCH = 100;
+// Event ids per integrity request (the API takes up to 1000).
+const PROOF_BATCH = 500;
 const LANE_H = 34;
 const AXIS_H = 36;
 const PAD = 28;
