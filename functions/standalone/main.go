@@ -90,6 +90,7 @@ func run(ctx context.Context) error {
 		go ms.Every(mctx, cfg.MaintenanceInterval)
 	}
 	go ms.SealEvery(mctx)
+	go ms.VerifyEvery(mctx, cfg.Maintain.Integrity.VerifyInterval)
 
 	mux := http.NewServeMux()
 	wh.Routes(mux)

@@ -29,6 +29,10 @@ type Config struct {
 	SealInterval time.Duration `envconfig:"SEAL_INTERVAL" default:"10s"`
 	// SealBatch bounds the events of one checkpoint.
 	SealBatch int `envconfig:"SEAL_BATCH" default:"5000"`
+	// VerifyInterval is how often the maintain function verifies the whole store against the
+	// log (0: never; jobs/verify or POST /api/v1/maintenance/verify then do it). Its outcome is
+	// the audit_integrity_* metrics the alerts watch.
+	VerifyInterval time.Duration `envconfig:"VERIFY_INTERVAL" default:"24h"`
 	// CheckpointURL, when set, is a gocloud.dev/blob URL (file://, s3://, gs://, azblob://)
 	// where every new checkpoint is also written, so a copy lives outside the database.
 	CheckpointURL string `envconfig:"CHECKPOINT_URL"`
@@ -39,6 +43,9 @@ type Config struct {
 func (c Config) Keys() (*integrity.Signer, []integrity.PublicKey, error) {
 	if c.SealInterval <= 0 {
 		return nil, nil, errors.New("SEAL_INTERVAL must be positive")
+	}
+	if c.VerifyInterval < 0 {
+		return nil, nil, errors.New("VERIFY_INTERVAL must not be negative")
 	}
 	if c.SealBatch < 1 {
 		return nil, nil, errors.New("SEAL_BATCH must be at least 1")

@@ -43,6 +43,7 @@ func run(ctx context.Context) error {
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go svc.SealEvery(sctx)
+	go svc.VerifyEvery(sctx, cfg.Maintain.Integrity.VerifyInterval)
 	mux := http.NewServeMux()
 	svc.Routes(mux)
 	svc.ScheduleRoute(mux)
