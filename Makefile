@@ -60,6 +60,11 @@ bench-query: ## query benchmarks at 5M events: seeds a database once, then HTTP 
 		-database auditstore_bench_query -n $(SEED_EVENTS)) || exit 1; \
 	$(GO) run ./test/querybench -db "$$DB" $(QUERYBENCH_FLAGS)
 
+.PHONY: bench-integrity
+bench-integrity: ## write throughput with integrity on vs off (same run), seal lag, verify speed
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" $(GO) run ./test/loadgen \
+		-scenarios batch-unhashed,batch-sealed,batch-unhashed,batch-sealed,batch-unhashed,batch-sealed -skip-ceiling $(LOADGEN_FLAGS)
+
 .PHONY: bench-ddl
 bench-ddl: ## writer stall while maintenance creates a month and removes a 1M-row month (vs plain DETACH/DROP)
 	$(GO) run ./test/ddlstall -db "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
