@@ -22,6 +22,8 @@ run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_U
 	echo "  curl -sS 'localhost:$${PORT:-8080}/api/v1/audit/events?correlation_id=rr-1'"; \
 	echo "Or look at it in the timeline viewer:"; \
 	echo "  http://localhost:$${PORT:-8080}/ui/?correlation_id=rr-1"; \
+	echo "Its proof of inclusion in the integrity log (sealed within SEAL_INTERVAL, 10 s):"; \
+	echo "  curl -sS localhost:$${PORT:-8080}/api/v1/audit/events/<event_id>/proof"; \
 	echo; \
 	AUTH_MODE="$${AUTH_MODE:-none}" DATABASE_URL="$$DB" exec $(GO) run ./functions/standalone
 
