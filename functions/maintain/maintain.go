@@ -56,7 +56,7 @@ func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus
 		runner.Archiver = &archiver{url: cfg.ArchiveURL, store: s}
 	}
 	m := newMetrics(reg)
-	return &Service{
+	svc := &Service{
 		pool:         pool,
 		store:        s,
 		runner:       runner,
@@ -65,6 +65,10 @@ func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus
 		sealer:       &ledger.Sealer{Store: s, Observe: func(d time.Duration) { m.sealLag.Observe(d.Seconds()) }},
 		sealInterval: 10 * time.Second,
 	}
+	if reg != nil {
+		reg.MustRegister(newStatusCollector(svc))
+	}
+	return svc
 }
 
 // UseIntegrity applies the tamper-evidence configuration: the signing key, the trusted keys,
@@ -267,7 +271,7 @@ func (s *Service) Run(ctx context.Context) (lifecycle.Report, error) {
 	err = errors.Join(err, serr)
 	s.metrics.observe(rep, err, time.Since(start))
 	if !rep.DryRun {
-		s.recordActions(ctx, rep)
+		s.recordActions(ctx, rep, err)
 	}
 	return rep, err
 }
@@ -323,10 +327,16 @@ func isCloudEvent(r *http.Request) bool {
 	return r.Header.Get("Ce-Specversion") != "" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents")
 }
 
-// recordActions writes one audit event per action of a run.
-func (s *Service) recordActions(ctx context.Context, rep lifecycle.Report) {
-	var events []audit.Event
+// recordActions writes one audit event per action of a run, and one for the run itself
+// (RunEventType: its outcome and state), which the maintenance status is read from.
+func (s *Service) recordActions(ctx context.Context, rep lifecycle.Report, runErr error) {
 	runID := uuid.NewString()
+	var events []audit.Event
+	if e, err := s.runEvent(runID, rep, runErr); err == nil {
+		events = append(events, e)
+	} else {
+		slog.Error("maintenance: record run", "error", err)
+	}
 	for _, a := range rep.Actions {
 		payload := map[string]any{"rows": a.Rows, "detail": a.Detail}
 		if a.Bytes > 0 {
@@ -349,13 +359,18 @@ func (s *Service) recordActions(ctx context.Context, rep lifecycle.Report) {
 
 // event builds an auditstore event of the maintenance function.
 func (s *Service) event(eventType, correlationID, resourceType, resourceID string, payload map[string]any, principal string) (audit.Event, error) {
+	return s.eventOutcome(eventType, "success", correlationID, resourceType, resourceID, payload, principal)
+}
+
+// eventOutcome builds an auditstore event of the maintenance function with an outcome.
+func (s *Service) eventOutcome(eventType, outcome, correlationID, resourceType, resourceID string, payload map[string]any, principal string) (audit.Event, error) {
 	op := strings.TrimPrefix(eventType, "auditstore.")
-	data, err := json.Marshal(map[string]any{"version": "1.0", "service": "auditstore", "operation": op, "status": "success", "payload": payload})
+	data, err := json.Marshal(map[string]any{"version": "1.0", "service": "auditstore", "operation": op, "status": outcome, "payload": payload})
 	if err != nil {
 		return audit.Event{}, err
 	}
 	str := func(v string) *string { return &v }
-	in := audit.Input{EventType: str(eventType), EventOutcome: str("success"), CorrelationID: str(correlationID),
+	in := audit.Input{EventType: str(eventType), EventOutcome: str(outcome), CorrelationID: str(correlationID),
 		ActorType: str("service"), ActorID: str(principal), ResourceType: str(resourceType), EventData: data}
 	if resourceID != "" {
 		in.ResourceID = str(resourceID)

@@ -9,13 +9,10 @@ import (
 )
 
 type metrics struct {
-	monthsAhead prometheus.Gauge
-	strayRows   prometheus.Gauge
-	lastSuccess prometheus.Gauge
-	actions     *prometheus.CounterVec
-	duration    prometheus.Histogram
-	failures    prometheus.Counter
-	archived    prometheus.Counter
+	actions  *prometheus.CounterVec
+	duration prometheus.Histogram
+	failures prometheus.Counter
+	archived prometheus.Counter
 
 	sealed         prometheus.Counter
 	sealLag        prometheus.Histogram
@@ -28,12 +25,6 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		monthsAhead: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_partitions_months_ahead",
-			Help: "Whole months after the current one that have a partition in every retention class."}),
-		strayRows: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_partition_stray_rows",
-			Help: "Rows outside their proper partition (always 0: there is no default partition)."}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_maintenance_last_success_timestamp_seconds",
-			Help: "Unix time of the last maintenance run that finished without errors."}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_maintenance_actions_total",
 			Help: "Maintenance actions, by kind (partition.created, partition.dropped, partition.cleared, partition.archived, partition.kept, keys.pruned)."}, []string{"kind"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "audit_maintenance_duration_seconds",
@@ -59,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Integrity verifications that found problems or could not run."})
 	if reg != nil {
 		reg.MustRegister(m.sealed, m.sealLag, m.sealFailures, m.treeSize, m.verifyProblems, m.verifyOK, m.verifyFailures)
-		reg.MustRegister(m.monthsAhead, m.strayRows, m.lastSuccess, m.actions, m.duration, m.failures, m.archived)
+		reg.MustRegister(m.actions, m.duration, m.failures, m.archived)
 	}
 	return m
 }
@@ -70,8 +61,6 @@ func (m *metrics) observe(rep lifecycle.Report, err error, d time.Duration) {
 		m.failures.Inc()
 		return
 	}
-	m.monthsAhead.Set(float64(rep.MonthsAhead))
-	m.strayRows.Set(float64(rep.StrayRows))
 	if rep.DryRun {
 		return
 	}
@@ -81,9 +70,7 @@ func (m *metrics) observe(rep lifecycle.Report, err error, d time.Duration) {
 	}
 	if err != nil {
 		m.failures.Inc()
-		return
 	}
-	m.lastSuccess.Set(float64(time.Now().Unix()))
 }
 
 func (m *metrics) observeSeal(rep ledger.SealReport, err error) {
