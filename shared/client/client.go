@@ -239,11 +239,14 @@ func (c *Client) deliver(ctx context.Context, batch []pending, h loopHooks) []pe
 		if errors.Is(d.err, errResend) {
 			continue // not stored only because others of the batch were refused: no wait
 		}
+		if ctx.Err() != nil {
+			return batch // given up, not failed: no retry to count
+		}
 		attempt++
 		if h.retrying != nil {
 			h.retrying(len(batch), d.err)
 		}
-		if ctx.Err() != nil || (h.stop != nil && h.stop()) {
+		if h.stop != nil && h.stop() {
 			return batch
 		}
 		t := time.NewTimer(c.backoff(attempt, d.retryAfter))

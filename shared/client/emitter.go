@@ -178,10 +178,12 @@ func (e *Emitter) Emit(in *audit.Input) error {
 	p.seq = e.nextSeq
 	e.nextSeq++
 	e.ring.push(p)
+	half := e.cfg.BufferBytes / 2
+	crossed := e.queued < half && e.queued+int64(len(p.raw)) >= half
 	e.queued += int64(len(p.raw))
 	// Wake the senders when there is something new to wait for: a first event (to time its
 	// batch), a full batch, or (for the spiller) a half-full buffer.
-	if n := e.ring.len(); n == 1 || n == e.cfg.BatchSize || n == e.cfg.BufferSize/2 {
+	if n := e.ring.len(); n == 1 || n == e.cfg.BatchSize || n == e.cfg.BufferSize/2 || crossed {
 		e.broadcastLocked()
 	}
 	e.mu.Unlock()
