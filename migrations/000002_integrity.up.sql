@@ -11,7 +11,9 @@ ALTER TABLE audit_events ADD COLUMN event_hash bytea, ADD COLUMN hash_version sm
 -- transaction, so an event is never visible without it, and the sealer finds unsealed events
 -- through this small partial index instead of scanning partitions by received_at (which a
 -- late commit could slip behind). Maintenance prunes only sealed keys.
-ALTER TABLE audit_event_keys ADD COLUMN leaf_index bigint;
+-- The key also carries the event hash, so sealing reads the small key table and the log only,
+-- never the partitions.
+ALTER TABLE audit_event_keys ADD COLUMN leaf_index bigint, ADD COLUMN event_hash bytea;
 CREATE INDEX audit_event_keys_unsealed_idx ON audit_event_keys (first_seen, event_id) WHERE leaf_index IS NULL;
 
 -- Leaf i of the log: the event it seals and the event hash it commits to.

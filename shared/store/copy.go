@@ -28,8 +28,8 @@ var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "rec
 	"event_data", "event_hash", "hash_version"}
 
 // keyColumns are the audit_event_keys columns COPY writes, in appendKeyRow's order
-// (first_seen is the default, now()).
-var keyColumns = []string{"event_id", "event_timestamp", "retention_days", "content_hash"}
+// (first_seen is the default, now(); leaf_index is the sealer's).
+var keyColumns = []string{"event_id", "event_timestamp", "retention_days", "content_hash", "event_hash"}
 
 var (
 	copyEventsSQL = copySQL("audit_events", copyColumns)
@@ -175,7 +175,11 @@ func appendKeyRow(b []byte, e *audit.Event) []byte {
 	b = appendUUID(b, e.EventID)
 	b = appendTimestamptz(b, e.EventTimestamp)
 	b = appendInt4(b, int32(e.RetentionDays))
-	return appendBytes(b, e.ContentHash)
+	b = appendBytes(b, e.ContentHash)
+	if e.EventHash == nil {
+		return appendNull(b)
+	}
+	return appendBytes(b, e.EventHash)
 }
 
 func appendNull(b []byte) []byte { return append(b, 0xff, 0xff, 0xff, 0xff) }

@@ -85,8 +85,12 @@ func TestCopyEncoding(t *testing.T) {
 		if want := pgxRow(oids, row); !bytes.Equal(got, want) {
 			t.Errorf("event row for actor_ip %v:\n got %x\nwant %x", e.ActorIP, got, want)
 		}
-		key := []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ContentHash}
-		keyOIDs := []uint32{pgtype.UUIDOID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.ByteaOID}
+		var eventHash any
+		if e.EventHash != nil {
+			eventHash = []byte(e.EventHash)
+		}
+		key := []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ContentHash, eventHash}
+		keyOIDs := []uint32{pgtype.UUIDOID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.ByteaOID, pgtype.ByteaOID}
 		if got, want := appendKeyRow(nil, &e), pgxRow(keyOIDs, key); !bytes.Equal(got, want) {
 			t.Errorf("key row:\n got %x\nwant %x", got, want)
 		}

@@ -190,8 +190,8 @@ var (
 // returned is already taken, by an earlier event or by a concurrent transaction that committed
 // it meanwhile; a new statement (rereadKeys) sees either and tells duplicate from conflict.
 const claimSQL = `
-INSERT INTO audit_event_keys (event_id, event_timestamp, retention_days, content_hash)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::bytea[])
+INSERT INTO audit_event_keys (event_id, event_timestamp, retention_days, content_hash, event_hash)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::bytea[], $5::bytea[])
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id`
 
@@ -253,11 +253,13 @@ func copyKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int
 func claimKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) (claimed []int, taken []uuid.UUID, err error) {
 	n := len(unique)
 	ids, tss, classes, hashes := make([][16]byte, n), make([]time.Time, n), make([]int32, n), make([][]byte, n)
+	eventHashes := make([][]byte, n)
 	for r, i := range unique {
 		e := &events[i]
 		ids[r], tss[r], classes[r], hashes[r] = e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ContentHash
+		eventHashes[r] = e.EventHash
 	}
-	rows, err := tx.Query(ctx, claimSQL, ids, tss, classes, pgtype.FlatArray[[]byte](hashes))
+	rows, err := tx.Query(ctx, claimSQL, ids, tss, classes, pgtype.FlatArray[[]byte](hashes), pgtype.FlatArray[[]byte](eventHashes))
 	if err != nil {
 		return nil, nil, interpretError(err)
 	}
@@ -311,11 +313,11 @@ func fillRepeats(first map[uuid.UUID]int, results []InsertResult) {
 // so the primary key of audit_events turns that event into a reported row, not an error.
 const insertSQL = `
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $28::bytea[])
-        AS t(event_id, event_timestamp, retention_days, content_hash)
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $28::bytea[], $30::bytea[])
+        AS t(event_id, event_timestamp, retention_days, content_hash, event_hash)
 ), claimed AS (
-    INSERT INTO audit_event_keys AS k (event_id, event_timestamp, retention_days, content_hash)
-    SELECT event_id, event_timestamp, retention_days, content_hash FROM input
+    INSERT INTO audit_event_keys AS k (event_id, event_timestamp, retention_days, content_hash, event_hash)
+    SELECT event_id, event_timestamp, retention_days, content_hash, event_hash FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING k.event_id
 ), stored AS (
@@ -513,7 +515,7 @@ func (s *Store) rereadKeys(ctx context.Context, tx DBTX, events []audit.Event, f
 // the stored event's, so the key keeps telling duplicates from conflicts correctly.
 func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
 	found, err := classifyStored(ctx, tx, events, first, results, ids, `
-		UPDATE audit_event_keys k SET content_hash = e.content_hash
+		UPDATE audit_event_keys k SET content_hash = e.content_hash, event_hash = e.event_hash
 		FROM audit_events e
 		WHERE k.event_id = ANY($1) AND e.event_id = k.event_id
 		  AND e.event_timestamp = k.event_timestamp AND e.retention_days = k.retention_days

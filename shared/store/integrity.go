@@ -54,7 +54,6 @@ type sealCandidate struct {
 	class     int
 	hash      []byte
 	version   int
-	stored    bool
 	leaf      *int64
 	firstSeen time.Time
 }
@@ -85,13 +84,12 @@ func (s *Store) Seal(ctx context.Context, p SealParams) (SealResult, error) {
 		return res, fmt.Errorf("seal: %w", interpretError(err))
 	}
 
+	// The key carries the event hash the write path computed (it is written in the event's own
+	// transaction, so the event is there); only keys without one send the sealer to the row.
 	rows, err := tx.Query(ctx, `
-SELECT k.event_id, k.event_timestamp, k.retention_days, e.event_hash, coalesce(e.hash_version, 0),
-       e.event_id IS NOT NULL, l.leaf_index, k.first_seen
-FROM (SELECT event_id, event_timestamp, retention_days, first_seen FROM audit_event_keys
+SELECT k.event_id, k.event_timestamp, k.retention_days, k.event_hash, l.leaf_index, k.first_seen
+FROM (SELECT event_id, event_timestamp, retention_days, event_hash, first_seen FROM audit_event_keys
       WHERE leaf_index IS NULL ORDER BY first_seen, event_id LIMIT $1) k
-LEFT JOIN audit_events e
-       ON e.event_id = k.event_id AND e.event_timestamp = k.event_timestamp AND e.retention_days = k.retention_days
 LEFT JOIN audit_log_leaves l
        ON l.event_id = k.event_id AND l.event_timestamp = k.event_timestamp AND l.retention_days = k.retention_days`, p.Limit)
 	if err != nil {
@@ -99,7 +97,8 @@ LEFT JOIN audit_log_leaves l
 	}
 	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealCandidate, error) {
 		var c sealCandidate
-		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.version, &c.stored, &c.leaf, &c.firstSeen)
+		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.leaf, &c.firstSeen)
+		c.version = integrity.HashVersion
 		return c, err
 	})
 	if err != nil {
@@ -116,8 +115,6 @@ LEFT JOIN audit_log_leaves l
 		switch {
 		case c.leaf != nil:
 			doneIDs, doneLeaves = append(doneIDs, c.id), append(doneLeaves, *c.leaf)
-		case !c.stored:
-			doneIDs, doneLeaves = append(doneIDs, c.id), append(doneLeaves, -1)
 		default:
 			if c.hash == nil {
 				missingHash = append(missingHash, len(fresh))
@@ -129,6 +126,16 @@ LEFT JOIN audit_log_leaves l
 		if err := s.hashStored(ctx, tx, fresh, missingHash, p.Hash); err != nil {
 			return res, err
 		}
+		// A key whose event is not stored (its insert met a row already there) seals nothing.
+		kept := fresh[:0]
+		for _, c := range fresh {
+			if c.hash == nil {
+				doneIDs, doneLeaves = append(doneIDs, c.id), append(doneLeaves, -1)
+				continue
+			}
+			kept = append(kept, c)
+		}
+		fresh = kept
 	}
 	// The order within a seal is the event ids' order: fixed now, and checkable later.
 	slices.SortFunc(fresh, func(a, b sealCandidate) int { return bytes.Compare(a.id[:], b.id[:]) })
