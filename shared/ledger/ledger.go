@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -278,6 +279,9 @@ func ParseKeys(signingKey string, publicKeys []string) (*integrity.Signer, []int
 		trusted = append(trusted, signer.PublicKey())
 	}
 	for _, s := range publicKeys {
+		if strings.TrimSpace(s) == "" {
+			continue // an empty setting is no key, not a bad one
+		}
 		k, err := integrity.ParsePublicKey(s)
 		if err != nil {
 			return nil, nil, fmt.Errorf("INTEGRITY_PUBLIC_KEYS: %w", err)
