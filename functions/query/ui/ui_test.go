@@ -336,7 +336,7 @@ func TestTimeline_Remediation(t *testing.T) {
 	})
 
 	t.Run("order", func(t *testing.T) {
-		rows := eval[[]string](t, tab, `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.eventId)`)
+		rows := eval[[]string](t, tab, `[...document.querySelectorAll('#rows .row')].map(r => r.dataset.eventId)`)
 		require.Equal(t, eventIDs(events), rows, "the table lists the timeline oldest first")
 	})
 
@@ -411,7 +411,7 @@ func TestTimeline_Remediation(t *testing.T) {
 		require.Equal(t, "integrity: integrity status unavailable", eval[string](t, tab, `document.getElementById('detail-integrity').textContent`))
 		waitFor(t, tab, `document.body.dataset.integrity === 'done'`)
 		require.Equal(t, "Integrity status unavailable (this server has no integrity API)", eval[string](t, tab, `document.getElementById('integrity-summary').textContent`))
-		require.Equal(t, "integrity status unavailable", eval[string](t, tab, `document.querySelector('#rows tr td.integrity').textContent`))
+		require.Equal(t, "integrity status unavailable", eval[string](t, tab, `document.querySelector('#rows .row .integrity').textContent`))
 
 		// Its parent is one click away.
 		click(t, tab, `#goto-parent`)
@@ -421,7 +421,7 @@ func TestTimeline_Remediation(t *testing.T) {
 	})
 
 	t.Run("event content is text", func(t *testing.T) {
-		click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, events[9].EventID))
+		click(t, tab, fmt.Sprintf(`#rows .row[data-event-id="%s"]`, events[9].EventID))
 		waitFor(t, tab, `document.getElementById('detail-title')?.textContent === 'notification.message.sent'`)
 		data := eval[string](t, tab, `document.getElementById('detail-data').textContent`)
 		require.Contains(t, data, `<script>window.__pwned=1</script>`)
@@ -514,7 +514,7 @@ func TestTimeline_BearerToken(t *testing.T) {
 	require.NotContains(t, eval[string](t, tab, `location.href`), "reader-token")
 
 	// The detail's lookups carry the token too.
-	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, events[3].EventID))
+	click(t, tab, fmt.Sprintf(`#rows .row[data-event-id="%s"]`, events[3].EventID))
 	waitFor(t, tab, `document.getElementById('detail-title')?.textContent === 'aianalysis.analysis.completed'`)
 
 	// A download link cannot send the token: the page fetches the export and saves it.
@@ -658,7 +658,7 @@ func TestTimeline_Integrity(t *testing.T) {
 	waitFor(t, tab, `document.body.dataset.integrity === 'done'`)
 	require.Equal(t, "Integrity: 7 sealed and verified · 2 not yet sealed · 1 whose proof does NOT verify",
 		eval[string](t, tab, `document.getElementById('integrity-summary').textContent`))
-	column := eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#rows tr')].map(r => [r.dataset.eventId, r.querySelector('td.integrity').textContent]))`)
+	column := eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#rows .row')].map(r => [r.dataset.eventId, r.querySelector('.integrity').textContent]))`)
 	for i, id := range ids {
 		switch {
 		case i < 7:
@@ -671,7 +671,7 @@ func TestTimeline_Integrity(t *testing.T) {
 	}
 
 	detail := func(i int) string {
-		click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, ids[i]))
+		click(t, tab, fmt.Sprintf(`#rows .row[data-event-id="%s"]`, ids[i]))
 		waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q && !document.getElementById('detail-integrity').textContent.includes('checking')`, ids[i]))
 		return eval[string](t, tab, `document.getElementById('detail-integrity').textContent`)
 	}
@@ -710,7 +710,7 @@ func TestSearch_FiltersAndPaging(t *testing.T) {
 	waitFor(t, tab, `document.body.dataset.state === 'ready'`)
 	require.Equal(t, "15", eval[string](t, tab, `document.body.dataset.count`))
 	require.Equal(t, "?since=1d&event_outcome=failure", eval[string](t, tab, `location.search`), "the address carries the search")
-	times := eval[[]string](t, tab, `[...document.querySelectorAll('#rows tr td.time')].map(td => td.textContent)`)
+	times := eval[[]string](t, tab, `[...document.querySelectorAll('#rows .row .time')].map(td => td.textContent)`)
 	require.True(t, slices.IsSortedFunc(times, func(a, b string) int { return strings.Compare(b, a) }), "a search without a correlation is newest first: %v", times)
 	require.True(t, eval[bool](t, tab, `document.getElementById('more').hidden`))
 
@@ -728,7 +728,7 @@ func TestSearch_FiltersAndPaging(t *testing.T) {
 	click(t, tab, `#more`)
 	waitFor(t, tab, `document.body.dataset.count === '120'`)
 	require.True(t, eval[bool](t, tab, `document.getElementById('more').hidden`))
-	ids := eval[[]string](t, tab, `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.eventId)`)
+	ids := eval[[]string](t, tab, `[...document.querySelectorAll('#rows .row')].map(r => r.dataset.eventId)`)
 	require.Len(t, ids, 120)
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -737,7 +737,7 @@ func TestSearch_FiltersAndPaging(t *testing.T) {
 	}
 
 	// From a row to its remediation's timeline.
-	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, ids[0]))
+	click(t, tab, fmt.Sprintf(`#rows .row[data-event-id="%s"]`, ids[0]))
 	waitFor(t, tab, `[...document.querySelectorAll('#detail button')].some(b => b.textContent === 'open timeline')`)
 	require.NoError(t, chromedp.Do(tab.Ctx, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#detail button')].find(b => b.textContent === 'open timeline').click()`)))
 	waitFor(t, tab, `document.body.dataset.state === 'ready' && location.search.startsWith('?correlation_id=')`)
@@ -784,18 +784,18 @@ func TestTimeline_IntegrityLive(t *testing.T) {
 	waitFor(t, tab, `document.body.dataset.integrity === 'done'`)
 	require.Equal(t, "Integrity: 7 sealed and verified · 3 not yet sealed",
 		eval[string](t, tab, `document.getElementById('integrity-summary').textContent`))
-	column := eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#rows tr')].map(r => [r.dataset.eventId, r.querySelector('td.integrity').textContent]))`)
+	column := eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll('#rows .row')].map(r => [r.dataset.eventId, r.querySelector('.integrity').textContent]))`)
 	for _, e := range sealed {
 		require.Regexp(t, `^sealed \(leaf \d+, checkpoint \d{4}-\d\d-\d\dT[^)]+\), inclusion verified$`, column[e.EventID.String()])
 	}
 	for _, e := range unsealed {
 		require.Equal(t, "not yet sealed", column[e.EventID.String()])
 	}
-	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, sealed[3].EventID))
+	click(t, tab, fmt.Sprintf(`#rows .row[data-event-id="%s"]`, sealed[3].EventID))
 	waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q && !document.getElementById('detail-integrity').textContent.includes('checking')`, sealed[3].EventID))
 	require.Contains(t, eval[string](t, tab, `document.getElementById('detail-integrity').textContent`), "inclusion verified")
 	require.Contains(t, eval[string](t, tab, `document.querySelector('#detail dl.proof').textContent`), integrity.KeyID(pub))
-	click(t, tab, fmt.Sprintf(`#rows tr[data-event-id="%s"]`, unsealed[0].EventID))
+	click(t, tab, fmt.Sprintf(`#rows .row[data-event-id="%s"]`, unsealed[0].EventID))
 	waitFor(t, tab, fmt.Sprintf(`document.querySelector('#detail-fields code')?.textContent === %q && !document.getElementById('detail-integrity').textContent.includes('checking')`, unsealed[0].EventID))
 	require.Equal(t, "integrity: not yet sealed", eval[string](t, tab, `document.getElementById('detail-integrity').textContent`))
 	require.Empty(t, tab.Problems())

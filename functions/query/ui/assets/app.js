@@ -253,7 +253,7 @@ function renderTimeline() {
 
   const root = svg('svg', { id: 'timeline', width, height, viewBox: `0 0 ${width} ${height}`, role: 'group', 'aria-label': 'timeline' });
   const defs = svg('defs');
-  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 16, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 16, refY: 5, markerWidth: 8, markerHeight: 8, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' });
   marker.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow' }));
   defs.append(marker);
   root.append(defs);
@@ -352,21 +352,26 @@ function onTimelineKey(ev) {
   document.querySelector(`#timeline circle[data-event-id="${CSS.escape(next.event_id)}"]`)?.focus();
 }
 
+// Rows per chunk of the event list; the browser lays out only the chunks in view.
+const CHUNK = 50;
+
 function renderTable() {
   const start = state.sorted.length ? T.toMicros(state.sorted[0].event_timestamp) : 0;
-  const rows = state.events.map((e) => {
-    const tr = el('tr', { dataset: { eventId: e.event_id } },
-      el('td', { className: 'time' }, e.event_timestamp),
-      el('td', { className: 'offset' }, '+' + T.formatDuration(T.toMicros(e.event_timestamp) - start)),
-      el('td', {}, e.actor_id),
-      el('td', {}, e.event_type),
-      el('td', {}, el('span', { className: 'badge ' + outcomeClass(e.event_outcome) }, e.event_outcome)),
-      el('td', {}, [e.resource_type, e.resource_id].filter(Boolean).join(' ')),
-      el('td', { className: 'num' }, Number.isFinite(e.duration_ms) ? T.formatDuration(e.duration_ms * 1000) : ''),
-      el('td', { className: 'integrity' }, integrityText(e.event_id)));
-    return tr;
-  });
-  $('rows').replaceChildren(...rows);
+  const cell = (className, ...children) => el('span', { className, role: 'cell' }, ...children);
+  const chunks = [];
+  for (let i = 0; i < state.events.length; i += CHUNK) {
+    chunks.push(el('div', { className: 'chunk' }, ...state.events.slice(i, i + CHUNK).map((e) =>
+      el('div', { className: 'row', role: 'row', dataset: { eventId: e.event_id } },
+        cell('time', e.event_timestamp),
+        cell('offset', '+' + T.formatDuration(T.toMicros(e.event_timestamp) - start)),
+        cell('service', e.actor_id),
+        cell('type', e.event_type),
+        cell('outcome', el('span', { className: 'badge ' + outcomeClass(e.event_outcome) }, e.event_outcome)),
+        cell('resource', [e.resource_type, e.resource_id].filter(Boolean).join(' ')),
+        cell('duration', Number.isFinite(e.duration_ms) ? T.formatDuration(e.duration_ms * 1000) : ''),
+        cell('integrity', integrityText(e.event_id))))));
+  }
+  $('rows').replaceChildren(...chunks);
 }
 
 // --- detail --------------------------------------------------------------------------------
@@ -380,7 +385,7 @@ function select(id) {
   const sel = CSS.escape(id);
   document.querySelector(`#timeline circle[data-event-id="${sel}"]`)?.classList.add('selected');
   for (const n of document.querySelectorAll(`.link[data-parent="${sel}"], .link[data-child="${sel}"]`)) n.classList.add('active');
-  const row = document.querySelector(`#rows tr[data-event-id="${sel}"]`);
+  const row = document.querySelector(`#rows .row[data-event-id="${sel}"]`);
   if (row) {
     row.classList.add('selected');
     row.scrollIntoView({ block: 'nearest' });
@@ -527,7 +532,7 @@ async function loadIntegrity(seq) {
     state.integrityNote = err.status === 404 ? 'this server has no integrity API' : err.message;
     for (const id of ids) state.integrity.set(id, { status: 'unavailable', text: 'integrity status unavailable' });
   }
-  for (const tr of $('rows').children) tr.lastElementChild.textContent = integrityText(tr.dataset.eventId);
+  for (const row of $('rows').querySelectorAll('.row')) row.lastElementChild.textContent = integrityText(row.dataset.eventId);
   renderIntegritySummary();
   document.body.dataset.integrity = 'done';
 }
@@ -651,8 +656,8 @@ function init() {
   $('zoom-in').addEventListener('click', () => zoom(2));
   $('zoom-out').addEventListener('click', () => zoom(0.5));
   $('rows').addEventListener('click', (ev) => {
-    const tr = ev.target.closest('tr');
-    if (tr) select(tr.dataset.eventId);
+    const row = ev.target.closest('.row');
+    if (row) select(row.dataset.eventId);
   });
   window.addEventListener('popstate', fromLocation);
   renderTokenState();
