@@ -159,6 +159,19 @@ func (e *Emitter) Emit(in *audit.Input) error {
 	if in == nil {
 		return errors.New("client: nil event")
 	}
+	// Refuse before encoding when the event cannot be taken anyway: a caller that retries on
+	// ErrBufferFull should not pay for an encoding each time.
+	e.mu.Lock()
+	closing, full := e.closing, e.ring.full() || e.queued >= e.cfg.BufferBytes
+	e.mu.Unlock()
+	switch {
+	case closing:
+		e.countDrop(DroppedClosed, 1)
+		return ErrClosed
+	case full:
+		e.countDrop(DroppedBufferFull, 1)
+		return ErrBufferFull
+	}
 	cp := *in
 	p, err := e.c.encode(&cp, time.Now())
 	if err != nil {
