@@ -27,7 +27,7 @@ run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_U
 	echo; \
 	AUTH_MODE="$${AUTH_MODE:-none}" DATABASE_URL="$$DB" exec $(GO) run ./functions/standalone
 
-test: ## run every test against a real PostgreSQL (TEST_DATABASE_URL, else one of its own)
+test: alerts ## run every test against a real PostgreSQL (TEST_DATABASE_URL, else one of its own), and the alert rules' unit tests
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test ./functions/write -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
@@ -74,3 +74,19 @@ bench-ddl: ## writer stall while maintenance creates a month and removes a 1M-ro
 .PHONY: bench-ui
 bench-ui: ## timeline viewer: time to show a 500-event timeline in headless Chromium
 	$(GO) test ./functions/query/ui -run '^$$' -bench TimelineLoad -benchtime 20x
+
+.PHONY: alerts images deploy
+alerts: ## check the Prometheus alert rules and run their unit tests with promtool (knative/observability)
+	@command -v promtool >/dev/null || { echo "promtool is missing: install Debian's prometheus package (apt-get install prometheus), which has it"; exit 1; }
+	cd knative/observability && promtool check rules alerts.yaml && promtool test rules alerts_test.yaml
+
+KO ?= ko
+images: ## build and push the functions' and jobs' images with ko (KO_DOCKER_REPO names the registry)
+	@command -v $(KO) >/dev/null || { echo "ko is missing: go install github.com/google/ko@latest"; exit 1; }
+	KO_CONFIG_PATH=knative $(KO) build ./functions/write/cmd ./functions/query/cmd ./functions/maintain/cmd ./jobs/maintain ./jobs/migrate
+
+deploy: ## build the images and apply knative/ to the current kubectl context, migrating first (KO_DOCKER_REPO)
+	@command -v $(KO) >/dev/null || { echo "ko is missing: go install github.com/google/ko@latest"; exit 1; }
+	kubectl -n auditstore delete job auditstore-migrate --ignore-not-found
+	kubectl kustomize knative | KO_CONFIG_PATH=knative $(KO) apply -f -
+	kubectl -n auditstore wait --for=condition=complete job/auditstore-migrate --timeout=10m
