@@ -248,7 +248,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	} else if data, obj, err := canonicalize(in.EventData); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
-		e.EventData = data
+		e.EventData, e.EventDataValue = data, obj
 		errs = append(errs, validateEnvelope(obj, strict)...)
 	}
 	if len(errs) > 0 {

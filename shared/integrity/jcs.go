@@ -50,6 +50,10 @@ func AppendCanonical(buf, raw []byte, drop ...string) ([]byte, error) {
 	return appendValue(buf, v)
 }
 
+// AppendCanonicalValue appends the RFC 8785 form of a decoded JSON value: maps, slices,
+// strings, json.Number (encoding/json's, also segmentio's), float64, bool and nil.
+func AppendCanonicalValue(buf []byte, v any) ([]byte, error) { return appendValue(buf, v) }
+
 func appendValue(buf []byte, v any) ([]byte, error) {
 	switch t := v.(type) {
 	case map[string]any:
@@ -91,6 +95,11 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 			return nil, err
 		}
 		return append(buf, s...), nil
+	case float64:
+		if math.IsInf(t, 0) || math.IsNaN(t) {
+			return nil, fmt.Errorf("JSON number %v has no RFC 8785 form", t)
+		}
+		return append(buf, FormatNumber(t)...), nil
 	case bool:
 		return strconv.AppendBool(buf, t), nil
 	case nil:

@@ -74,9 +74,16 @@ func appendCanonicalEvent(b []byte, e *audit.Event) ([]byte, error) {
 	b = str(append(b, ','), "event_action", e.EventAction)
 	b = str(append(b, ','), "event_category", e.EventCategory)
 	b = append(b, `,"event_data":`...)
-	if len(e.EventData) == 0 {
+	switch {
+	case e.EventDataValue != nil:
+		// Decoded already by Prepare (from the same bytes): no second parse.
+		var err error
+		if b, err = integrity.AppendCanonicalValue(b, e.EventDataValue); err != nil {
+			return nil, fmt.Errorf("event_data: %w", err)
+		}
+	case len(e.EventData) == 0:
 		b = append(b, "null"...)
-	} else {
+	default:
 		var err error
 		if b, err = integrity.AppendCanonical(b, e.EventData); err != nil {
 			return nil, fmt.Errorf("event_data: %w", err)
