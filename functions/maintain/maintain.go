@@ -502,7 +502,9 @@ func Open(ctx context.Context, databaseURL string, cfg Config, reg prometheus.Re
 	if err := cfg.Lifecycle.Validate(); err != nil {
 		return nil, nil, err
 	}
-	pool, err := store.Open(ctx, databaseURL, store.PoolOptions{MaxConns: 2})
+	// A run pins one connection; the sealer, a verification (which streams for minutes) and the
+	// HTTP API each need their own.
+	pool, err := store.Open(ctx, databaseURL, store.PoolOptions{MaxConns: 4})
 	if err != nil {
 		return nil, nil, err
 	}
