@@ -21,7 +21,8 @@ const storedEvent = `{"event_id":"` + eventID + `","version":"1.0",
 "trace_id":null,"span_id":null,"namespace":"production","cluster_id":null,"severity":"info",
 "duration_ms":12,"error_code":null,"error_message":null,"retention_days":2557,
 "is_sensitive":false,"event_data":{"a":1},"received_at":"2026-11-25T10:00:01Z",
-"submitted_by":"anonymous"}`
+"submitted_by":"anonymous",
+"event_hash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","hash_version":1}`
 
 func problem(status int, typ string) string {
 	return fmt.Sprintf(`{"type":%q,"title":%q,"status":%d,"detail":"something"}`, typ, http.StatusText(status), status)
