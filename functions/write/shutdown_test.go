@@ -28,15 +28,23 @@ func TestWrite_GracefulShutdown(t *testing.T) {
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	h.Routes(mux)
+	// The shutdown starts once every request is in a handler: a connection whose request the
+	// server has not read yet counts as idle and is closed, on a busy machine too.
+	const n = 20
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		mux.ServeHTTP(w, r)
+	})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- web.ServeListener(ctx, web.ServeConfig{ShutdownTimeout: 10 * time.Second}, ln, mux) }()
+	go func() { served <- web.ServeListener(ctx, web.ServeConfig{ShutdownTimeout: 10 * time.Second}, ln, handler) }()
 	url := "http://" + ln.Addr().String() + "/api/v1/audit/events"
 
-	const n = 20
 	statuses := make([]int, n)
 	var started, wg sync.WaitGroup
 	started.Add(n)
@@ -63,7 +71,14 @@ func TestWrite_GracefulShutdown(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	time.Sleep(20 * time.Millisecond) // the requests are read and queued for a commit
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the requests did not all reach the handler")
+	}
+	time.Sleep(5 * time.Millisecond) // the requests are decoded and queued for a commit
 	cancel()
 	require.NoError(t, <-served)
 	h.Close()
