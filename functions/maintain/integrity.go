@@ -6,20 +6,25 @@ import (
 	"time"
 )
 
-// VerifyEvery verifies the store against the integrity log every interval until ctx ends (the
-// first time one interval after the start, so a restart loop does not verify over and over).
-// Problems are logged and set the audit_integrity_* metrics that the alerts watch.
+// firstVerifyAfter is when a process verifies first: soon, so the metrics the alerts watch
+// are set after a start, and not at once, so a restart loop does not verify over and over.
+const firstVerifyAfter = 10 * time.Minute
+
+// VerifyEvery verifies the store against the integrity log every interval until ctx ends, the
+// first time min(interval, 10 minutes) after the start. Problems are logged and set the
+// audit_integrity_* metrics that the alerts watch.
 func (s *Service) VerifyEvery(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(interval)
+	t := time.NewTimer(min(interval, firstVerifyAfter))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			t.Reset(interval)
 		}
 		rep, err := s.Verify(ctx)
 		switch {
