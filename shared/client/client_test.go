@@ -35,11 +35,49 @@ type writeFunction struct {
 	addr string
 	opts []write.Option
 
-	mu  sync.Mutex
-	srv *http.Server
-	h   *write.Handler
+	mu       sync.Mutex
+	srv      *http.Server
+	h        *write.Handler
+	inflight *inflight
 	// answers counts the function's answers by status.
 	answers sync.Map // int → *atomic.Int64
+}
+
+// inflight counts the requests in a server's handlers, so that the write function is closed
+// only after its last handler returned (Handler.Close must follow the server's end), also when
+// the server is stopped abruptly.
+type inflight struct {
+	mu      sync.Mutex
+	idle    *sync.Cond
+	n       int
+	stopped bool
+}
+
+func (f *inflight) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inflight) leave() {
+	f.mu.Lock()
+	f.n--
+	f.idle.Broadcast()
+	f.mu.Unlock()
+}
+
+// stop refuses new requests and waits for those in handlers.
+func (f *inflight) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	for f.n > 0 {
+		f.idle.Wait()
+	}
+	f.mu.Unlock()
 }
 
 func writeConfig() write.Config {
@@ -65,25 +103,32 @@ func (f *writeFunction) serve(ln net.Listener) {
 	require.NoError(f.t, err)
 	mux := http.NewServeMux()
 	h.Routes(mux)
+	in := &inflight{}
+	in.idle = sync.NewCond(&in.mu)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !in.enter() {
+			panic(http.ErrAbortHandler) // stopped: the connection is cut, as by a dying process
+		}
+		defer in.leave()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		mux.ServeHTTP(rec, r)
 		n, _ := f.answers.LoadOrStore(rec.status, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 	})}
 	f.mu.Lock()
-	f.srv, f.h = srv, h
+	f.srv, f.h, f.inflight = srv, h, in
 	f.mu.Unlock()
 	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed when stopped
 }
 
 // stop closes the listener and every connection at once, as a crashed or evicted function
-// would; requests in flight get no answer.
+// would: requests in flight get no answer, though what they committed stays committed.
 func (f *writeFunction) stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.srv != nil {
 		_ = f.srv.Close()
+		f.inflight.stop()
 		f.h.Close()
 		f.srv, f.h = nil, nil
 	}
