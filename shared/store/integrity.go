@@ -48,8 +48,10 @@ type SealResult struct {
 	Lags []time.Duration
 }
 
+// sealCandidate is an unsealed key. Ids are [16]byte, which pgx encodes and decodes in binary;
+// a uuid.UUID goes through its text form (see copy.go).
 type sealCandidate struct {
-	id        uuid.UUID
+	id        [16]byte
 	ts        time.Time
 	class     int
 	hash      []byte
@@ -107,7 +109,7 @@ LEFT JOIN audit_log_leaves l
 
 	// Keys whose event is already in the log (a key re-created after pruning) or was never
 	// stored (its insert met an existing row) are marked, not sealed again.
-	var doneIDs []uuid.UUID
+	var doneIDs [][16]byte
 	var doneLeaves []int64
 	var fresh []sealCandidate
 	var missingHash []int
@@ -146,7 +148,7 @@ LEFT JOIN audit_log_leaves l
 	}
 	n := len(fresh)
 	leafIdx := make([]int64, n)
-	ids := make([]uuid.UUID, n)
+	ids := make([][16]byte, n)
 	tss := make([]time.Time, n)
 	classes := make([]int32, n)
 	hashes := make([][]byte, n)
@@ -165,7 +167,7 @@ LEFT JOIN audit_log_leaves l
 	for i, c := range fresh {
 		h, err := integrity.HashFromBytes(c.hash)
 		if err != nil {
-			return res, fmt.Errorf("seal: event %s: stored event_hash: %w", c.id, err)
+			return res, fmt.Errorf("seal: event %s: stored event_hash: %w", uuid.UUID(c.id), err)
 		}
 		leafIdx[i] = size + int64(i)
 		ids[i], tss[i], classes[i], hashes[i], versions[i] = c.id, c.ts, int32(c.class), c.hash, int16(c.version)
@@ -221,10 +223,10 @@ func (s *Store) hashStored(ctx context.Context, db DBTX, fresh []sealCandidate, 
 	if hash == nil {
 		return errors.New("seal: an event has no stored hash and SealParams.Hash is nil")
 	}
-	ids := make([]uuid.UUID, len(idx))
+	ids := make([][16]byte, len(idx))
 	tss := make([]time.Time, len(idx))
 	classes := make([]int32, len(idx))
-	pos := make(map[uuid.UUID]int, len(idx))
+	pos := make(map[[16]byte]int, len(idx))
 	for j, i := range idx {
 		ids[j], tss[j], classes[j] = fresh[i].id, fresh[i].ts, int32(fresh[i].class)
 		pos[fresh[i].id] = i
