@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/client"
 )
 
@@ -47,34 +46,32 @@ func (l *emitterLoad) run(ctx context.Context, t *tally, duration time.Duration,
 	if err != nil {
 		return 0, err
 	}
-	// The batch scenario's events, without ids: the Emitter gives each a fresh UUIDv7 (and a
-	// timestamp), as it does for a service.
-	pool := make([]*audit.Input, 1000)
-	for i := range pool {
-		pool[i] = input(i, "", correlationID(i))
-		pool[i].EventID = nil
-	}
-
 	start := time.Now()
 	deadline := start.Add(duration)
-	var claimed atomic.Int64
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	var emitErr error
 	var errOnce sync.Once
-	for g := range l.emitters {
+	for range l.emitters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := g; ctx.Err() == nil; i += l.emitters {
+			for ctx.Err() == nil {
+				n := next.Add(1) - 1
 				if limit > 0 {
-					if claimed.Add(1) > limit {
+					if n >= limit {
 						return
 					}
 				} else if time.Now().After(deadline) {
 					return
 				}
+				// Event n of the batch scenario (its correlation and payload), without an id:
+				// the Emitter gives it a fresh UUIDv7 and a timestamp, as for a service. Made
+				// here, as a service makes its events.
+				in := input(int(n), "", correlationID(int(n)))
+				in.EventID = nil
 				for {
-					err := em.Emit(pool[i%len(pool)])
+					err := em.Emit(in)
 					if errors.Is(err, client.ErrBufferFull) {
 						l.full.Add(1)
 						time.Sleep(200 * time.Microsecond)
