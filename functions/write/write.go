@@ -347,7 +347,7 @@ func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, b
 		events[i], evErrs = in.Prepare(di, h.limits)
 		if len(evErrs) == 0 && h.hash {
 			// The hash covers what is stored, so it is taken once every field is final.
-			if err := ledger.Hash(&events[i]); err != nil {
+			if err := ledger.HashDecoded(&events[i], in.DecodedData()); err != nil {
 				evErrs = append(evErrs, audit.FieldError{Field: "event_data", Message: err.Error()})
 			}
 		}

@@ -57,10 +57,6 @@ type Event struct {
 	// HashVersion is the version of EventHash's encoding; 0 when EventHash is nil.
 	HashVersion int `json:"hash_version"`
 
-	// EventDataValue is event_data decoded (numbers as json.Number), when Prepare made the
-	// event; nil when it was read back. Hashing the event uses it instead of parsing again.
-	EventDataValue map[string]any `json:"-"`
-
 	// ContentHash is the SHA-256 of the canonical form of what the client sent (see
 	// Input.ContentHash). It is stored, never shown: it decides duplicate versus conflict.
 	ContentHash []byte `json:"-"`

@@ -46,7 +46,14 @@ type Input struct {
 	RetentionDays   *int64          `json:"retention_days,omitempty"`
 	IsSensitive     *bool           `json:"is_sensitive,omitempty"`
 	EventData       json.RawMessage `json:"event_data,omitempty"`
+
+	// decoded is event_data as the last Prepare decoded it.
+	decoded map[string]any
 }
+
+// DecodedData is event_data as the last successful Prepare decoded it (numbers as
+// json.Number), or nil: hashing the event uses it instead of parsing the bytes again.
+func (in *Input) DecodedData() map[string]any { return in.decoded }
 
 // FieldError names one invalid field of one event. Index is the event's position in a batch
 // (nil for a single event).
@@ -248,7 +255,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	} else if data, obj, err := canonicalize(in.EventData); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
-		e.EventData, e.EventDataValue = data, obj
+		e.EventData, in.decoded = data, obj
 		errs = append(errs, validateEnvelope(obj, strict)...)
 	}
 	if len(errs) > 0 {

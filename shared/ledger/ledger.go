@@ -23,10 +23,13 @@ import (
 // Recompute returns the event hash of an event's fields: integrity.EventHash of its JSON form,
 // which it writes in RFC 8785 form directly (members in their sorted order) instead of
 // marshalling and parsing it again — the write path pays this for every event.
-func Recompute(e audit.Event) (integrity.Hash, error) {
+func Recompute(e audit.Event) (integrity.Hash, error) { return recompute(&e, nil) }
+
+// recompute is Recompute with event_data already decoded (nil: parse e.EventData).
+func recompute(e *audit.Event, decoded map[string]any) (integrity.Hash, error) {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
-	b, err := appendCanonicalEvent((*buf)[:0], &e)
+	b, err := appendCanonicalEvent((*buf)[:0], e, decoded)
 	if err != nil {
 		return integrity.Hash{}, err
 	}
@@ -39,7 +42,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b 
 // appendCanonicalEvent appends the RFC 8785 form of e's JSON object without its integrity
 // fields. The members are those of audit.Event's JSON form, in sorted order;
 // TestRecomputeMatchesTheJSONForm holds the two together.
-func appendCanonicalEvent(b []byte, e *audit.Event) ([]byte, error) {
+func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]byte, error) {
 	str := func(b []byte, name, v string) []byte {
 		b = append(append(append(b, '"'), name...), '"', ':')
 		return integrity.AppendString(b, v)
@@ -75,10 +78,10 @@ func appendCanonicalEvent(b []byte, e *audit.Event) ([]byte, error) {
 	b = str(append(b, ','), "event_category", e.EventCategory)
 	b = append(b, `,"event_data":`...)
 	switch {
-	case e.EventDataValue != nil:
+	case decoded != nil:
 		// Decoded already by Prepare (from the same bytes): no second parse.
 		var err error
-		if b, err = integrity.AppendCanonicalValue(b, e.EventDataValue); err != nil {
+		if b, err = integrity.AppendCanonicalValue(b, decoded); err != nil {
 			return nil, fmt.Errorf("event_data: %w", err)
 		}
 	case len(e.EventData) == 0:
@@ -115,8 +118,13 @@ func appendCanonicalEvent(b []byte, e *audit.Event) ([]byte, error) {
 
 // Hash sets e's event hash, as the write path does before storing it. It fails only for
 // event_data that has no RFC 8785 form (a number beyond the double range).
-func Hash(e *audit.Event) error {
-	h, err := Recompute(*e)
+func Hash(e *audit.Event) error { return HashDecoded(e, nil) }
+
+// HashDecoded is Hash for an event whose event_data Prepare decoded (Input.DecodedData): the
+// write path's way, without a second parse.
+func HashDecoded(e *audit.Event, decoded map[string]any) error {
+	e.EventHash, e.HashVersion = nil, 0
+	h, err := recompute(e, decoded)
 	if err != nil {
 		return err
 	}
