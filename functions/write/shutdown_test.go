@@ -42,7 +42,9 @@ func TestWrite_GracefulShutdown(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- web.ServeListener(ctx, web.ServeConfig{ShutdownTimeout: 10 * time.Second}, ln, handler) }()
+	go func() {
+		served <- web.ServeListener(ctx, web.ServeConfig{ShutdownTimeout: 10 * time.Second}, ln, handler)
+	}()
 	url := "http://" + ln.Addr().String() + "/api/v1/audit/events"
 
 	statuses := make([]int, n)
