@@ -323,8 +323,10 @@ func TestEmitter_StoreDown(t *testing.T) {
 	f.stop()
 	down := emitted.Load()
 	time.Sleep(10 * time.Second)
-	require.Greater(t, emitted.Load(), down+1000, "Emit went on while the store was down")
-	require.Greater(t, em.Stats().Retried, uint64(0))
+	require.Greater(t, emitted.Load(), down, "Emit went on while the store was down")
+	s := em.Stats()
+	require.Less(t, s.Sent, uint64(emitted.Load()), "and the events waited in the buffer")
+	require.Positive(t, s.Retried)
 	f.start()
 	back := emitted.Load()
 	require.Eventually(t, func() bool { return int64(em.Stats().Sent) > back }, time.Minute, 20*time.Millisecond)
@@ -340,7 +342,7 @@ func TestEmitter_StoreDown(t *testing.T) {
 	ours, total := f.rows(t, ids)
 	require.Equal(t, len(ids), ours, "every event arrived")
 	require.Equal(t, len(ids), total, "and none twice")
-	s := em.Stats()
+	s = em.Stats()
 	require.EqualValues(t, len(ids), s.Sent)
 	t.Logf("%d events, %d of them emitted during the outage; %d retried sends; 200 (all duplicates) answers: %d",
 		len(ids), back-down, s.Retried, f.answered(http.StatusOK))
@@ -576,10 +578,16 @@ func TestEmitter_RateLimited(t *testing.T) {
 	em, err := client.NewEmitter(newClient(t, client.Config{URL: f.url(), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}),
 		client.EmitterConfig{BatchSize: 100, OnError: errs.add})
 	require.NoError(t, err)
+	// Built first, then emitted at once: ten batches ready together, far over the limit
+	// however slowly this machine builds events.
 	var ids []string
+	var events []*audit.Input
 	for i := range 1000 {
 		in := event(t, i)
 		ids = append(ids, *in.EventID)
+		events = append(events, in)
+	}
+	for _, in := range events {
 		require.NoError(t, em.Emit(in))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
