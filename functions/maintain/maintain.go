@@ -42,7 +42,7 @@ type Service struct {
 	sealer       *ledger.Sealer
 	sealInterval time.Duration
 	trusted      []integrity.PublicKey
-	copies       *ledger.Copies
+	copies       *archive.Copies
 }
 
 // New returns a Service over pool.
@@ -86,7 +86,7 @@ func (s *Service) UseIntegrity(ctx context.Context, cfg ledger.Config) (func(), 
 	if cfg.CheckpointURL == "" {
 		return func() {}, nil
 	}
-	copies, err := ledger.OpenCopies(ctx, cfg.CheckpointURL)
+	copies, err := archive.OpenCopies(ctx, cfg.CheckpointURL)
 	if err != nil {
 		return nil, err
 	}

@@ -99,7 +99,7 @@ func verifyArchives(ctx context.Context, url, only string, keys []integrity.Publ
 	}
 	problems := 0
 	for _, p := range parts {
-		rep, err := ledger.VerifyArchive(ctx, arch, p, keys)
+		rep, err := arch.Verify(ctx, p, keys)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)
 		}

@@ -144,8 +144,14 @@ type Sealer struct {
 	Observe func(lag time.Duration)
 	// Logger reports sealing (default slog.Default()).
 	Logger *slog.Logger
-	// Copies, when set, receives the latest checkpoint of every SealAll that made one.
-	Copies *Copies
+	// Copies, when set, receives the latest checkpoint of every SealAll that made one
+	// (archive.Copies at CHECKPOINT_URL).
+	Copies Copier
+}
+
+// Copier keeps checkpoints outside the database.
+type Copier interface {
+	Put(ctx context.Context, cp integrity.Checkpoint) error
 }
 
 // SealReport says what SealAll did.

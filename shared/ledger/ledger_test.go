@@ -322,7 +322,7 @@ func TestArchiveVerifiesOffline(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, m.Log)
 
-	rep, err := ledger.VerifyArchive(ctx, arch, p, f.keys)
+	rep, err := arch.Verify(ctx, p, f.keys)
 	require.NoError(t, err)
 	require.True(t, rep.OK, "%+v", rep.Problems)
 	require.EqualValues(t, inPartition, rep.Events)
@@ -336,7 +336,7 @@ func TestArchiveVerifiesOffline(t *testing.T) {
 	defer tampered.Close()
 	_, err = tampered.Write(ctx, p, f.st)
 	require.NoError(t, err)
-	rep, err = ledger.VerifyArchive(ctx, tampered, p, f.keys)
+	rep, err = tampered.Verify(ctx, p, f.keys)
 	require.NoError(t, err)
 	require.Equal(t, map[string][]string{
 		ledger.ProblemModified: {f.events[6].EventID.String()},
@@ -346,7 +346,7 @@ func TestArchiveVerifiesOffline(t *testing.T) {
 	// A checkpoint signed by another key is refused.
 	_, other, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	rep, err = ledger.VerifyArchive(ctx, arch, p, []integrity.PublicKey{other.Public().(ed25519.PublicKey)})
+	rep, err = arch.Verify(ctx, p, []integrity.PublicKey{other.Public().(ed25519.PublicKey)})
 	require.NoError(t, err)
 	require.Equal(t, []string{"size 20"}, kinds(rep)[ledger.ProblemBadSignature])
 }

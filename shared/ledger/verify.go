@@ -66,7 +66,8 @@ type Report struct {
 // MaxProblems bounds the problems a report lists (all are counted).
 const MaxProblems = 1000
 
-func (r *Report) add(p Problem) {
+// Add records a problem: counted always, listed up to MaxProblems.
+func (r *Report) Add(p Problem) {
 	r.ProblemCount++
 	if len(r.Problems) < MaxProblems {
 		r.Problems = append(r.Problems, p)
@@ -110,10 +111,10 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		switch {
 		case cp.Signed && len(opts.Keys) > 0:
 			if err := cp.Verify(opts.Keys); err != nil {
-				rep.add(Problem{Kind: ProblemBadSignature, TreeSize: &size, Detail: err.Error()})
+				rep.Add(Problem{Kind: ProblemBadSignature, TreeSize: &size, Detail: err.Error()})
 			}
 		case !cp.Signed && len(opts.Keys) > 0:
-			rep.add(Problem{Kind: ProblemUnsigned, TreeSize: &size, Detail: fmt.Sprintf("checkpoint of size %d made at %s is not signed", size, cp.Timestamp.Format(time.RFC3339))})
+			rep.Add(Problem{Kind: ProblemUnsigned, TreeSize: &size, Detail: fmt.Sprintf("checkpoint of size %d made at %s is not signed", size, cp.Timestamp.Format(time.RFC3339))})
 		}
 	}
 	if len(cps) > 0 {
@@ -124,7 +125,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		size := ext.TreeSize
 		if len(opts.Keys) > 0 {
 			if err := ext.Verify(opts.Keys); err != nil {
-				rep.add(Problem{Kind: ProblemBadSignature, TreeSize: &size, Detail: "external copy: " + err.Error()})
+				rep.Add(Problem{Kind: ProblemBadSignature, TreeSize: &size, Detail: "external copy: " + err.Error()})
 				continue
 			}
 		}
@@ -132,11 +133,11 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		db, ok := bySize[size]
 		switch {
 		case !ok:
-			rep.add(Problem{Kind: ProblemCheckpointMissing, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d made at %s is kept outside the database but missing from it", size, ext.Timestamp.Format(time.RFC3339))})
+			rep.Add(Problem{Kind: ProblemCheckpointMissing, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d made at %s is kept outside the database but missing from it", size, ext.Timestamp.Format(time.RFC3339))})
 			cps = append(cps, store.StoredCheckpoint{Checkpoint: ext, Signed: ext.Signature != nil})
 			bySize[size] = cps[len(cps)-1]
 		case db.RootHash != ext.RootHash:
-			rep.add(Problem{Kind: ProblemCheckpointAltered, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d has root %s in the database and %s outside it", size, db.RootHash, ext.RootHash)})
+			rep.Add(Problem{Kind: ProblemCheckpointAltered, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d has root %s in the database and %s outside it", size, db.RootHash, ext.RootHash)})
 			bySize[size] = store.StoredCheckpoint{Checkpoint: ext, Signed: true}
 		}
 	}
@@ -157,20 +158,20 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 	for next < len(sizes) && sizes[next] == 0 {
 		if cp := bySize[0]; cp.RootHash != integrity.EmptyRoot {
 			size := uint64(0)
-			rep.add(Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: "the checkpoint of the empty log has a root other than the empty tree's"})
+			rep.Add(Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: "the checkpoint of the empty log has a root other than the empty tree's"})
 		}
 		next++
 	}
 	err = st.StreamLeaves(ctx, 0, func(l store.Leaf) error {
 		if l.Index != f.Size && !gap {
 			idx := f.Size
-			rep.add(Problem{Kind: ProblemTruncated, LeafIndex: &idx, Detail: fmt.Sprintf("leaves %d to %d are missing from the log", f.Size, l.Index-1)})
+			rep.Add(Problem{Kind: ProblemTruncated, LeafIndex: &idx, Detail: fmt.Sprintf("leaves %d to %d are missing from the log", f.Size, l.Index-1)})
 			gap = true
 		}
 		if prev != nil && prev.Index >= intervalStart && bytes.Compare(prev.EventID[:], l.EventID[:]) > 0 {
 			a, b := prev.Index, l.Index
 			id := l.EventID
-			rep.add(Problem{Kind: ProblemReordered, LeafIndex: &a, EventID: &id,
+			rep.Add(Problem{Kind: ProblemReordered, LeafIndex: &a, EventID: &id,
 				Detail: fmt.Sprintf("leaf %d (event %s) is sealed after leaf %d (event %s) but sorts before it: leaves were moved", b, l.EventID, a, prev.EventID)})
 		}
 		f.Append(integrity.LeafHash(l.EventHash), nil)
@@ -185,7 +186,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 				if next > 0 {
 					from = sizes[next-1]
 				}
-				rep.add(Problem{Kind: ProblemLogAltered, TreeSize: &size,
+				rep.Add(Problem{Kind: ProblemLogAltered, TreeSize: &size,
 					Detail: fmt.Sprintf("the leaves no longer lead to the root of the checkpoint of size %d made at %s: a leaf in [%d, %d) was altered", size, cp.Timestamp.Format(time.RFC3339), from, size)})
 			}
 			intervalStart = f.Size
@@ -198,13 +199,13 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 	}
 	if longest > f.Size {
 		size := longest
-		rep.add(Problem{Kind: ProblemTruncated, TreeSize: &size, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint says it had %d: the newest were removed", f.Size, longest)})
+		rep.Add(Problem{Kind: ProblemTruncated, TreeSize: &size, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint says it had %d: the newest were removed", f.Size, longest)})
 	}
 	if maxKey, err := st.MaxSealedKey(ctx); err != nil {
 		return rep, err
 	} else if maxKey >= 0 && uint64(maxKey) >= f.Size && longest <= f.Size {
 		idx := uint64(maxKey)
-		rep.add(Problem{Kind: ProblemTruncated, LeafIndex: &idx, Detail: fmt.Sprintf("an idempotency key says leaf %d was sealed, but the log has %d leaves: the newest were removed", maxKey, f.Size)})
+		rep.Add(Problem{Kind: ProblemTruncated, LeafIndex: &idx, Detail: fmt.Sprintf("an idempotency key says leaf %d was sealed, but the log has %d leaves: the newest were removed", maxKey, f.Size)})
 	}
 
 	// The events against the log.
@@ -220,7 +221,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 			h, err := Recompute(*row.Event)
 			if err != nil || h != row.Leaf.EventHash {
 				id, idx := row.Event.EventID, row.Leaf.Index
-				rep.add(Problem{Kind: ProblemModified, EventID: &id, LeafIndex: &idx,
+				rep.Add(Problem{Kind: ProblemModified, EventID: &id, LeafIndex: &idx,
 					Detail: fmt.Sprintf("event %s no longer hashes to the hash sealed in leaf %d", id, idx)})
 			}
 		case row.Event != nil:
@@ -233,7 +234,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 				rep.Legacy++ // stored before tamper evidence, its key already pruned
 			default:
 				id := e.EventID
-				rep.add(Problem{Kind: ProblemInserted, EventID: &id,
+				rep.Add(Problem{Kind: ProblemInserted, EventID: &id,
 					Detail: fmt.Sprintf("event %s is stored but was never written through auditstore: it is in no leaf and no write is pending for it", id)})
 			}
 		case row.Leaf != nil:
@@ -243,7 +244,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 				return nil
 			}
 			id, idx := l.EventID, l.Index
-			rep.add(Problem{Kind: ProblemDeleted, EventID: &id, LeafIndex: &idx,
+			rep.Add(Problem{Kind: ProblemDeleted, EventID: &id, LeafIndex: &idx,
 				Detail: fmt.Sprintf("event %s, sealed in leaf %d and retained until %s, is gone", id, idx, l.EventTimestamp.AddDate(0, 0, l.RetentionDays).Format(time.RFC3339))})
 		}
 		return nil

@@ -1,17 +1,20 @@
-package ledger
+package archive
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/google/uuid"
 )
 
 // ProblemUnproven: an archive that carries no log range, so nothing ties it to the log.
 const ProblemUnproven = "unproven_archive"
+
+// The verification is here, beside the archive it reads, rather than in ledger: the write
+// path imports ledger to hash events, and must not pull in every blob driver.
 
 type leafKey struct {
 	id    uuid.UUID
@@ -19,20 +22,20 @@ type leafKey struct {
 	class int
 }
 
-// VerifyArchive verifies one archived partition offline, without the database: the signature
-// of the checkpoint its manifest carries, the leaves of its range against that checkpoint's
-// root, and every archived event against its leaf — naming events modified, missing from the
-// archive (deleted) or not in the log (inserted).
-func VerifyArchive(ctx context.Context, arch *archive.Archive, p archive.Partition, keys []integrity.PublicKey) (Report, error) {
+// Verify verifies one archived partition offline, without the database: the signature of the
+// checkpoint its manifest carries, the leaves of its range against that checkpoint's root, and
+// every archived event against its leaf — naming events modified, missing from the archive
+// (deleted) or not in the log (inserted).
+func (arch *Archive) Verify(ctx context.Context, p Partition, keys []integrity.PublicKey) (ledger.Report, error) {
 	began := time.Now()
-	rep := Report{Problems: []Problem{}}
+	rep := ledger.Report{Problems: []ledger.Problem{}}
 	m, err := arch.ReadManifest(ctx, p)
 	if err != nil {
 		return rep, err
 	}
 	if m.Log == nil {
 		if m.RowCount > 0 {
-			rep.add(Problem{Kind: ProblemUnproven, Detail: fmt.Sprintf("the archive of %s has no log range: it was written before tamper evidence, or none of its events was sealed", p.Name)})
+			rep.Add(ledger.Problem{Kind: ProblemUnproven, Detail: fmt.Sprintf("the archive of %s has no log range: it was written before tamper evidence, or none of its events was sealed", p.Name)})
 		}
 		rep.OK = rep.ProblemCount == 0
 		return rep, nil
@@ -42,7 +45,7 @@ func VerifyArchive(ctx context.Context, arch *archive.Archive, p archive.Partiti
 	size := cp.TreeSize
 	if len(keys) > 0 {
 		if err := cp.Verify(keys); err != nil {
-			rep.add(Problem{Kind: ProblemBadSignature, TreeSize: &size, Detail: err.Error()})
+			rep.Add(ledger.Problem{Kind: ledger.ProblemBadSignature, TreeSize: &size, Detail: err.Error()})
 		}
 	}
 	leaves, err := arch.ReadLog(ctx, p, m.Log)
@@ -60,7 +63,7 @@ func VerifyArchive(ctx context.Context, arch *archive.Archive, p archive.Partiti
 		}
 	}
 	if err := m.Log.Verify(hashes); err != nil {
-		rep.add(Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: err.Error()})
+		rep.Add(ledger.Problem{Kind: ledger.ProblemLogAltered, TreeSize: &size, Detail: err.Error()})
 	}
 	c, err := arch.Fetch(ctx, p)
 	if err != nil {
@@ -76,19 +79,19 @@ func VerifyArchive(ctx context.Context, arch *archive.Archive, p archive.Partiti
 		l, ok := mine[k]
 		if !ok {
 			id := e.EventID
-			rep.add(Problem{Kind: ProblemInserted, EventID: &id, Detail: fmt.Sprintf("archived event %s is in no leaf of the archive's log range", id)})
+			rep.Add(ledger.Problem{Kind: ledger.ProblemInserted, EventID: &id, Detail: fmt.Sprintf("archived event %s is in no leaf of the archive's log range", id)})
 			continue
 		}
 		delete(mine, k)
 		rep.Sealed++
-		if h, err := Recompute(*e); err != nil || h != l.EventHash {
+		if h, err := ledger.Recompute(*e); err != nil || h != l.EventHash {
 			id, idx := e.EventID, l.Index
-			rep.add(Problem{Kind: ProblemModified, EventID: &id, LeafIndex: &idx, Detail: fmt.Sprintf("archived event %s no longer hashes to the hash sealed in leaf %d", id, idx)})
+			rep.Add(ledger.Problem{Kind: ledger.ProblemModified, EventID: &id, LeafIndex: &idx, Detail: fmt.Sprintf("archived event %s no longer hashes to the hash sealed in leaf %d", id, idx)})
 		}
 	}
 	for _, l := range mine {
 		id, idx := uuid.UUID(l.EventID), l.Index
-		rep.add(Problem{Kind: ProblemDeleted, EventID: &id, LeafIndex: &idx, Detail: fmt.Sprintf("event %s, sealed in leaf %d, is missing from the archive", id, idx)})
+		rep.Add(ledger.Problem{Kind: ledger.ProblemDeleted, EventID: &id, LeafIndex: &idx, Detail: fmt.Sprintf("event %s, sealed in leaf %d, is missing from the archive", id, idx)})
 	}
 	rep.OK = rep.ProblemCount == 0
 	rep.Duration = time.Since(began)
