@@ -21,6 +21,9 @@ var inputFields = func() map[string]int {
 	t := reflect.TypeFor[audit.Input]()
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if !t.Field(i).IsExported() || name == "" || name == "-" {
+			continue // not part of the JSON form (Input keeps its decoded event_data)
+		}
 		m[name] = i
 	}
 	return m
