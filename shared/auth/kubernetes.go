@@ -79,6 +79,13 @@ func (k *Kubernetes) Authorize(ctx context.Context, token string, a Action) (Pri
 	k.mu.Unlock()
 
 	v, err, _ := k.group.Do(fmt.Sprintf("%x/%d", key.token, a), func() (any, error) {
+		// A flight that ended between this caller's cache miss and its Do has filled the cache.
+		k.mu.Lock()
+		if e, ok := k.cache[key]; ok && now.Before(e.expires) {
+			k.mu.Unlock()
+			return e.principal, e.err
+		}
+		k.mu.Unlock()
 		p, err := k.review(ctx, token, a)
 		if errors.Is(err, ErrUnavailable) {
 			return p, err // an outage is not an answer: never cached
