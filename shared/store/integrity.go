@@ -373,7 +373,7 @@ type Leaf struct {
 
 // LeavesOf returns the leaves sealing the events with these ids (usually one each).
 func (s *Store) LeavesOf(ctx context.Context, ids []uuid.UUID) ([]Leaf, error) {
-	rows, err := s.db.Query(ctx, `SELECT leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at
+	rows, err := s.db.Query(ctx, `SELECT `+leafColumns+`
 FROM audit_log_leaves WHERE event_id = ANY($1) ORDER BY leaf_index`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("leaves: %w", interpretError(err))
@@ -384,6 +384,9 @@ FROM audit_log_leaves WHERE event_id = ANY($1) ORDER BY leaf_index`, ids)
 	}
 	return out, nil
 }
+
+// leafColumns reads a leaf in scanLeaf's order.
+const leafColumns = `leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at`
 
 func scanLeaf(r pgx.CollectableRow) (Leaf, error) {
 	var l Leaf
@@ -401,7 +404,7 @@ func scanLeaf(r pgx.CollectableRow) (Leaf, error) {
 
 // StreamLeaves calls fn with every leaf from index from on, in order.
 func (s *Store) StreamLeaves(ctx context.Context, from uint64, fn func(Leaf) error) error {
-	rows, err := s.db.Query(ctx, `SELECT leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at
+	rows, err := s.db.Query(ctx, `SELECT `+leafColumns+`
 FROM audit_log_leaves WHERE leaf_index >= $1 ORDER BY leaf_index`, int64(from))
 	if err != nil {
 		return fmt.Errorf("leaves: %w", interpretError(err))
@@ -536,7 +539,7 @@ LEFT JOIN audit_event_keys k ON k.event_id = e.event_id AND k.event_timestamp = 
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("compare log: %w", interpretError(err))
 	}
-	rows, err = s.db.Query(ctx, `SELECT leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at
+	rows, err = s.db.Query(ctx, `SELECT `+leafColumns+`
 FROM audit_log_leaves l WHERE NOT EXISTS (SELECT 1 FROM audit_events e
     WHERE e.event_id = l.event_id AND e.event_timestamp = l.event_timestamp AND e.retention_days = l.retention_days)
 ORDER BY leaf_index`)
@@ -597,7 +600,7 @@ WHERE retention_days = $1 AND event_timestamp >= $2 AND event_timestamp < $3 AND
 	if rp.Proof, err = s.SpanHashes(ctx, spans); err != nil {
 		return rp, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at
+	rows, err := s.db.Query(ctx, `SELECT `+leafColumns+`
 FROM audit_log_leaves WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`, *first, *end)
 	if err != nil {
 		return rp, fmt.Errorf("log range: %w", interpretError(err))
