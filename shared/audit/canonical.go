@@ -6,7 +6,7 @@ import (
 	"fmt"
 	json "github.com/segmentio/encoding/json"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -35,27 +35,29 @@ func canonicalize(raw []byte) ([]byte, map[string]any, error) {
 	if !utf8.Valid(raw) {
 		return nil, nil, errors.New("is not valid UTF-8")
 	}
-	var v any
-	rest, err := json.Parse(raw, &v, json.UseNumber)
-	if err != nil {
-		return nil, nil, fmt.Errorf("is not valid JSON: %s", jsonErrorText(err))
-	}
-	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
-		return nil, nil, errors.New("is not valid JSON: data after the value")
-	}
-	obj, ok := v.(map[string]any)
+	obj, ok := parseObject(raw)
 	if !ok {
-		return nil, nil, errors.New("must be a JSON object")
+		// Not the plain case: json.Parse decodes it, or says what is wrong.
+		var v any
+		rest, err := json.Parse(raw, &v, json.UseNumber)
+		if err != nil {
+			return nil, nil, fmt.Errorf("is not valid JSON: %s", jsonErrorText(err))
+		}
+		if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
+			return nil, nil, errors.New("is not valid JSON: data after the value")
+		}
+		if obj, ok = v.(map[string]any); !ok {
+			return nil, nil, errors.New("must be a JSON object")
+		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := writeCanonical(&buf, v, 1); err != nil {
+	buf, err := appendCanonical(make([]byte, 0, len(raw)), obj, 1)
+	if err != nil {
 		return nil, nil, err
 	}
-	if buf.Len() > MaxDataBytes {
-		return nil, nil, fmt.Errorf("is %d bytes as compact JSON; at most %d (256 KiB) are accepted", buf.Len(), MaxDataBytes)
+	if len(buf) > MaxDataBytes {
+		return nil, nil, fmt.Errorf("is %d bytes as compact JSON; at most %d (256 KiB) are accepted", len(buf), MaxDataBytes)
 	}
-	return buf.Bytes(), obj, nil
+	return buf, obj, nil
 }
 
 func jsonErrorText(err error) string {
@@ -69,57 +71,72 @@ func jsonErrorText(err error) string {
 	return err.Error()
 }
 
-func writeCanonical(buf *bytes.Buffer, v any, depth int) error {
+func appendCanonical(buf []byte, v any, depth int) ([]byte, error) {
+	var err error
 	switch t := v.(type) {
 	case map[string]any:
 		if depth > MaxDataDepth {
-			return fmt.Errorf("nests objects and arrays deeper than %d levels", MaxDataDepth)
+			return nil, fmt.Errorf("nests objects and arrays deeper than %d levels", MaxDataDepth)
 		}
-		keys := make([]string, 0, len(t))
+		// Most objects are small: their keys are sorted in an array on the stack.
+		var small [16]string
+		keys := small[:0]
 		for k := range t {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
-		buf.WriteByte('{')
+		slices.Sort(keys)
+		buf = append(buf, '{')
 		for i, k := range keys {
 			if i > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
-			if err := writeString(buf, k); err != nil {
-				return err
+			if buf, err = appendString(buf, k); err != nil {
+				return nil, err
 			}
-			buf.WriteByte(':')
-			if err := writeCanonical(buf, t[k], depth+1); err != nil {
-				return err
+			buf = append(buf, ':')
+			if buf, err = appendCanonical(buf, t[k], depth+1); err != nil {
+				return nil, err
 			}
 		}
-		buf.WriteByte('}')
+		buf = append(buf, '}')
 	case []any:
 		if depth > MaxDataDepth {
-			return fmt.Errorf("nests objects and arrays deeper than %d levels", MaxDataDepth)
+			return nil, fmt.Errorf("nests objects and arrays deeper than %d levels", MaxDataDepth)
 		}
-		buf.WriteByte('[')
+		buf = append(buf, '[')
 		for i, e := range t {
 			if i > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
-			if err := writeCanonical(buf, e, depth+1); err != nil {
-				return err
+			if buf, err = appendCanonical(buf, e, depth+1); err != nil {
+				return nil, err
 			}
 		}
-		buf.WriteByte(']')
+		buf = append(buf, ']')
 	case string:
-		return writeString(buf, t)
+		return appendString(buf, t)
 	case json.Number:
-		buf.WriteString(canonicalNumber(t))
+		buf = appendNumber(buf, t)
 	case bool:
-		buf.WriteString(strconv.FormatBool(t))
+		buf = strconv.AppendBool(buf, t)
 	case nil:
-		buf.WriteString("null")
+		buf = append(buf, "null"...)
 	default:
-		return fmt.Errorf("holds an unsupported value of type %T", v)
+		return nil, fmt.Errorf("holds an unsupported value of type %T", v)
 	}
-	return nil
+	return buf, nil
+}
+
+// appendNumber appends canonicalNumber(n).
+func appendNumber(buf []byte, n json.Number) []byte {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if s == "-0" {
+			return append(buf, '0')
+		}
+		return append(buf, s...)
+	}
+	return append(buf, canonicalNumber(n)...)
 }
 
 // canonicalNumber spells integers as they are (exact at any size) and every other number as
@@ -142,38 +159,42 @@ func canonicalNumber(n json.Number) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
-// writeString writes s as a JSON string with only the escapes JSON requires, refusing U+0000
-// (PostgreSQL's jsonb cannot store it).
-func writeString(buf *bytes.Buffer, s string) error {
-	buf.WriteByte('"')
+// appendString appends s as a JSON string with only the escapes JSON requires, refusing
+// U+0000 (PostgreSQL's jsonb cannot store it). Runs that need no escape are copied whole.
+func appendString(buf []byte, s string) ([]byte, error) {
+	buf = append(buf, '"')
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == 0:
-			return errors.New("holds U+0000 in a string, which cannot be stored")
-		case c == '"':
-			buf.WriteString(`\"`)
-		case c == '\\':
-			buf.WriteString(`\\`)
-		case c < 0x20:
-			switch c {
-			case '\n':
-				buf.WriteString(`\n`)
-			case '\r':
-				buf.WriteString(`\r`)
-			case '\t':
-				buf.WriteString(`\t`)
-			case '\b':
-				buf.WriteString(`\b`)
-			case '\f':
-				buf.WriteString(`\f`)
-			default:
-				fmt.Fprintf(buf, `\u%04x`, c)
-			}
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		buf = append(buf, s[start:i]...)
+		start = i + 1
+		switch c {
+		case 0:
+			return nil, errors.New("holds U+0000 in a string, which cannot be stored")
+		case '"':
+			buf = append(buf, `\"`...)
+		case '\\':
+			buf = append(buf, `\\`...)
+		case '\n':
+			buf = append(buf, `\n`...)
+		case '\r':
+			buf = append(buf, `\r`...)
+		case '\t':
+			buf = append(buf, `\t`...)
+		case '\b':
+			buf = append(buf, `\b`...)
+		case '\f':
+			buf = append(buf, `\f`...)
 		default:
-			buf.WriteByte(c)
+			buf = append(buf, `\u00`...)
+			buf = append(buf, hexDigits[c>>4], hexDigits[c&0xf])
 		}
 	}
-	buf.WriteByte('"')
-	return nil
+	buf = append(buf, s[start:]...)
+	return append(buf, '"'), nil
 }
+
+const hexDigits = "0123456789abcdef"
