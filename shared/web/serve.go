@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,6 +22,10 @@ type ServeConfig struct {
 	Port int `envconfig:"PORT" default:"8080"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// ProfileAddr, when set (127.0.0.1:6060), serves Go's profiles (net/http/pprof) there, on
+	// a listener of its own and never on PORT: for measuring a function under load. Off by
+	// default, since a profile shows internals and costs CPU while it is taken.
+	ProfileAddr string `envconfig:"PPROF_ADDR"`
 }
 
 // Serve serves h on cfg.Port until ctx ends or SIGTERM/SIGINT arrives, then stops accepting
@@ -43,6 +48,13 @@ func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	if cfg.ProfileAddr != "" {
+		stopProfiles, err := serveProfiles(cfg.ProfileAddr)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	slog.Info("serving", "addr", ln.Addr().String())
@@ -61,6 +73,26 @@ func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http
 		return err
 	}
 	return nil
+}
+
+// serveProfiles serves net/http/pprof's handlers on addr until the returned function is
+// called. They are registered on a mux of their own: importing net/http/pprof for its side
+// effect would put them on http.DefaultServeMux.
+func serveProfiles(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("PPROF_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	slog.Warn("serving profiles (PPROF_ADDR); for measurement only", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // Main runs a command's run function with structured JSON logs (each line logged with a

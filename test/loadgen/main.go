@@ -69,6 +69,7 @@ type config struct {
 	skipCeiling   bool
 	writeBin      string
 	cpuProfile    string
+	fnProfiles    string
 	sealInterval  time.Duration
 }
 
@@ -87,6 +88,7 @@ func main() {
 	flag.BoolVar(&cfg.skipCeiling, "skip-ceiling", false, "do not measure the ceiling (no ratios)")
 	flag.StringVar(&cfg.writeBin, "write-bin", "", "write function binary to run instead of building ./functions/write/cmd")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
+	flag.StringVar(&cfg.fnProfiles, "fn-profiles", "", "write CPU and allocation profiles of the write function under each scenario into this directory (<scenario>-cpu.pprof, <scenario>-allocs.pprof): from 1s after the start to 1s before the end of -duration; the function serves them on a loopback port of its own (PPROF_ADDR)")
 	flag.DurationVar(&cfg.sealInterval, "seal-interval", time.Second, "how often the batch-sealed scenario's sealer runs (SEAL_INTERVAL)")
 	flag.Parse()
 	// Event ids come from a buffered pool of randomness instead of a getrandom call each.
@@ -317,7 +319,16 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		return measurement{}, err
 	}
 	defer drop()
-	fn, err := startWrite(ctx, bin, u, logPath, sc.env...)
+	env := sc.env
+	var profileAddr string
+	if cfg.fnProfiles != "" {
+		var penv []string
+		if penv, profileAddr, err = profileEnv(); err != nil {
+			return measurement{}, err
+		}
+		env = append(slices.Clone(env), penv...)
+	}
+	fn, err := startWrite(ctx, bin, u, logPath, env...)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -353,6 +364,10 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		}
 	}
 	meter := startMeter(pid)
+	var prof *profiler
+	if profileAddr != "" {
+		prof = startProfiles(ctx, profileAddr, cfg.fnProfiles, sc.name, cfg.duration-2*profileWarmup)
+	}
 	var elapsed time.Duration
 	if sc.emitter {
 		el := &emitterLoad{url: fn.url, batchSize: cfg.batchSize, senders: sc.clients, emitters: cfg.emitters}
@@ -369,6 +384,12 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 	}
 	if err := ctx.Err(); err != nil {
 		return m, err
+	}
+	if prof != nil {
+		if err := prof.wait(); err != nil {
+			return m, err
+		}
+		logf("%s: profiles of the write function in %s", sc.name, cfg.fnProfiles)
 	}
 	pids, err := serverPids(ctx, u)
 	if err != nil {
