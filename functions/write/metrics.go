@@ -20,8 +20,14 @@ type metrics struct {
 	// deadLetters counts deliveries the broker dead-lettered and the sink stored.
 	deadLetters *prometheus.CounterVec
 
+	// byShape caches duration's observer of each shape: WithLabelValues hashes its labels
+	// on every call.
+	byShape map[shape]prometheus.Observer
+
 	mu   sync.Mutex
 	seen map[[2]string]bool
+	// counters caches the counter of each admitted (service, operation, outcome).
+	counters map[[3]string]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,7 +54,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "audit_deadletters_total",
 			Help: "Dead-lettered deliveries stored by the dead-letter sink, by the HTTP status of the last failed attempt (knativeerrorcode; none when absent).",
 		}, []string{"error_code"}),
-		seen: map[[2]string]bool{},
+		seen:     map[[2]string]bool{},
+		counters: map[[3]string]prometheus.Counter{},
+		byShape:  map[shape]prometheus.Observer{},
+	}
+	for _, sh := range []shape{shapeJSON, shapeBatch, shapeHeaders, shapeCE} {
+		m.byShape[sh] = m.duration.WithLabelValues(string(sh))
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.duration, m.batchSize, m.rejected, m.deadLetters)
@@ -62,15 +73,33 @@ func (m *metrics) stored(actorType, actorID, eventType, outcome string) {
 	if actorType != "service" {
 		service = "non-service"
 	}
-	key := [2]string{service, eventType}
 	m.mu.Lock()
-	if !m.seen[key] {
-		if len(m.seen) >= maxLabelSets {
-			key = [2]string{"other", "other"}
-		} else {
-			m.seen[key] = true
+	c, ok := m.counters[[3]string{service, eventType, outcome}]
+	if !ok {
+		key := [2]string{service, eventType}
+		if !m.seen[key] {
+			if len(m.seen) >= maxLabelSets {
+				key = [2]string{"other", "other"}
+			} else {
+				m.seen[key] = true
+			}
+		}
+		c = m.events.WithLabelValues(key[0], key[1], outcome)
+		// Cached only under admitted labels (outcome is one of a few, checked before), so
+		// the cache stays as bounded as the metric.
+		if key[0] != "other" || key[1] != "other" {
+			m.counters[[3]string{service, eventType, outcome}] = c
 		}
 	}
 	m.mu.Unlock()
-	m.events.WithLabelValues(key[0], key[1], outcome).Inc()
+	c.Inc()
+}
+
+// observeDuration records how long a request of a shape took.
+func (m *metrics) observeDuration(sh shape, seconds float64) {
+	if o, ok := m.byShape[sh]; ok {
+		o.Observe(seconds)
+		return
+	}
+	m.duration.WithLabelValues(string(sh)).Observe(seconds)
 }

@@ -95,3 +95,11 @@ func TestIsDateTime(t *testing.T) {
 		require.Equal(t, want, isDateTime(s), s)
 	}
 }
+
+func TestIsEventType(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"", ".", "a", "a.", ".a", "a.b", "a..b", "gateway.signal.received", "A.b", "a.b-c_d.9",
+		"a.b.", "a b.c", "a.é", "a.b\n", "-._", "x.y.z.w"} {
+		require.Equal(t, eventTypePattern.MatchString(s), isEventType(s), "%q", s)
+	}
+}
