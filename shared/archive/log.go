@@ -1,10 +1,8 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,10 +19,9 @@ import (
 // archived partition's range.
 const LeavesName = "leaves.bin"
 
-// leafRecordSize is one leaf in leaves.bin: event_id (16 bytes), event_timestamp (int64
-// microseconds since the Unix epoch), retention_days (int32) and event_hash (32 bytes), big
-// endian; the leaf index is implicit (first_leaf + position).
-const leafRecordSize = 16 + 8 + 4 + 32
+// leafRecordSize is one leaf in leaves.bin: integrity's record, the leaf index implicit
+// (first_leaf + position).
+const leafRecordSize = integrity.LeafRecordSize
 
 // LogRange ties an archive to the integrity log, so it can be verified offline: the range
 // proof of the leaves from the partition's first to its last against a signed checkpoint, and
@@ -52,15 +49,11 @@ func (a *Archive) writeLog(ctx context.Context, p Partition, src LogSource) (*Lo
 	h := sha256.New()
 	out := io.MultiWriter(w, h)
 	var n, size int64
-	var rec [leafRecordSize]byte
+	rec := make([]byte, 0, leafRecordSize)
 	rp, err := src.StreamLogRange(ctx, p.Class, p.Month, p.Month.AddDate(0, 1, 0), func(l integrity.LogLeaf) error {
-		copy(rec[:16], l.EventID[:])
-		binary.BigEndian.PutUint64(rec[16:24], uint64(l.EventTimestamp.UnixMicro()))
-		binary.BigEndian.PutUint32(rec[24:28], uint32(l.RetentionDays))
-		copy(rec[28:], l.EventHash[:])
 		n++
 		size += leafRecordSize
-		_, err := out.Write(rec[:])
+		_, err := out.Write(l.AppendRecord(rec[:0]))
 		return err
 	})
 	if err != nil {
@@ -100,17 +93,8 @@ func (a *Archive) ReadLog(ctx context.Context, p Partition, lr *LogRange) ([]int
 		return nil, fmt.Errorf("%w: %s does not hold the %d leaves of [%d, %d)", ErrVerify, key, lr.End-lr.First, lr.First, lr.End)
 	}
 	out := make([]integrity.LogLeaf, 0, len(b)/leafRecordSize)
-	for r := bytes.NewReader(b); r.Len() > 0; {
-		var rec [leafRecordSize]byte
-		if _, err := io.ReadFull(r, rec[:]); err != nil {
-			return nil, errors.New("short leaf record")
-		}
-		l := integrity.LogLeaf{Index: lr.First + uint64(len(out)),
-			EventTimestamp: time.UnixMicro(int64(binary.BigEndian.Uint64(rec[16:24]))).UTC(),
-			RetentionDays:  int(int32(binary.BigEndian.Uint32(rec[24:28])))}
-		copy(l.EventID[:], rec[:16])
-		copy(l.EventHash[:], rec[28:])
-		out = append(out, l)
+	for off := 0; off < len(b); off += leafRecordSize {
+		out = append(out, integrity.ParseRecord(lr.First+uint64(len(out)), b[off:]))
 	}
 	return out, nil
 }

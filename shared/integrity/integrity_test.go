@@ -266,3 +266,59 @@ func TestCheckpointSignature(t *testing.T) {
 	_, err = integrity.ParsePrivateKey("not a key")
 	require.Error(t, err)
 }
+
+func TestIsCanonical(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{`{}`, true},
+		{`{"a":1,"b":[true,false,null,"x"],"c":{"d":-12,"e":0}}`, true},
+		{`{"a":"tab\tquote\"back\\slash\u001f é €"}`, true},
+		{`[123456789012345,-1]`, true},
+		{`{"b":1,"a":2}`, false},                   // unsorted
+		{`{"a":1,"a":2}`, false},                   // a name twice
+		{`{"a": 1}`, false},                        // white space
+		{`{"a":1.5}`, false},                       // a fraction: not checked here
+		{`{"a":1e2}`, false},                       // an exponent
+		{`{"a":-0}`, false},                        // ECMAScript spells it 0
+		{`{"a":01}`, false},                        // not JSON
+		{`{"a":1234567890123456}`, false},          // 16 digits: maybe not exact as a double
+		{`{"a":"\u0041"}`, false},                  // an escape RFC 8785 does not make
+		{`{"a":"\/"}`, false},                      // nor this one
+		{`{"a":"\u000a"}`, false},                  // \n has a short escape
+		{`{"a":"\u001F"}`, false},                  // upper-case hex
+		{`{"a\n":1}`, false},                       // an escaped name: order not checked
+		{`{"a":"😀"}`, false},                       // beyond U+FFFF: UTF-16 order differs
+		{`{"a":1}x`, false},                        // data after the value
+		{`{"a":1`, false},                          // cut short
+		{"{\"a\":\"\x01\"}", false},                // a raw control character
+		{`{"a":tru}`, false},                       // not a literal
+		{`{"ab":1,"b":2,"é":3,"\uffff":4}`, false}, // a name with an escape
+		{`{"ab":1,"b":2,"é":3}`, true},
+	} {
+		got := integrity.IsCanonical([]byte(tc.in))
+		require.Equal(t, tc.want, got, tc.in)
+		if got {
+			c, err := integrity.Canonicalize([]byte(tc.in))
+			require.NoError(t, err)
+			require.Equal(t, tc.in, string(c), "what IsCanonical accepts is its own RFC 8785 form")
+		}
+	}
+}
+
+// FuzzIsCanonical: whatever IsCanonical accepts is exactly its RFC 8785 form.
+func FuzzIsCanonical(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[1,2,{"c":"d"}]}`, `{"a":"\u001f\n"}`, `[0,-5,123456789012345]`, `{"é":1,"ü":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !integrity.IsCanonical(b) {
+			return
+		}
+		c, err := integrity.Canonicalize(b)
+		require.NoError(t, err)
+		require.Equal(t, string(b), string(c))
+	})
+}

@@ -202,3 +202,158 @@ func FormatNumber(f float64) string {
 	}
 	return sign + out
 }
+
+// IsCanonical reports whether b is already the RFC 8785 form of the JSON value it holds, for a
+// cheap, common case: integers of at most 15 digits as the only numbers, member names without
+// escapes, no character beyond U+FFFF. Then Canonicalize(b) is b itself, and a hash can take b
+// as it is instead of decoding and re-encoding it. False says nothing: canonicalize instead.
+func IsCanonical(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	end, ok := canonicalValue(b, 0, 0)
+	return ok && end == len(b)
+}
+
+// maxCanonicalDepth bounds IsCanonical's recursion; deeper values go the general way.
+const maxCanonicalDepth = 64
+
+// canonicalValue checks the value at b[i:] and returns where it ends.
+func canonicalValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) || depth > maxCanonicalDepth {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '{':
+		i++
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		var prev []byte
+		for first := true; ; first = false {
+			start := i
+			end, ok := canonicalString(b, i, true)
+			if !ok {
+				return 0, false
+			}
+			name := b[start+1 : end-1]
+			// Names in strictly increasing order: sorted, and none twice. Without escapes and
+			// characters beyond U+FFFF, UTF-8 byte order is RFC 8785's UTF-16 order.
+			if !first && bytes.Compare(prev, name) >= 0 {
+				return 0, false
+			}
+			prev = name
+			if end >= len(b) || b[end] != ':' {
+				return 0, false
+			}
+			if i, ok = canonicalValue(b, end+1, depth+1); !ok || i >= len(b) {
+				return 0, false
+			}
+			switch b[i] {
+			case ',':
+				i++
+			case '}':
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case c == '[':
+		i++
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = canonicalValue(b, i, depth+1); !ok || i >= len(b) {
+				return 0, false
+			}
+			switch b[i] {
+			case ',':
+				i++
+			case ']':
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case c == '"':
+		return canonicalString(b, i, false)
+	case c == '-' || c >= '0' && c <= '9':
+		start := i
+		if c == '-' {
+			i++
+		}
+		digits := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		n := i - digits
+		// 0, or no leading zero; no -0; exact as a double (up to 15 digits) and so spelled
+		// by ECMAScript as it is. A fraction or an exponent ends the number here and fails.
+		if n == 0 || n > 15 || (b[digits] == '0' && (n > 1 || digits > start)) {
+			return 0, false
+		}
+		return i, true
+	case c == 't':
+		return literal(b, i, "true")
+	case c == 'f':
+		return literal(b, i, "false")
+	case c == 'n':
+		return literal(b, i, "null")
+	}
+	return 0, false
+}
+
+func literal(b []byte, i int, word string) (int, bool) {
+	if len(b)-i >= len(word) && string(b[i:i+len(word)]) == word {
+		return i + len(word), true
+	}
+	return 0, false
+}
+
+// canonicalString checks the string at b[i:] (b[i] is '"') and returns where it ends: only the
+// escapes AppendString makes, no character beyond U+FFFF, and, for a member name, no escape.
+func canonicalString(b []byte, i int, name bool) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20 || c >= 0xf0:
+			return 0, false
+		case c == '\\':
+			if name || i+1 >= len(b) {
+				return 0, false
+			}
+			i++
+			switch b[i] {
+			case '"', '\\', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				// \u00xx, lower-case hex, only for the control characters without a short escape.
+				if len(b)-i < 5 || b[i+1] != '0' || b[i+2] != '0' || !isLowerHex(b[i+3]) || !isLowerHex(b[i+4]) {
+					return 0, false
+				}
+				switch v := unhex(b[i+3])<<4 | unhex(b[i+4]); {
+				case v >= 0x20, v == '\b', v == '\f', v == '\n', v == '\r', v == '\t':
+					return 0, false
+				}
+				i += 4
+			default:
+				return 0, false
+			}
+		}
+	}
+	return 0, false
+}
+
+func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
+}

@@ -1,6 +1,7 @@
 package integrity
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -325,6 +326,31 @@ type LogLeaf struct {
 	EventTimestamp time.Time
 	RetentionDays  int
 	EventHash      Hash
+}
+
+// LeafRecordSize is the size of a leaf's record: event_id (16 bytes), event_timestamp (int64
+// microseconds since the Unix epoch), retention_days (int32) and event_hash (32 bytes), big
+// endian. Runs of records are how the log stores its leaves and how archives carry them; a
+// record's leaf index is implicit in its position.
+const LeafRecordSize = 16 + 8 + 4 + 32
+
+// AppendRecord appends the leaf's record.
+func (l LogLeaf) AppendRecord(b []byte) []byte {
+	b = append(b, l.EventID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(l.EventTimestamp.UnixMicro()))
+	b = binary.BigEndian.AppendUint32(b, uint32(int32(l.RetentionDays)))
+	return append(b, l.EventHash[:]...)
+}
+
+// ParseRecord reads the record of leaf index from rec, which holds at least LeafRecordSize
+// bytes.
+func ParseRecord(index uint64, rec []byte) LogLeaf {
+	l := LogLeaf{Index: index,
+		EventTimestamp: time.UnixMicro(int64(binary.BigEndian.Uint64(rec[16:24]))).UTC(),
+		RetentionDays:  int(int32(binary.BigEndian.Uint32(rec[24:28])))}
+	copy(l.EventID[:], rec[:16])
+	copy(l.EventHash[:], rec[28:LeafRecordSize])
+	return l
 }
 
 // RangeProof proves the leaves [First, End) part of the log of Checkpoint: with them, the

@@ -1,7 +1,12 @@
 package ledger_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +14,10 @@ import (
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,4 +69,78 @@ func TestRecomputeMatchesTheJSONForm(t *testing.T) {
 		require.NoError(t, ledger.HashDecoded(&withDecoded, decoded[e.EventID]))
 		require.Equal(t, audit.Digest(want[:]), withDecoded.EventHash)
 	}
+}
+
+// BenchmarkSeal is the sealer's cost per event: b.N events, hashed as the write path stores
+// them, written in batches of 100, then sealed 5000 at a time on one connection. It reports
+// the wall time and the CPU of that connection's PostgreSQL backend per sealed event (from
+// /proc: backend-µs/event needs the database on this machine).
+//
+//	go test ./shared/ledger -run '^$' -bench Seal -benchtime 50000x
+func BenchmarkSeal(b *testing.B) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(b, pgtest.Options{})
+	pool := pgtest.Connect(b, url)
+	st := store.New(pool)
+	start := time.Now().Add(-time.Duration(b.N) * time.Millisecond)
+	var batch []audit.Event
+	for i := range b.N {
+		ts := start.Add(time.Duration(i) * time.Millisecond)
+		e := audittest.Event(b, &audittest.EventOpts{CorrelationID: "c-" + strconv.Itoa(i/25), EventTimestamp: ts, Now: ts})
+		if err := ledger.Hash(&e); err != nil {
+			b.Fatal(err)
+		}
+		if batch = append(batch, e); len(batch) == 100 || i == b.N-1 {
+			if _, _, err := st.InsertEvents(ctx, store.InsertParams{Events: batch}); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer one.Close()
+	var pid int
+	if err := one.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	sealer := &ledger.Sealer{Store: store.New(one), Limit: 5000}
+	cpu0 := procCPU(pid)
+	b.ResetTimer()
+	began := time.Now()
+	rep, err := sealer.SealAll(ctx)
+	elapsed := time.Since(began)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if rep.Sealed != b.N {
+		b.Fatalf("sealed %d of %d events", rep.Sealed, b.N)
+	}
+	b.ReportMetric(float64(elapsed.Microseconds())/float64(rep.Sealed), "wall-µs/event")
+	if cpu0 >= 0 {
+		b.ReportMetric(float64(procCPU(pid)-cpu0)/float64(rep.Sealed), "backend-µs/event")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// procCPU is the user and system CPU time of a process in µs, or -1 when /proc does not
+// show it.
+func procCPU(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The fields after the command name (which may hold spaces) start with the state, field 3.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return (ut + st) * 1_000_000 / 100 // USER_HZ is 100 on Linux
 }

@@ -78,6 +78,10 @@ func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]b
 	b = str(append(b, ','), "event_category", e.EventCategory)
 	b = append(b, `,"event_data":`...)
 	switch {
+	case integrity.IsCanonical(e.EventData):
+		// Usually so as the write path stores it (sorted members, integers): no decoding, no
+		// map walk, the bytes as they are.
+		b = append(b, e.EventData...)
 	case decoded != nil:
 		// Decoded already by Prepare (from the same bytes): no second parse.
 		var err error
@@ -192,7 +196,7 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 				s.Observe(l)
 			}
 		}
-		if res.Sealed < limit {
+		if !res.More {
 			if s.Copies != nil && rep.Latest != nil {
 				if err := s.Copies.Put(ctx, *rep.Latest); err != nil {
 					return rep, err

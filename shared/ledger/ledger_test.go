@@ -93,13 +93,22 @@ func (f *fixture) attack(t *testing.T, sql string, args ...any) {
 	tx, err := f.pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	for _, table := range []string{"audit_events", "audit_log_leaves", "audit_checkpoints", "audit_log_nodes"} {
+	for _, table := range []string{"audit_events", "audit_log_batches", "audit_log_event_leaves", "audit_checkpoints", "audit_log_nodes"} {
 		_, err = tx.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER ALL")
 		require.NoError(t, err)
 	}
 	_, err = tx.Exec(ctx, sql, args...)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
+}
+
+// cutLog removes the leaves from index from on, as an attacker would: batches beyond it go, the
+// batch it falls in is cut short.
+func (f *fixture) cutLog(t *testing.T, from int) {
+	t.Helper()
+	f.attack(t, `DELETE FROM audit_log_batches WHERE first_leaf >= $1 AND leaf_count > 0`, from)
+	f.attack(t, `UPDATE audit_log_batches SET leaf_count = $1 - first_leaf, leaves = substring(leaves FOR ($1 - first_leaf) * 60)
+		WHERE first_leaf < $1 AND first_leaf + leaf_count > $1`, from)
 }
 
 func kinds(rep ledger.Report) map[string][]string {
@@ -247,8 +256,8 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 	t.Run("truncate the newest events and their leaves", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		f.attack(t, `WITH gone AS (DELETE FROM audit_log_leaves WHERE leaf_index >= 17 RETURNING event_id)
-			DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone)`)
+		f.attack(t, `DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= 17)`)
+		f.cutLog(t, 17)
 		got := kinds(f.verify(t))
 		require.Equal(t, []string{"size 20"}, got[ledger.ProblemTruncated])
 		require.Len(t, got, 1, "%v", got)
@@ -263,10 +272,12 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 		for _, c := range cps {
 			external = append(external, c.Checkpoint)
 		}
-		f.attack(t, `WITH gone AS (DELETE FROM audit_log_leaves WHERE leaf_index >= 13 RETURNING event_id),
-			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone)),
-			k AS (DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone))
-			DELETE FROM audit_checkpoints WHERE tree_size > 13`)
+		f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= 13),
+			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
+			DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`)
+		f.cutLog(t, 13)
+		f.attack(t, `DELETE FROM audit_log_event_leaves WHERE leaf_index >= 13`)
+		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 13`)
 		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 13`)
 		require.True(t, f.verify(t).OK, "without an outside copy the cut is invisible: what the outside copy is for")
 		got := kinds(f.verify(t, external...))
@@ -286,8 +297,9 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 	t.Run("swap two leaves", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		f.attack(t, `UPDATE audit_log_leaves SET leaf_index = CASE leaf_index WHEN 1 THEN 1000000 WHEN 3 THEN 1 END WHERE leaf_index IN (1, 3)`)
-		f.attack(t, `UPDATE audit_log_leaves SET leaf_index = 3 WHERE leaf_index = 1000000`)
+		// Leaves 1 and 3 (60-byte records in the batch from leaf 0) change places.
+		f.attack(t, `UPDATE audit_log_batches SET leaves = overlay(overlay(leaves PLACING substring(leaves FROM 3 * 60 + 1 FOR 60) FROM 1 * 60 + 1)
+			PLACING substring(leaves FROM 1 * 60 + 1 FOR 60) FROM 3 * 60 + 1) WHERE first_leaf = 0 AND leaf_count > 0`)
 		got := kinds(f.verify(t))
 		require.NotEmpty(t, got[ledger.ProblemReordered], "%v", got)
 		require.Equal(t, []string{"size 7"}, got[ledger.ProblemLogAltered][:1])

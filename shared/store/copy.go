@@ -28,7 +28,7 @@ var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "rec
 	"event_data", "event_hash", "hash_version"}
 
 // keyColumns are the audit_event_keys columns COPY writes, in appendKeyRow's order
-// (first_seen is the default, now(); leaf_index is the sealer's).
+// (first_seen and xid are defaults: now() and the writing transaction).
 var keyColumns = []string{"event_id", "event_timestamp", "retention_days", "content_hash", "event_hash"}
 
 var (

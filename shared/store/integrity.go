@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // storedLevel is the lowest level of the Merkle log kept in audit_log_nodes: a node of 16
@@ -42,28 +46,80 @@ type SealParams struct {
 type SealResult struct {
 	// Sealed counts the events appended to the log.
 	Sealed int
+	// More says keys are left that this call did not reach (it met p.Limit): seal again.
+	More bool
 	// Checkpoint is the checkpoint written, if any (Sealed > 0, or the log had none).
 	Checkpoint *integrity.Checkpoint
 	// Lags are, for each sealed event, the time from its first sight to its seal.
 	Lags []time.Duration
 }
 
-// sealCandidate is an unsealed key. Ids are [16]byte, which pgx encodes and decodes in binary;
-// a uuid.UUID goes through its text form (see copy.go).
+// sealCandidate is a key not sealed yet. Ids are [16]byte, which pgx encodes and decodes in
+// binary; a uuid.UUID goes through its text form (see copy.go).
 type sealCandidate struct {
 	id        [16]byte
 	ts        time.Time
 	class     int
 	hash      []byte
-	version   int
-	leaf      *int64
 	firstSeen time.Time
+	xid       string
+	inLog     bool
 }
 
-// Seal appends up to p.Limit unsealed events to the log, in event_id order, with their nodes,
-// marks their keys sealed and writes a checkpoint of the new size, all in one transaction:
-// the log and its checkpoints never disagree. It returns ErrSealing while another sealer runs.
+// noSnapshot is a snapshot that sees no transaction: the base of the first round.
+const noSnapshot = "1:1:"
+
+// sealRound is the part of the keys one Seal works through: those visible to snapshot and not
+// to prev, in (xid, event_id) order after (afterXID, afterID) when afterXID is set.
+type sealRound struct {
+	snapshot, prev    string
+	afterXID, afterID *string
+}
+
+// sealedSnapshotSQL is the snapshot of the last complete round: every key it sees is sealed
+// (NULL before the first). Keys sealed under migration 000002 have no xid.
+const sealedSnapshotSQL = `SELECT snapshot FROM audit_log_batches WHERE after_xid IS NULL ORDER BY seal_no DESC LIMIT 1`
+
+// candidatesSQL reads the next keys of a round. With $6, it also says whether the event is in
+// the log already: a key made again after pruning, for an event sealed before. That is rare,
+// and the probe costs the index a lookup per key, so a seal first goes without it and the
+// event index's primary key refuses a second leaf (errSealedBefore).
+const candidatesSQL = `
+SELECT k.event_id, k.event_timestamp, k.retention_days, k.event_hash, k.first_seen, k.xid::text,
+       $6::boolean AND EXISTS (SELECT 1 FROM audit_log_event_leaves l
+           WHERE l.event_id = k.event_id AND l.event_timestamp = k.event_timestamp AND l.retention_days = k.retention_days)
+FROM audit_event_keys k
+WHERE xid >= pg_snapshot_xmin($2::pg_snapshot) AND xid < pg_snapshot_xmax($1::pg_snapshot)
+  AND (xid, event_id) > (coalesce($3::xid8, '0'::xid8), coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
+  AND pg_visible_in_snapshot(xid, $1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $2::pg_snapshot)
+ORDER BY xid, event_id LIMIT $5`
+
+// errSealedBefore means a new key's event is in the log already.
+var errSealedBefore = errors.New("an event of a new key is sealed already")
+
+// eventLeavesCopySQL writes the event index.
+var eventLeavesCopySQL = copySQL("audit_log_event_leaves", []string{"event_id", "event_timestamp", "retention_days", "leaf_index"})
+
+// Seal appends up to p.Limit new events to the log, in event_id order, with their nodes, and
+// writes a checkpoint of the new size, all in one transaction: the log and its checkpoints
+// never disagree. It returns ErrSealing while another sealer runs.
+//
+// New events are found by transaction visibility, not by marking their keys: every batch
+// records the snapshot its round ran to, and a round seals the keys visible to its snapshot
+// and not to the previous round's. A writer that commits after a round's snapshot is in the
+// next round, however its xid compares, so no key is skipped and none is written twice;
+// sealing writes one batch row, not a row per event, plus the event's entry in
+// audit_log_event_leaves.
 func (s *Store) Seal(ctx context.Context, p SealParams) (SealResult, error) {
+	res, err := s.seal(ctx, p, false)
+	if errors.Is(err, errSealedBefore) {
+		res, err = s.seal(ctx, p, true)
+	}
+	return res, err
+}
+
+// seal is Seal; probe looks for new keys whose event is sealed already.
+func (s *Store) seal(ctx context.Context, p SealParams, probe bool) (SealResult, error) {
 	var res SealResult
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
@@ -77,67 +133,73 @@ func (s *Store) Seal(ctx context.Context, p SealParams) (SealResult, error) {
 	if !locked {
 		return res, ErrSealing
 	}
-	var size int64
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(leaf_index) + 1, 0) FROM audit_log_leaves`).Scan(&size); err != nil {
-		return res, fmt.Errorf("seal: log size: %w", interpretError(err))
+	var (
+		sealNo, size   int64
+		round          sealRound
+		haveCheckpoint bool
+	)
+	err = tx.QueryRow(ctx, `
+SELECT coalesce(b.seal_no + 1, 0), coalesce(b.first_leaf + b.leaf_count, 0), coalesce(b.snapshot::text, $1),
+       coalesce(b.prev_snapshot::text, $1), b.after_xid::text, b.after_id::text, EXISTS (SELECT 1 FROM audit_checkpoints)
+FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no DESC LIMIT 1) b ON true`, noSnapshot).
+		Scan(&sealNo, &size, &round.snapshot, &round.prev, &round.afterXID, &round.afterID, &haveCheckpoint)
+	if err != nil {
+		return res, fmt.Errorf("seal: log state: %w", interpretError(err))
 	}
-	var haveCheckpoint bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_checkpoints)`).Scan(&haveCheckpoint); err != nil {
-		return res, fmt.Errorf("seal: %w", interpretError(err))
+	if round.afterXID == nil {
+		// The last round is complete: the next runs from its snapshot to now.
+		round = sealRound{prev: round.snapshot}
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
+			return res, fmt.Errorf("seal: %w", interpretError(err))
+		}
+	}
+	cands, err := sealCandidates(ctx, tx, round, p.Limit, probe)
+	if err != nil {
+		return res, err
+	}
+	if len(cands) == 0 && round.afterXID != nil {
+		// The unfinished round had exactly p.Limit keys: it ends here, and the next begins.
+		round = sealRound{prev: round.snapshot}
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
+			return res, fmt.Errorf("seal: %w", interpretError(err))
+		}
+		if cands, err = sealCandidates(ctx, tx, round, p.Limit, probe); err != nil {
+			return res, err
+		}
+	}
+	if len(cands) == 0 {
+		// Nothing new. The round is not recorded: the next starts from the same snapshot and
+		// sees all that this one would have.
+		return res, s.sealCheckpointOnly(ctx, tx, haveCheckpoint, size, p, &res)
+	}
+	if len(cands) == p.Limit {
+		last := cands[len(cands)-1]
+		id := uuid.UUID(last.id).String()
+		round.afterXID, round.afterID, res.More = &last.xid, &id, true
+	} else {
+		round.afterXID, round.afterID = nil, nil
 	}
 
 	// The key carries the event hash the write path computed (it is written in the event's own
 	// transaction, so the event is there); only keys without one send the sealer to the row.
-	rows, err := tx.Query(ctx, `
-SELECT k.event_id, k.event_timestamp, k.retention_days, k.event_hash, l.leaf_index, k.first_seen
-FROM (SELECT event_id, event_timestamp, retention_days, event_hash, first_seen FROM audit_event_keys
-      WHERE leaf_index IS NULL ORDER BY first_seen, event_id LIMIT $1) k
-LEFT JOIN audit_log_leaves l
-       ON l.event_id = k.event_id AND l.event_timestamp = k.event_timestamp AND l.retention_days = k.retention_days`, p.Limit)
-	if err != nil {
-		return res, fmt.Errorf("seal: unsealed events: %w", interpretError(err))
-	}
-	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealCandidate, error) {
-		var c sealCandidate
-		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.leaf, &c.firstSeen)
-		c.version = integrity.HashVersion
-		return c, err
-	})
-	if err != nil {
-		return res, fmt.Errorf("seal: unsealed events: %w", interpretError(err))
-	}
-
-	// Keys whose event is already in the log (a key re-created after pruning) or was never
-	// stored (its insert met an existing row) are marked, not sealed again.
-	var doneIDs [][16]byte
-	var doneLeaves []int64
+	// Keys whose event is in the log already, or was never stored (its insert met an
+	// existing row), seal nothing.
 	var fresh []sealCandidate
 	var missingHash []int
 	for _, c := range cands {
-		switch {
-		case c.leaf != nil:
-			doneIDs, doneLeaves = append(doneIDs, c.id), append(doneLeaves, *c.leaf)
-		default:
-			if c.hash == nil {
-				missingHash = append(missingHash, len(fresh))
-			}
-			fresh = append(fresh, c)
+		if c.inLog {
+			continue
 		}
+		if c.hash == nil {
+			missingHash = append(missingHash, len(fresh))
+		}
+		fresh = append(fresh, c)
 	}
 	if len(missingHash) > 0 {
 		if err := s.hashStored(ctx, tx, fresh, missingHash, p.Hash); err != nil {
 			return res, err
 		}
-		// A key whose event is not stored (its insert met a row already there) seals nothing.
-		kept := fresh[:0]
-		for _, c := range fresh {
-			if c.hash == nil {
-				doneIDs, doneLeaves = append(doneIDs, c.id), append(doneLeaves, -1)
-				continue
-			}
-			kept = append(kept, c)
-		}
-		fresh = kept
+		fresh = slices.DeleteFunc(fresh, func(c sealCandidate) bool { return c.hash == nil })
 	}
 	// The order within a seal is the event ids' order: fixed now, and checkable later.
 	slices.SortFunc(fresh, func(a, b sealCandidate) int { return bytes.Compare(a.id[:], b.id[:]) })
@@ -147,12 +209,8 @@ LEFT JOIN audit_log_leaves l
 		return res, err
 	}
 	n := len(fresh)
-	leafIdx := make([]int64, n)
-	ids := make([][16]byte, n)
-	tss := make([]time.Time, n)
-	classes := make([]int32, n)
-	hashes := make([][]byte, n)
-	versions := make([]int16, n)
+	records := make([]byte, 0, n*integrity.LeafRecordSize)
+	partitions := map[string]bool{}
 	var nodeLevels []int16
 	var nodeIdx []int64
 	var nodeHashes [][]byte
@@ -164,22 +222,37 @@ LEFT JOIN audit_log_leaves l
 		}
 	}
 	now := time.Now()
-	for i, c := range fresh {
+	for _, c := range fresh {
 		h, err := integrity.HashFromBytes(c.hash)
 		if err != nil {
 			return res, fmt.Errorf("seal: event %s: stored event_hash: %w", uuid.UUID(c.id), err)
 		}
-		leafIdx[i] = size + int64(i)
-		ids[i], tss[i], classes[i], hashes[i], versions[i] = c.id, c.ts, int32(c.class), c.hash, int16(c.version)
+		records = integrity.LogLeaf{EventID: c.id, EventTimestamp: c.ts, RetentionDays: c.class, EventHash: h}.AppendRecord(records)
+		partitions[partitionName(c.class, c.ts)] = true
 		frontier.Append(integrity.LeafHash(h), emit)
 		res.Lags = append(res.Lags, now.Sub(c.firstSeen))
 	}
+	if _, err := tx.Exec(ctx, `
+INSERT INTO audit_log_batches (seal_no, first_leaf, leaf_count, hash_version, snapshot, prev_snapshot, after_xid, after_id, partitions, leaves)
+VALUES ($1, $2, $3, $4, $5::pg_snapshot, $6::pg_snapshot, $7::xid8, $8::uuid, $9, $10)`,
+		sealNo, size, n, int16(integrity.HashVersion), round.snapshot, round.prev, round.afterXID, round.afterID,
+		append([]string{}, slices.Sorted(maps.Keys(partitions))...), records); err != nil {
+		return res, fmt.Errorf("seal: batch: %w", interpretError(err))
+	}
 	if n > 0 {
-		if _, err := tx.Exec(ctx, `
-INSERT INTO audit_log_leaves (leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version)
-SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::integer[], $5::bytea[], $6::smallint[])`,
-			leafIdx, ids, tss, classes, hashes, versions); err != nil {
-			return res, fmt.Errorf("seal: leaves: %w", interpretError(err))
+		err := copyRows(ctx, tx, eventLeavesCopySQL, n, func(b []byte, i int) ([]byte, error) {
+			c := &fresh[i]
+			b = binary.BigEndian.AppendUint16(b, 4)
+			b = appendTimestamptz(appendUUID(b, c.id), c.ts)
+			b = appendInt4(b, int32(c.class))
+			return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(b, 8), uint64(size)+uint64(i)), nil
+		})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation && !probe {
+			return res, errSealedBefore
+		}
+		if err != nil {
+			return res, fmt.Errorf("seal: event index: %w", interpretError(err))
 		}
 		if len(nodeIdx) > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO audit_log_nodes (level, node_index, hash)
@@ -187,35 +260,77 @@ SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, nodeLevels, no
 				return res, fmt.Errorf("seal: nodes: %w", interpretError(err))
 			}
 		}
-		doneIDs = append(doneIDs, ids...)
-		doneLeaves = append(doneLeaves, leafIdx...)
-	}
-	if len(doneIDs) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE audit_event_keys k SET leaf_index = d.leaf_index
-FROM unnest($1::uuid[], $2::bigint[]) AS d(event_id, leaf_index) WHERE k.event_id = d.event_id`, doneIDs, doneLeaves); err != nil {
-			return res, fmt.Errorf("seal: keys: %w", interpretError(err))
-		}
 	}
 	if n > 0 || !haveCheckpoint {
-		cp := integrity.Checkpoint{TreeSize: frontier.Size, RootHash: frontier.Root(), Timestamp: p.Now.UTC().Truncate(time.Microsecond)}
-		if p.Sign != nil {
-			cp = p.Sign(cp)
+		if err := s.writeCheckpoint(ctx, tx, frontier, p, &res); err != nil {
+			return res, err
 		}
-		var keyID *string
-		if cp.KeyID != "" {
-			keyID = &cp.KeyID
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (tree_size, root_hash, created_at, key_id, signature)
-VALUES ($1, $2, $3, $4, $5)`, int64(cp.TreeSize), cp.RootHash[:], cp.Timestamp, keyID, cp.Signature); err != nil {
-			return res, fmt.Errorf("seal: checkpoint: %w", interpretError(err))
-		}
-		res.Checkpoint = &cp
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return SealResult{}, fmt.Errorf("seal: commit: %w", interpretError(err))
 	}
 	res.Sealed = n
 	return res, nil
+}
+
+// sealCandidates reads up to limit keys of the round, in (xid, event_id) order.
+func sealCandidates(ctx context.Context, tx pgx.Tx, r sealRound, limit int, probe bool) ([]sealCandidate, error) {
+	rows, err := tx.Query(ctx, candidatesSQL, r.snapshot, r.prev, r.afterXID, r.afterID, limit, probe)
+	if err != nil {
+		return nil, fmt.Errorf("seal: new keys: %w", interpretError(err))
+	}
+	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealCandidate, error) {
+		var c sealCandidate
+		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.firstSeen, &c.xid, &c.inLog)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seal: new keys: %w", interpretError(err))
+	}
+	return cands, nil
+}
+
+// sealCheckpointOnly ends a Seal that found nothing new: the log's first checkpoint (of the
+// empty log, or of a log migrated without one) is still written.
+func (s *Store) sealCheckpointOnly(ctx context.Context, tx pgx.Tx, haveCheckpoint bool, size int64, p SealParams, res *SealResult) error {
+	if haveCheckpoint {
+		return nil
+	}
+	frontier, err := s.frontier(ctx, tx, uint64(size))
+	if err != nil {
+		return err
+	}
+	if err := s.writeCheckpoint(ctx, tx, frontier, p, res); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("seal: commit: %w", interpretError(err))
+	}
+	return nil
+}
+
+// writeCheckpoint signs and stores the checkpoint of the log the frontier ends.
+func (s *Store) writeCheckpoint(ctx context.Context, tx pgx.Tx, f integrity.Frontier, p SealParams, res *SealResult) error {
+	cp := integrity.Checkpoint{TreeSize: f.Size, RootHash: f.Root(), Timestamp: p.Now.UTC().Truncate(time.Microsecond)}
+	if p.Sign != nil {
+		cp = p.Sign(cp)
+	}
+	var keyID *string
+	if cp.KeyID != "" {
+		keyID = &cp.KeyID
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (tree_size, root_hash, created_at, key_id, signature)
+VALUES ($1, $2, $3, $4, $5)`, int64(cp.TreeSize), cp.RootHash[:], cp.Timestamp, keyID, cp.Signature); err != nil {
+		return fmt.Errorf("seal: checkpoint: %w", interpretError(err))
+	}
+	res.Checkpoint = &cp
+	return nil
+}
+
+// partitionName names the partition of a retention class and month as a batch lists it.
+func partitionName(class int, ts time.Time) string {
+	ts = ts.UTC()
+	return fmt.Sprintf("r%d_%04d_%02d", class, ts.Year(), ts.Month())
 }
 
 // hashStored fills in the hash of fresh[idx] from their stored rows.
@@ -247,7 +362,7 @@ WHERE (event_id, event_timestamp, retention_days) IN (SELECT * FROM unnest($1::u
 			return fmt.Errorf("seal: hash of event %s: %w", e.EventID, err)
 		}
 		i := pos[e.EventID]
-		fresh[i].hash, fresh[i].version = h[:], integrity.HashVersion
+		fresh[i].hash = h[:]
 	}
 	return interpretError(rows.Err())
 }
@@ -303,7 +418,9 @@ WHERE (level, node_index) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[])
 	}
 	leafHash := make(map[uint64]integrity.Hash, len(leaves))
 	if len(leaves) > 0 {
-		rows, err := db.Query(ctx, `SELECT leaf_index, event_hash FROM audit_log_leaves WHERE leaf_index = ANY($1)`, leaves)
+		rows, err := db.Query(ctx, `SELECT i, substring(b.leaves FROM (i - b.first_leaf)::integer * 60 + 29 FOR 32)
+FROM unnest($1::bigint[]) i CROSS JOIN LATERAL (`+batchOfLeafSQL+`) b
+WHERE i < b.first_leaf + b.leaf_count`, leaves)
 		if err != nil {
 			return nil, fmt.Errorf("log leaves: %w", interpretError(err))
 		}
@@ -371,21 +488,49 @@ type Leaf struct {
 	SealedAt       time.Time
 }
 
+// batchOfLeafSQL is the batch that holds leaf i (a column of the enclosing query), if any.
+const batchOfLeafSQL = `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
+WHERE first_leaf <= i AND leaf_count > 0 ORDER BY first_leaf DESC LIMIT 1`
+
 // LeavesOf returns the leaves sealing the events with these ids (usually one each).
 func (s *Store) LeavesOf(ctx context.Context, ids []uuid.UUID) ([]Leaf, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+leafColumns+`
-FROM audit_log_leaves WHERE event_id = ANY($1) ORDER BY leaf_index`, ids)
+	rows, err := s.db.Query(ctx, `SELECT i, substring(b.leaves FROM (i - b.first_leaf)::integer * 60 + 1 FOR 60), b.hash_version, b.sealed_at
+FROM (SELECT leaf_index AS i FROM audit_log_event_leaves WHERE event_id = ANY($1)) l
+CROSS JOIN LATERAL (`+batchOfLeafSQL+`) b
+WHERE i < b.first_leaf + b.leaf_count ORDER BY i`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("leaves: %w", interpretError(err))
 	}
-	out, err := pgx.CollectRows(rows, scanLeaf)
+	asked := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		asked[id] = true
+	}
+	var out []Leaf
+	var idx int64
+	var rec []byte
+	var l Leaf
+	_, err = pgx.ForEachRow(rows, []any{&idx, &rec, &l.HashVersion, &l.SealedAt}, func() error {
+		if len(rec) != integrity.LeafRecordSize {
+			return fmt.Errorf("leaf %d is cut short", idx)
+		}
+		// The record is the log's word; an index entry pointing elsewhere proves nothing.
+		if lf := leafOf(integrity.ParseRecord(uint64(idx), rec), l.HashVersion, l.SealedAt); asked[lf.EventID] {
+			out = append(out, lf)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("leaves: %w", interpretError(err))
 	}
 	return out, nil
 }
 
-// leafColumns reads a leaf in scanLeaf's order.
+func leafOf(r integrity.LogLeaf, version int, sealedAt time.Time) Leaf {
+	return Leaf{Index: r.Index, EventID: r.EventID, EventTimestamp: r.EventTimestamp, RetentionDays: r.RetentionDays,
+		EventHash: r.EventHash, HashVersion: version, SealedAt: sealedAt}
+}
+
+// leafColumns reads a leaf of the audit_log_leaves view in scanLeaf's order.
 const leafColumns = `leaf_index, event_id, event_timestamp, retention_days, event_hash, hash_version, sealed_at`
 
 func scanLeaf(r pgx.CollectableRow) (Leaf, error) {
@@ -404,19 +549,38 @@ func scanLeaf(r pgx.CollectableRow) (Leaf, error) {
 
 // StreamLeaves calls fn with every leaf from index from on, in order.
 func (s *Store) StreamLeaves(ctx context.Context, from uint64, fn func(Leaf) error) error {
-	rows, err := s.db.Query(ctx, `SELECT `+leafColumns+`
-FROM audit_log_leaves WHERE leaf_index >= $1 ORDER BY leaf_index`, int64(from))
+	return s.streamLeaves(ctx, from, math.MaxInt64, fn)
+}
+
+// streamLeaves calls fn with the leaves of [from, end), in order, unpacking their batches here
+// rather than in the database. A leaf missing from a batch is not made up: the gap shows.
+func (s *Store) streamLeaves(ctx context.Context, from, end uint64, fn func(Leaf) error) error {
+	rows, err := s.db.Query(ctx, `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
+WHERE leaf_count > 0 AND first_leaf + leaf_count > $1 AND first_leaf < $2 ORDER BY first_leaf`, int64(from), int64(min(end, math.MaxInt64)))
 	if err != nil {
 		return fmt.Errorf("leaves: %w", interpretError(err))
 	}
 	defer rows.Close()
+	var first int64
+	var count, version int
+	var leaves []byte
+	var sealedAt time.Time
 	for rows.Next() {
-		l, err := scanLeaf(rows)
-		if err != nil {
+		if err := rows.Scan(&first, &count, &leaves, &version, &sealedAt); err != nil {
 			return fmt.Errorf("leaves: %w", interpretError(err))
 		}
-		if err := fn(l); err != nil {
-			return err
+		if len(leaves) != count*integrity.LeafRecordSize {
+			return fmt.Errorf("leaves: the batch from leaf %d holds %d bytes, not %d leaves", first, len(leaves), count)
+		}
+		for i := range count {
+			idx := uint64(first) + uint64(i)
+			if idx < from || idx >= end {
+				continue
+			}
+			rec := leaves[i*integrity.LeafRecordSize:]
+			if err := fn(leafOf(integrity.ParseRecord(idx, rec), version, sealedAt)); err != nil {
+				return err
+			}
 		}
 	}
 	return interpretError(rows.Err())
@@ -499,7 +663,8 @@ const eventColumnNames = `event_id, version, event_timestamp, event_type, event_
 func (s *Store) CompareLog(ctx context.Context, fn func(AuditRow) error) error {
 	rows, err := s.db.Query(ctx, `
 SELECT e.*, l.leaf_index, l.event_id, l.event_timestamp, l.retention_days, l.event_hash, l.hash_version, l.sealed_at,
-       k.event_id IS NOT NULL AND k.leaf_index IS NULL
+       k.event_id IS NOT NULL AND l.leaf_index IS NULL AND k.xid IS NOT NULL
+           AND NOT coalesce(pg_visible_in_snapshot(k.xid, (`+sealedSnapshotSQL+`)), false)
 FROM (SELECT `+selectColumns+` FROM audit_events) AS e(`+eventColumnNames+`)
 LEFT JOIN audit_log_leaves l
        ON l.event_id = e.event_id AND l.event_timestamp = e.event_timestamp AND l.retention_days = e.retention_days
@@ -559,12 +724,12 @@ ORDER BY leaf_index`)
 	return interpretError(rows.Err())
 }
 
-// MaxSealedKey returns the largest leaf index an idempotency key records, or -1: keys outlive
-// a truncation of the log's newest leaves for the idempotency window.
-func (s *Store) MaxSealedKey(ctx context.Context) (int64, error) {
+// MaxIndexedLeaf returns the largest leaf index the event index (audit_log_event_leaves)
+// records, or -1: a truncation of the log's newest batches that leaves the index shows.
+func (s *Store) MaxIndexedLeaf(ctx context.Context) (int64, error) {
 	var m int64
-	if err := s.db.QueryRow(ctx, `SELECT coalesce(max(leaf_index), -1) FROM audit_event_keys`).Scan(&m); err != nil {
-		return 0, fmt.Errorf("max sealed key: %w", interpretError(err))
+	if err := s.db.QueryRow(ctx, `SELECT coalesce(max(leaf_index), -1) FROM audit_log_event_leaves`).Scan(&m); err != nil {
+		return 0, fmt.Errorf("max indexed leaf: %w", interpretError(err))
 	}
 	return m, nil
 }
@@ -583,16 +748,34 @@ func (s *Store) StreamLogRange(ctx context.Context, class int, from, to time.Tim
 		return rp, err
 	}
 	rp.Checkpoint = cp.Checkpoint
-	var first, end *int64
-	if err := s.db.QueryRow(ctx, `SELECT min(leaf_index), max(leaf_index) + 1 FROM audit_log_leaves
-WHERE retention_days = $1 AND event_timestamp >= $2 AND event_timestamp < $3 AND leaf_index < $4`,
-		class, from, to, int64(cp.TreeSize)).Scan(&first, &end); err != nil {
+	// The batches that list the partition bound the range; their leaves tell it exactly.
+	var lo, hi *int64
+	if err := s.db.QueryRow(ctx, `SELECT min(first_leaf), max(first_leaf + leaf_count) FROM audit_log_batches
+WHERE $1 = ANY(partitions) AND leaf_count > 0 AND first_leaf < $2`, partitionName(class, from), int64(cp.TreeSize)).Scan(&lo, &hi); err != nil {
 		return rp, fmt.Errorf("log range: %w", interpretError(err))
 	}
-	if first == nil {
+	if lo == nil {
 		return rp, nil
 	}
-	rp.First, rp.End = uint64(*first), uint64(*end)
+	inPartition := func(l Leaf) bool {
+		return l.RetentionDays == class && !l.EventTimestamp.Before(from) && l.EventTimestamp.Before(to)
+	}
+	found := false
+	err = s.streamLeaves(ctx, uint64(*lo), min(uint64(*hi), cp.TreeSize), func(l Leaf) error {
+		if inPartition(l) {
+			if !found {
+				rp.First, found = l.Index, true
+			}
+			rp.End = l.Index + 1
+		}
+		return nil
+	})
+	if err != nil {
+		return rp, fmt.Errorf("log range: %w", err)
+	}
+	if !found {
+		return integrity.RangeProof{}, nil
+	}
 	spans, err := integrity.RangeSpans(rp.First, rp.End, cp.TreeSize)
 	if err != nil {
 		return rp, err
@@ -600,29 +783,17 @@ WHERE retention_days = $1 AND event_timestamp >= $2 AND event_timestamp < $3 AND
 	if rp.Proof, err = s.SpanHashes(ctx, spans); err != nil {
 		return rp, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+leafColumns+`
-FROM audit_log_leaves WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index`, *first, *end)
-	if err != nil {
-		return rp, fmt.Errorf("log range: %w", interpretError(err))
-	}
-	defer rows.Close()
 	next := rp.First
-	for rows.Next() {
-		l, err := scanLeaf(rows)
-		if err != nil {
-			return rp, fmt.Errorf("log range: %w", interpretError(err))
-		}
+	err = s.streamLeaves(ctx, rp.First, rp.End, func(l Leaf) error {
 		if l.Index != next {
-			return rp, fmt.Errorf("log range: leaf %d is missing", next)
+			return fmt.Errorf("log range: leaf %d is missing", next)
 		}
 		next++
-		if err := fn(integrity.LogLeaf{Index: l.Index, EventID: l.EventID, EventTimestamp: l.EventTimestamp,
-			RetentionDays: l.RetentionDays, EventHash: l.EventHash}); err != nil {
-			return rp, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return rp, fmt.Errorf("log range: %w", interpretError(err))
+		return fn(integrity.LogLeaf{Index: l.Index, EventID: l.EventID, EventTimestamp: l.EventTimestamp,
+			RetentionDays: l.RetentionDays, EventHash: l.EventHash})
+	})
+	if err != nil {
+		return rp, err
 	}
 	if next != rp.End {
 		return rp, fmt.Errorf("log range: leaf %d is missing", next)

@@ -116,7 +116,8 @@ func (s *Store) PruneKeys(ctx context.Context, olderThan time.Time) (int64, erro
 	for {
 		tag, err := s.db.Exec(ctx, `
 			DELETE FROM audit_event_keys WHERE event_id IN (
-				SELECT event_id FROM audit_event_keys WHERE first_seen < $1 AND leaf_index IS NOT NULL LIMIT 10000)`, olderThan)
+				SELECT event_id FROM audit_event_keys WHERE first_seen < $1
+				AND (xid IS NULL OR pg_visible_in_snapshot(xid, (`+sealedSnapshotSQL+`))) LIMIT 10000)`, olderThan)
 		if err != nil {
 			return total, fmt.Errorf("prune keys: %w", interpretError(err))
 		}
