@@ -99,8 +99,11 @@ func serveProfiles(addr string) (func(), error) {
 // request's context carries its request_id) and exits non-zero with a one-line message naming
 // the command when it fails (a bad setting, an unusable port).
 func Main(name string, run func(ctx context.Context) error) {
-	slog.SetDefault(slog.New(ContextHandler{slog.NewJSONHandler(os.Stderr, nil)}))
-	if err := run(context.Background()); err != nil {
+	logs := newLineWriter(os.Stderr)
+	slog.SetDefault(slog.New(ContextHandler{slog.NewJSONHandler(logs, nil)}))
+	err := run(context.Background())
+	logs.Close()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
