@@ -85,9 +85,9 @@ type template struct {
 	events       int
 	ids          []slot
 	correlations []slot
-	// ceHeader holds the CloudEvents binary-mode headers; ce-id and ce-correlationid are set
-	// per request.
-	ceHeader http.Header
+	// ceHead holds the CloudEvents binary-mode header lines; ce-id and ce-correlationid are
+	// added per request.
+	ceHead []byte
 }
 
 func newTemplate(body []byte, events int) (*template, error) {
@@ -169,22 +169,55 @@ func ceTemplates(count int) ([]*template, error) {
 		h.Set("Ce-Resourcetype", *in.ResourceType)
 		h.Set("Ce-Namespace", *in.Namespace)
 		h.Set("Ce-Severity", *in.Severity)
+		var head bytes.Buffer
+		if err := h.Write(&head); err != nil {
+			return nil, err
+		}
 		// The body holds no id: account for the one in the ce-id header.
-		t := &template{body: data.Bytes(), events: 1, ids: []slot{{offset: -1}}, ceHeader: h}
+		t := &template{body: data.Bytes(), events: 1, ids: []slot{{offset: -1}}, ceHead: head.Bytes()}
 		t.correlations = find(t.body, correlationPlaceholder)
 		out[k] = t
 	}
 	return out, nil
 }
 
-// request fills a copy of t for the events first.. (first+t.events-1): a fresh body, so a
-// request never shares memory with another still being written, and fresh UUIDv7 ids.
-func (t *template) request(first int) (body []byte, header http.Header) {
-	body = bytes.Clone(t.body)
-	ids := make([][36]byte, t.events)
+// appendRequest appends to b a whole HTTP/1.1 request of t for the events first..
+// (first+t.events-1) to path on host: a copy of its body with fresh UUIDv7 ids and the
+// correlation ids of those events, and for CloudEvents the ce-* headers.
+func (t *template) appendRequest(b []byte, host, path string, first int) []byte {
+	var ids [][36]byte
+	if t.events <= 8 {
+		var small [8][36]byte
+		ids = small[:t.events]
+	} else {
+		ids = make([][36]byte, t.events)
+	}
 	for i := range ids {
 		encodeUUID(ids[i][:], uuid.Must(uuid.NewV7()))
 	}
+	b = append(b, "POST "...)
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	if t.ceHead != nil {
+		b = append(b, t.ceHead...)
+		b = append(b, "Ce-Id: "...)
+		b = append(b, ids[0][:]...)
+		b = append(b, "\r\nCe-Correlationid: "...)
+		c := len(b)
+		b = append(b, correlationPlaceholder...)
+		putCorrelation(b[c:], first)
+		b = append(b, "\r\n"...)
+	} else {
+		b = append(b, "Content-Type: application/json\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(t.body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	at := len(b)
+	b = append(b, t.body...)
+	body := b[at:]
 	for _, s := range t.ids {
 		if s.offset >= 0 {
 			copy(body[s.offset:], ids[s.event][:])
@@ -193,16 +226,7 @@ func (t *template) request(first int) (body []byte, header http.Header) {
 	for _, s := range t.correlations {
 		putCorrelation(body[s.offset:s.offset+len(correlationPlaceholder)], first+s.event)
 	}
-	if t.ceHeader != nil {
-		header = t.ceHeader.Clone()
-		header.Set("Ce-Id", string(ids[0][:]))
-		c := []byte(correlationPlaceholder)
-		putCorrelation(c, first)
-		header.Set("Ce-Correlationid", string(c))
-	} else {
-		header = http.Header{"Content-Type": {"application/json"}}
-	}
-	return body, header
+	return b
 }
 
 // putCorrelation writes correlationID(n) into dst, which is as long as the placeholder.

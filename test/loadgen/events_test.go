@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,22 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
+
+// request is one request of t for the events first.., as the server reads it.
+func (t *template) request(first int) (body []byte, header http.Header) {
+	raw := t.appendRequest(nil, "127.0.0.1:1", "/api/v1/audit/events", first)
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		panic(err)
+	}
+	if body, err = io.ReadAll(req.Body); err != nil {
+		panic(err)
+	}
+	if req.ContentLength != int64(len(body)) {
+		panic("Content-Length is not the body's length")
+	}
+	return body, req.Header
+}
 
 // prepare validates a decoded event as the write function would.
 func prepare(t *testing.T, in *audit.Input) audit.Event {

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,7 +14,9 @@ import (
 type load struct {
 	url       string
 	templates []*template
-	client    *http.Client
+	pool      *connPool
+	poolOnce  sync.Once
+	poolErr   error
 	// first numbers the events, so correlation ids run on from request to request.
 	first atomic.Int64
 	next  atomic.Int64 // the next template
@@ -49,32 +48,41 @@ func (t *tally) errors() int {
 	return n
 }
 
+// connections returns the pool of connections to l.url, made on first use.
+func (l *load) connections() (*connPool, error) {
+	l.poolOnce.Do(func() { l.pool, l.poolErr = newConnPool(l.url) })
+	return l.pool, l.poolErr
+}
+
+// close closes the connections kept for reuse.
+func (l *load) close() {
+	if p, err := l.connections(); err == nil {
+		p.close()
+	}
+}
+
 // send makes one request of l and records it in t (latency from start, which for a paced
 // run is the time it was due, not the time it went out).
 func (l *load) send(ctx context.Context, t *tally, start time.Time, lat *[]time.Duration) {
 	tp := l.templates[int(l.next.Add(1)-1)%len(l.templates)]
 	first := int(l.first.Add(int64(tp.events)) - int64(tp.events))
-	body, header := tp.request(first)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
+	pool, err := l.connections()
 	if err != nil {
 		panic(err) // the URL is ours
 	}
-	req.Header = header
-	resp, err := l.client.Do(req)
+	c := pool.get()
+	c.req = tp.appendRequest(c.req[:0], pool.host, pool.path, first)
+	code, err := c.do(ctx, pool.host)
 	var status, sample string
 	if err != nil {
 		status, sample = "transport error", err.Error()
 	} else {
-		b, rerr := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		io.Copy(io.Discard, resp.Body) //nolint:errcheck // drained only to reuse the connection
-		resp.Body.Close()
-		status = strconv.Itoa(resp.StatusCode)
-		if rerr != nil {
-			status, sample = "transport error", "reading the response: "+rerr.Error()
-		} else if resp.StatusCode/100 != 2 {
-			sample = string(b)
+		status = strconv.Itoa(code)
+		if code/100 != 2 {
+			sample = string(c.body[:min(len(c.body), 4096)])
 		}
 	}
+	pool.put(c)
 	elapsed := time.Since(start)
 	ok := len(status) == 3 && status[0] == '2'
 	if ok {

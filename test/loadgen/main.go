@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -339,16 +338,8 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 		}
 	}()
 	pid := fn.cmd.Process.Pid
-	clients := max(sc.clients, 256)
-	l := &load{
-		url:       fn.url + sc.path,
-		templates: templates,
-		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-			MaxIdleConns: clients, MaxIdleConnsPerHost: clients, DisableCompression: true,
-			IdleConnTimeout: 90 * time.Second,
-		}},
-	}
-	defer l.client.CloseIdleConnections()
+	l := &load{url: fn.url + sc.path, templates: templates}
+	defer l.close()
 
 	m := measurement{name: sc.name, describe: sc.describe, tally: newTally(), clients: fmt.Sprint(sc.clients)}
 	if sc.paced {
