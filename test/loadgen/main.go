@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -44,6 +45,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -124,6 +126,9 @@ type measurement struct {
 	events         int64
 	rows           int64
 	seal           *sealResult
+	// commits and committed are the write function's transactions and the events in them
+	// (audit_write_batch_size), so events per commit shows how well group commit coalesced.
+	commits, committed float64
 }
 
 func run(cfg config) error {
@@ -397,6 +402,7 @@ func measureScenario(ctx context.Context, cfg config, srv server, bin string, sc
 	if m.peakRSS, err = peakRSS(pid); err != nil {
 		return m, err
 	}
+	m.commits, m.committed = commitStats(ctx, fn.url)
 	stopped = true
 	if err := fn.stop(); err != nil {
 		logf("%s: the write function did not stop cleanly: %v\n%s", sc.name, err, tail(logPath, 10))
@@ -469,6 +475,9 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 			st = append(st, fmt.Sprintf("%s × %d", k, m.tally.statuses[k]))
 		}
 		p("- %s: %d requests (%s); %d events acknowledged, %d rows stored", m.name, m.tally.requests, strings.Join(st, ", "), m.events, m.rows)
+		if m.commits > 0 {
+			p("; %.0f transactions, %.1f events each", m.commits, m.committed/m.commits)
+		}
 		if m.rows != m.events {
 			p(" **(rows ≠ acknowledged events)**")
 		}
@@ -488,6 +497,41 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 		}
 	}
 	p("- The whole run took %s.\n", took.Round(time.Second))
+}
+
+// commitStats reads the write function's audit_write_batch_size histogram: how many
+// transactions it committed and how many events they held (0, 0 when unreadable).
+func commitStats(ctx context.Context, fnURL string) (commits, events float64) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fnURL+"/metrics", nil)
+	if err != nil {
+		return 0, 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "audit_write_batch_size_count":
+			commits = v
+		case "audit_write_batch_size_sum":
+			events = v
+		}
+	}
+	return commits, events
 }
 
 // writeEnv lists the write function's settings taken from the environment.
