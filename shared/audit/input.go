@@ -299,10 +299,11 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 func (in *Input) contentHash(e Event) []byte {
 	var b bytes.Buffer
 	b.Grow(len(e.EventData) + 512)
+	var num [20]byte
 	put := func(name, value string) {
 		b.WriteString(name)
 		b.WriteByte('=')
-		b.WriteString(strconv.Itoa(len(value)))
+		b.Write(strconv.AppendInt(num[:0], int64(len(value)), 10))
 		b.WriteByte(':')
 		b.WriteString(value)
 		b.WriteByte(';')
@@ -314,7 +315,11 @@ func (in *Input) contentHash(e Event) []byte {
 	}
 	b.WriteString("auditstore.content.v1;")
 	if in.EventID != nil {
-		put("event_id", e.EventID.String())
+		var id [36]byte
+		encodeUUID(id[:], e.EventID)
+		b.WriteString("event_id=36:")
+		b.Write(id[:])
+		b.WriteByte(';')
 	}
 	str("version", in.Version)
 	if in.EventTimestamp != nil {
@@ -353,6 +358,20 @@ func (in *Input) contentHash(e Event) []byte {
 	put("event_data", string(e.EventData))
 	sum := sha256.Sum256(b.Bytes())
 	return sum[:]
+}
+
+// encodeUUID writes id in its canonical 36-character form (uuid.UUID.String without the
+// allocation) into dst.
+func encodeUUID(dst []byte, id uuid.UUID) {
+	j := 0
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		j += 2
+	}
 }
 
 // parseUUID accepts only the 36-character hyphenated form, in either case.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -101,5 +102,15 @@ func TestIsEventType(t *testing.T) {
 	for _, s := range []string{"", ".", "a", "a.", ".a", "a.b", "a..b", "gateway.signal.received", "A.b", "a.b-c_d.9",
 		"a.b.", "a b.c", "a.é", "a.b\n", "-._", "x.y.z.w"} {
 		require.Equal(t, eventTypePattern.MatchString(s), isEventType(s), "%q", s)
+	}
+}
+
+func TestEncodeUUID(t *testing.T) {
+	t.Parallel()
+	for range 20 {
+		id := uuid.New()
+		var b [36]byte
+		encodeUUID(b[:], id)
+		require.Equal(t, id.String(), string(b[:]))
 	}
 }
