@@ -325,88 +325,17 @@ func firstByte(b []byte) byte {
 
 // storeShape decodes, validates and stores a request of one shape, and replies.
 func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
-	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
-	if h.policies != nil {
-		d.CategoryRetention = h.policies.lookup
+	events, atomic, err := h.prepareEvents(r, sh, body)
+	if err != nil {
+		return err
 	}
-	var inputs []*audit.Input
-	var traces []traceIDs
-	var errs []audit.FieldError
-	switch sh {
-	case shapeCE:
-		inputs, traces, errs = decodeCloudEvents(r.Context(), r.Header, body)
-	case shapeHeaders:
-		in, herrs := headerInput(r.Header, body)
-		inputs, errs = []*audit.Input{in}, herrs
-	case shapeJSON:
-		in, jerrs := decodeInput(body)
-		inputs, errs = []*audit.Input{in}, jerrs
-	case shapeBatch:
-		inputs, errs = decodeBatch(body)
-	}
-	// A traceparent header is the request's trace context; a CloudEvent's own traceparent
-	// extension, when it has one, wins.
-	if tid, sid, ok := audit.ParseTraceparent(r.Header.Get("Traceparent")); ok {
-		if traces == nil {
-			traces = make([]traceIDs, len(inputs))
-		}
-		for i := range traces {
-			if traces[i].traceID == "" {
-				traces[i] = traceIDs{tid, sid}
-			}
-		}
-	}
-	// Validate every event that decoded, also when others did not, so one reply names every
-	// problem; a field that failed to decode is not reported twice.
-	indexed := len(inputs) > 1 || sh == shapeBatch
-	events := make([]audit.Event, len(inputs))
-	for i, in := range inputs {
-		if in == nil {
-			continue
-		}
-		di := d
-		if traces != nil {
-			di.TraceID, di.SpanID = traces[i].traceID, traces[i].spanID
-		}
-		var evErrs []audit.FieldError
-		events[i], evErrs = in.Prepare(di, h.limits)
-		if len(evErrs) == 0 && h.hash {
-			// The hash covers what is stored, so it is taken once every field is final.
-			if err := ledger.HashDecoded(&events[i], in.DecodedData()); err != nil {
-				evErrs = append(evErrs, audit.FieldError{Field: "event_data", Message: err.Error()})
-			}
-		}
-		for _, e := range evErrs {
-			if indexed {
-				e.Index = &i
-			}
-			if !hasError(errs, e.Index, e.Field) {
-				errs = append(errs, e)
-			}
-		}
-	}
-	if len(errs) > 0 {
-		switch sh {
-		case shapeCE:
-			errs = ceErrors(errs)
-		case shapeHeaders:
-			errs = renameFields(errs, headerFieldNames)
-		}
-		slices.SortStableFunc(errs, func(a, b audit.FieldError) int { return cmp.Compare(index(a), index(b)) })
-		detail := "the event is invalid; nothing was stored"
-		if indexed {
-			detail = "the batch has invalid events; nothing was stored"
-		}
-		return web.Invalid(detail, toWebErrors(errs))
-	}
-
 	if h.limiter != nil {
-		if ok, retry := h.limiter.Allow(d.Principal, len(events)); !ok {
+		p := principal(r)
+		if ok, retry := h.limiter.Allow(p, len(events)); !ok {
 			return &web.HTTPError{Status: http.StatusTooManyRequests, RetryAfter: max(retry, time.Second),
-				Detail: fmt.Sprintf("%s is over its rate limit of events; nothing was stored, retry after %s", d.Principal, max(retry, time.Second).Round(time.Second))}
+				Detail: fmt.Sprintf("%s is over its rate limit of events; nothing was stored, retry after %s", p, max(retry, time.Second).Round(time.Second))}
 		}
 	}
-	atomic := indexed
 	results, err := h.committer.submit(r.Context(), events, atomic)
 	if err != nil {
 		return storeError(err)
@@ -529,6 +458,86 @@ func appendUUID(b []byte, id uuid.UUID) []byte {
 	s[23] = '-'
 	hex.Encode(s[24:], id[10:16])
 	return append(b, s[:]...)
+}
+
+// prepareEvents decodes and validates a request of one shape: its events ready to store
+// (hashed when configured), whether they form a batch, or a 400 naming every problem.
+func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit.Event, bool, error) {
+	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
+	if h.policies != nil {
+		d.CategoryRetention = h.policies.lookup
+	}
+	var inputs []*audit.Input
+	var traces []traceIDs
+	var errs []audit.FieldError
+	switch sh {
+	case shapeCE:
+		inputs, traces, errs = decodeCloudEvents(r.Context(), r.Header, body)
+	case shapeHeaders:
+		in, herrs := headerInput(r.Header, body)
+		inputs, errs = []*audit.Input{in}, herrs
+	case shapeJSON:
+		in, jerrs := decodeInput(body)
+		inputs, errs = []*audit.Input{in}, jerrs
+	case shapeBatch:
+		inputs, errs = decodeBatch(body)
+	}
+	// A traceparent header is the request's trace context; a CloudEvent's own traceparent
+	// extension, when it has one, wins.
+	if tid, sid, ok := audit.ParseTraceparent(r.Header.Get("Traceparent")); ok {
+		if traces == nil {
+			traces = make([]traceIDs, len(inputs))
+		}
+		for i := range traces {
+			if traces[i].traceID == "" {
+				traces[i] = traceIDs{tid, sid}
+			}
+		}
+	}
+	// Validate every event that decoded, also when others did not, so one reply names every
+	// problem; a field that failed to decode is not reported twice.
+	indexed := len(inputs) > 1 || sh == shapeBatch
+	events := make([]audit.Event, len(inputs))
+	for i, in := range inputs {
+		if in == nil {
+			continue
+		}
+		di := d
+		if traces != nil {
+			di.TraceID, di.SpanID = traces[i].traceID, traces[i].spanID
+		}
+		var evErrs []audit.FieldError
+		events[i], evErrs = in.Prepare(di, h.limits)
+		if len(evErrs) == 0 && h.hash {
+			// The hash covers what is stored, so it is taken once every field is final.
+			if err := ledger.HashDecoded(&events[i], in.DecodedData()); err != nil {
+				evErrs = append(evErrs, audit.FieldError{Field: "event_data", Message: err.Error()})
+			}
+		}
+		for _, e := range evErrs {
+			if indexed {
+				e.Index = &i
+			}
+			if !hasError(errs, e.Index, e.Field) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		switch sh {
+		case shapeCE:
+			errs = ceErrors(errs)
+		case shapeHeaders:
+			errs = renameFields(errs, headerFieldNames)
+		}
+		slices.SortStableFunc(errs, func(a, b audit.FieldError) int { return cmp.Compare(index(a), index(b)) })
+		detail := "the event is invalid; nothing was stored"
+		if indexed {
+			detail = "the batch has invalid events; nothing was stored"
+		}
+		return nil, false, web.Invalid(detail, toWebErrors(errs))
+	}
+	return events, indexed, nil
 }
 
 func hasError(errs []audit.FieldError, idx *int, field string) bool {
