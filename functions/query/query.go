@@ -54,6 +54,12 @@ type Config struct {
 	IntegrityPublicKeys []string `envconfig:"INTEGRITY_PUBLIC_KEYS"`
 }
 
+// PoolOptions are the options of the query pool: its own size, QUERY_TIMEOUT as every
+// statement's timeout, the planner's page cost, and connections warmed for timelines.
+func (c Config) PoolOptions(maxConns int32) store.PoolOptions {
+	return store.PoolOptions{MaxConns: maxConns, StatementTimeout: c.Timeout, RandomPageCost: c.RandomPageCost, WarmTimelines: true}
+}
+
 // Store is what the query function needs of the store.
 type Store interface {
 	QueryEvents(ctx context.Context, p store.QueryParams) (store.Page, error)

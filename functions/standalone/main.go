@@ -48,7 +48,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer writePool.Close()
-	queryPool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.QueryMaxConns, StatementTimeout: cfg.Query.Timeout, RandomPageCost: cfg.Query.RandomPageCost})
+	queryPool, err := store.Open(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(cfg.QueryMaxConns))
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,19 @@ type LeafPartition struct {
 
 var leafName = regexp.MustCompile(`^audit_events_r([0-9]+)_([0-9]{4})_([0-9]{2})$`)
 
+// parseLeafName reads the class and month (its first instant, UTC) of a leaf audit_partition_name
+// made; ok is false for any other name.
+func parseLeafName(name string) (class int, month time.Time, ok bool) {
+	m := leafName.FindStringSubmatch(name)
+	if m == nil {
+		return 0, time.Time{}, false
+	}
+	class, _ = strconv.Atoi(m[1])
+	year, _ := strconv.Atoi(m[2])
+	mo, _ := strconv.Atoi(m[3])
+	return class, time.Date(year, time.Month(mo), 1, 0, 0, 0, 0, time.UTC), true
+}
+
 // LeafName is the name of the leaf of class and the month of t.
 func LeafName(class int, t time.Time) string {
 	t = t.UTC()
@@ -52,15 +65,11 @@ func (s *Store) ListPartitions(ctx context.Context) ([]LeafPartition, error) {
 		if err := rows.Scan(&name, &pending, &detached); err != nil {
 			return nil, fmt.Errorf("list partitions: %w", interpretError(err))
 		}
-		m := leafName.FindStringSubmatch(name)
-		if m == nil {
+		class, month, ok := parseLeafName(name)
+		if !ok {
 			continue // not one of ours: leave it alone
 		}
-		class, _ := strconv.Atoi(m[1])
-		year, _ := strconv.Atoi(m[2])
-		month, _ := strconv.Atoi(m[3])
-		out = append(out, LeafPartition{Name: name, Class: class, DetachPending: pending, Detached: detached,
-			Month: time.Date(year, time.Month(month), 1, 0, 0, 0, 0, time.UTC)})
+		out = append(out, LeafPartition{Name: name, Class: class, DetachPending: pending, Detached: detached, Month: month})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list partitions: %w", interpretError(err))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstore/auditstore/shared/audit/audittest"
+	"github.com/auditstore/auditstore/shared/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
@@ -202,10 +203,26 @@ func TestSchema_RolesHoldOnlyTheirRights(t *testing.T) {
 		denied(tx, "SET session_replication_role = replica")
 		denied(tx, `INSERT INTO audit_legal_holds (hold_id, correlation_id, reason, placed_by) VALUES (gen_random_uuid(), 'x', 'r', 'w')`)
 	})
+	// A month made after the migrations: the reader may read it by name too, as queries do.
+	later := now.AddDate(1, 0, 0)
+	_, err := s.CreatePartitions(ctx, later, later, []int{90})
+	require.NoError(t, err)
+	// And, like every month, the larger statistics sample of event_data its plans rely on.
+	for _, l := range []string{leaf, fmt.Sprintf("audit_events_r90_%04d_%02d", later.Year(), later.Month())} {
+		var target int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT attstattarget FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'event_data'`, l).Scan(&target))
+		require.Equal(t, 500, target, l)
+	}
 	asRole("auditstore_reader", func(tx pgx.Tx) {
 		var n int
 		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM audit_events`).Scan(&n))
 		require.Equal(t, 1, n)
+		for _, l := range []string{leaf, fmt.Sprintf("audit_events_r90_%04d_%02d", later.Year(), later.Month())} {
+			require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM `+l).Scan(&n), l)
+		}
+		page, err := store.New(tx).QueryEvents(ctx, store.QueryParams{Filter: store.Filter{ActorIDs: []string{e.ActorID}}, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, page.Events, 1)
 		denied(tx, `INSERT INTO audit_event_keys (event_id, event_timestamp, retention_days, content_hash) VALUES (gen_random_uuid(), now(), 90, sha256('x'))`)
 		require.Equal(t, "42501", sqlstate(rawInsert(ctx, tx, "", "")))
 	})

@@ -48,8 +48,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kelseyhightower/envconfig"
 )
 
 // config is the command line.
@@ -116,14 +118,17 @@ func run(cfg config) error {
 		return errors.New("-max-conns must be at least 1")
 	}
 
-	// The direct pool is the function's: same size, same statement_timeout (QUERY_TIMEOUT's
-	// default), plus a tracer that remembers the last statement for EXPLAIN.
-	pcfg, err := pgxpool.ParseConfig(cfg.db)
+	// The direct pool is the function's (the query configuration from the environment, so the
+	// same statement_timeout, planner settings and warmed connections), plus a tracer that
+	// remembers the last statement for EXPLAIN.
+	var qcfg query.Config
+	if err := envconfig.Process("", &qcfg); err != nil {
+		return err
+	}
+	pcfg, err := store.PoolConfig(cfg.db, qcfg.PoolOptions(int32(cfg.maxConns)))
 	if err != nil {
 		return fmt.Errorf("-db: %w", err)
 	}
-	pcfg.MaxConns = int32(cfg.maxConns)
-	pcfg.ConnConfig.RuntimeParams["statement_timeout"] = "10000"
 	last := &lastQuery{}
 	pcfg.ConnConfig.Tracer = last
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)

@@ -31,7 +31,7 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns, StatementTimeout: cfg.Query.Timeout, RandomPageCost: cfg.Query.RandomPageCost})
+	pool, err := store.Open(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(cfg.MaxConns))
 	if err != nil {
 		return err
 	}
