@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -158,7 +157,7 @@ func inputFromCloudEvent(ev *event.Event) (*audit.Input, traceIDs, []audit.Field
 }
 
 func isJSONMediaType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, err := mediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "text/json")
 }
 

@@ -6,7 +6,11 @@ import "strings"
 // and returns its trace id and parent (span) id, or ok=false when it is malformed or names the
 // all-zero ids the specification forbids.
 func ParseTraceparent(s string) (traceID, spanID string, ok bool) {
-	parts := strings.Split(strings.TrimSpace(s), "-")
+	s = strings.TrimSpace(s)
+	if len(s) < 55 { // 00-<32>-<16>-<2>: most requests have none, and Split would allocate
+		return "", "", false
+	}
+	parts := strings.Split(s, "-")
 	if len(parts) < 4 || len(parts[0]) != 2 || parts[0] == "ff" || len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 {
 		return "", "", false
 	}

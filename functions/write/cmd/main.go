@@ -4,6 +4,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"runtime/debug"
 
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
@@ -23,7 +25,20 @@ type config struct {
 	Write    write.Config
 }
 
-func main() { web.Main("write", run) }
+func main() {
+	// The write path makes short-lived garbage at a steady rate with a small live heap: half
+	// as many collections (GOGC 200) cost the CPU under load a few percent less. The soft
+	// limit makes the collector work harder well before the container's 512 MiB limit, which
+	// many 5 MiB batches at once could otherwise approach. GOGC and GOMEMLIMIT in the
+	// environment override both.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(384 << 20)
+	}
+	web.Main("write", run)
+}
 
 func run(ctx context.Context) error {
 	var cfg config
