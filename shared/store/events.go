@@ -308,34 +308,33 @@ func (s *Store) queryLeavesOnce(ctx context.Context, p QueryParams, limit int) (
 		return nil, err
 	}
 	leaves = p.relevant(leaves)
-	want := p.Offset + limit + 1
+	if len(leaves) == 0 {
+		return nil, nil
+	}
+	if p.Offset > 0 {
+		// An offset counts rows across every leaf, so such a query reads them in one go.
+		return s.topLeaves(ctx, p, leaves, limit+1, p.Offset)
+	}
 	var events []audit.Event
-	for months := 1; len(leaves) > 0 && len(events) < want; months *= 2 {
-		n := len(leaves)
-		if p.Offset == 0 {
-			// An offset counts rows across every leaf, so such a query reads them in one go.
-			n = leafGroup(leaves, months)
-		}
-		more, err := s.topLeaves(ctx, p, leaves[:n], want-len(events))
+	for months := 1; len(leaves) > 0 && len(events) <= limit; months *= 2 {
+		n := leafGroup(leaves, months)
+		more, err := s.topLeaves(ctx, p, leaves[:n], limit+1-len(events), 0)
 		if err != nil {
 			return nil, err
 		}
 		events = append(events, more...)
 		leaves = leaves[n:]
 	}
-	if p.Offset >= len(events) {
-		return nil, nil
-	}
-	return events[p.Offset:], nil
+	return events, nil
 }
 
-// topLeaves reads the first k rows of p among leaves in one statement: a top-k query per leaf,
-// each planned on its own, merged in order.
-func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, k int) ([]audit.Event, error) {
+// topLeaves reads k rows of p among leaves, after the first offset, in one statement: a top-N
+// query per leaf, each planned on its own, merged in order.
+func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, k, offset int) ([]audit.Event, error) {
 	var args []any
 	where, orderBy := p.order(p.where(&args), &args)
-	args = append(args, k)
-	limit := "$" + strconv.Itoa(len(args))
+	args = append(args, k, offset, offset+k)
+	n := len(args)
 	var b strings.Builder
 	b.WriteString("SELECT * FROM (")
 	for i, l := range leaves {
@@ -344,9 +343,9 @@ func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, k i
 		}
 		// A leaf's name comes from the catalog (regclass output, quoted as needed): an
 		// identifier, never a value of the query.
-		fmt.Fprintf(&b, "(SELECT %s FROM %s WHERE %s %s LIMIT %s)", selectColumns, l.name, where, orderBy, limit)
+		fmt.Fprintf(&b, "(SELECT %s FROM %s WHERE %s %s LIMIT $%d)", selectColumns, l.name, where, orderBy, n)
 	}
-	fmt.Fprintf(&b, ") u %s LIMIT %s", orderBy, limit)
+	fmt.Fprintf(&b, ") u %s LIMIT $%d OFFSET $%d", orderBy, n-2, n-1)
 	return s.collectEvents(ctx, b.String(), customPlan(args), nil)
 }
 
