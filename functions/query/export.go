@@ -3,7 +3,6 @@ package query
 import (
 	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -30,7 +29,13 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	encode, flush := json.NewEncoder(bw).Encode, bw.Flush
+	var line []byte
+	encode := func(v any) error {
+		line = append(v.(*audit.Event).AppendJSON(line[:0]), '\n')
+		_, err := bw.Write(line)
+		return err
+	}
+	flush := bw.Flush
 	contentType, filename := "application/x-ndjson", "audit-events.ndjson"
 	if q.format == "csv" {
 		// Its own buffer in front of bw: csv.NewWriter(bw) would share bw's, and a flush of

@@ -161,7 +161,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err)
 	}
 	h.reads.record(r, "get", 1)
-	return web.WriteJSON(w, http.StatusOK, e)
+	return writeBody(w, append(e.AppendJSON(nil), '\n'))
 }
 
 // listReply is the body of a query.
@@ -206,7 +206,35 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		}
 		reply.Pagination.Total = &n
 	}
-	return web.WriteJSON(w, http.StatusOK, reply)
+	return writeList(w, reply)
+}
+
+// writeList writes reply as web.WriteJSON would, byte for byte, with each event appended by
+// hand (Event.AppendJSON): encoding/json spent 0.6 ms on a page of 100 events.
+func writeList(w http.ResponseWriter, reply listReply) error {
+	pagination, err := json.Marshal(reply.Pagination)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 0, 64+len(pagination)+1600*len(reply.Data))
+	b = append(b, `{"data":[`...)
+	for i := range reply.Data {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = reply.Data[i].AppendJSON(b)
+	}
+	b = append(b, `],"pagination":`...)
+	b = append(b, pagination...)
+	return writeBody(w, append(b, "}\n"...))
+}
+
+// writeBody sends a JSON body of 200 OK.
+func writeBody(w http.ResponseWriter, body []byte) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(body)
+	return err
 }
 
 type parsed struct {

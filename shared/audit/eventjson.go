@@ -1,0 +1,183 @@
+package audit
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// AppendJSON appends e as encoding/json's Encoder writes it (HTML-safe, event_data compacted),
+// byte for byte, without reflection: a page of 100 events cost encoding/json 0.6 ms and 400
+// allocations, which was most of what HTTP added to a query.
+func (e *Event) AppendJSON(b []byte) []byte {
+	b = append(b, `{"event_id":`...)
+	b = appendUUID(b, e.EventID)
+	b = append(b, `,"version":`...)
+	b = appendJSONString(b, e.Version)
+	b = append(b, `,"event_timestamp":`...)
+	b = appendTime(b, e.EventTimestamp)
+	b = append(b, `,"event_type":`...)
+	b = appendJSONString(b, e.EventType)
+	b = append(b, `,"event_category":`...)
+	b = appendJSONString(b, e.EventCategory)
+	b = append(b, `,"event_action":`...)
+	b = appendJSONString(b, e.EventAction)
+	b = append(b, `,"event_outcome":`...)
+	b = appendJSONString(b, e.EventOutcome)
+	b = append(b, `,"correlation_id":`...)
+	b = appendJSONString(b, e.CorrelationID)
+	b = append(b, `,"actor_type":`...)
+	b = appendJSONString(b, e.ActorType)
+	b = append(b, `,"actor_id":`...)
+	b = appendJSONString(b, e.ActorID)
+	b = append(b, `,"actor_ip":`...)
+	b = appendJSONStringPtr(b, e.ActorIP)
+	b = append(b, `,"resource_type":`...)
+	b = appendJSONStringPtr(b, e.ResourceType)
+	b = append(b, `,"resource_id":`...)
+	b = appendJSONStringPtr(b, e.ResourceID)
+	b = append(b, `,"resource_name":`...)
+	b = appendJSONStringPtr(b, e.ResourceName)
+	b = append(b, `,"parent_event_id":`...)
+	if e.ParentEventID == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendUUID(b, *e.ParentEventID)
+	}
+	b = append(b, `,"trace_id":`...)
+	b = appendJSONStringPtr(b, e.TraceID)
+	b = append(b, `,"span_id":`...)
+	b = appendJSONStringPtr(b, e.SpanID)
+	b = append(b, `,"namespace":`...)
+	b = appendJSONStringPtr(b, e.Namespace)
+	b = append(b, `,"cluster_id":`...)
+	b = appendJSONStringPtr(b, e.ClusterID)
+	b = append(b, `,"severity":`...)
+	b = appendJSONStringPtr(b, e.Severity)
+	b = append(b, `,"duration_ms":`...)
+	if e.DurationMS == nil {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, *e.DurationMS, 10)
+	}
+	b = append(b, `,"error_code":`...)
+	b = appendJSONStringPtr(b, e.ErrorCode)
+	b = append(b, `,"error_message":`...)
+	b = appendJSONStringPtr(b, e.ErrorMessage)
+	b = append(b, `,"retention_days":`...)
+	b = strconv.AppendInt(b, int64(e.RetentionDays), 10)
+	b = append(b, `,"is_sensitive":`...)
+	b = strconv.AppendBool(b, e.IsSensitive)
+	b = append(b, `,"event_data":`...)
+	b = appendRawJSON(b, e.EventData)
+	b = append(b, `,"received_at":`...)
+	b = appendTime(b, e.ReceivedAt)
+	b = append(b, `,"submitted_by":`...)
+	b = appendJSONString(b, e.SubmittedBy)
+	b = append(b, `,"event_hash":`...)
+	if e.EventHash == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = hex.AppendEncode(b, e.EventHash)
+		b = append(b, '"')
+	}
+	b = append(b, `,"hash_version":`...)
+	b = strconv.AppendInt(b, int64(e.HashVersion), 10)
+	return append(b, '}')
+}
+
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	b = append(b, '"')
+	b = hex.AppendEncode(b, id[0:4])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[4:6])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[6:8])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[8:10])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[10:16])
+	return append(b, '"')
+}
+
+// appendTime is time.Time's MarshalJSON (RFC 3339 with nanoseconds, trailing zeros dropped).
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+func appendJSONStringPtr(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, *s)
+}
+
+// appendJSONString quotes s as encoding/json does. Plain printable ASCII, all but every stored
+// value, is copied; anything else goes through encoding/json itself, so its escapes (HTML
+// characters, control characters, invalid UTF-8, U+2028/U+2029) are exactly the standard's.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // a string always encodes
+				panic(err)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendRawJSON appends the JSON document raw (event_data, valid as PostgreSQL prints jsonb)
+// as encoding/json does a json.RawMessage: without insignificant whitespace, with <, >, &,
+// U+2028 and U+2029 inside strings escaped; an empty one is null.
+func appendRawJSON(b []byte, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(b, "null"...)
+	}
+	const hexDigits = "0123456789abcdef"
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !inString {
+			switch c {
+			case ' ', '\t', '\n', '\r':
+				continue
+			case '"':
+				inString = true
+			}
+			b = append(b, c)
+			continue
+		}
+		switch {
+		case c == '\\':
+			// An escape is copied whole, so an escaped quote does not end the string.
+			b = append(b, c)
+			if i+1 < len(raw) {
+				i++
+				b = append(b, raw[i])
+			}
+		case c == '"':
+			inString = false
+			b = append(b, c)
+		case c == '<' || c == '>' || c == '&':
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+			// U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
