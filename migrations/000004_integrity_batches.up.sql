@@ -38,34 +38,28 @@ CREATE TABLE audit_log_batches (
     -- The partitions (r<class>_<yyyy>_<mm>) the leaves' events belong to, so an archive finds
     -- its log range without reading every leaf.
     partitions    text[]      NOT NULL,
+    -- The seconds (the first 48 bits of an id, divided by 1000) of the leaves' event ids: a
+    -- UUIDv7 begins with its Unix time in milliseconds, so a batch lists a few, and a proof by
+    -- event id finds its batch through this index instead of an index entry per event, which
+    -- cost sealing more than all the rest. Any other id works too, one entry each.
+    id_seconds    bigint[]    NOT NULL,
     leaves        bytea       NOT NULL CHECK (length(leaves) = leaf_count * 60),
     CHECK ((after_xid IS NULL) = (after_id IS NULL))
 );
 ALTER TABLE audit_log_batches ALTER COLUMN leaves SET STORAGE EXTERNAL;
 CREATE UNIQUE INDEX audit_log_batches_leaf_idx ON audit_log_batches (first_leaf) WHERE leaf_count > 0;
-
--- Which leaf seals an event: proofs by event id, also after its key is pruned and its
--- partition dropped (the log outlives both). Event ids are mostly UUIDv7, so these inserts
--- land at the right edge of the index.
-CREATE TABLE audit_log_event_leaves (
-    event_id        uuid        NOT NULL,
-    event_timestamp timestamptz NOT NULL,
-    retention_days  integer     NOT NULL,
-    leaf_index      bigint      NOT NULL CHECK (leaf_index >= 0),
-    PRIMARY KEY (event_id, event_timestamp, retention_days)
-);
+CREATE INDEX audit_log_batches_id_idx ON audit_log_batches USING gin (id_seconds);
 
 -- The leaves sealed under 000002, one batch per checkpoint interval (each was one seal).
-INSERT INTO audit_log_batches (seal_no, first_leaf, leaf_count, hash_version, sealed_at, snapshot, prev_snapshot, partitions, leaves)
+INSERT INTO audit_log_batches (seal_no, first_leaf, leaf_count, hash_version, sealed_at, snapshot, prev_snapshot, partitions, id_seconds, leaves)
 SELECT row_number() OVER (ORDER BY first_leaf) - 1, first_leaf, count(*), min(hash_version), min(sealed_at), '1:1:', '1:1:',
        array_agg(DISTINCT format('r%s_%s', retention_days, to_char(event_timestamp AT TIME ZONE 'UTC', 'YYYY_MM'))),
+       array_agg(DISTINCT ('x' || encode(substring(uuid_send(event_id) FOR 6), 'hex'))::bit(48)::bigint / 1000),
        string_agg(uuid_send(event_id) || int8send((extract(epoch FROM event_timestamp) * 1000000)::bigint)
                   || int4send(retention_days) || event_hash, ''::bytea ORDER BY leaf_index)
 FROM (SELECT l.*, coalesce((SELECT max(c.tree_size) FROM audit_checkpoints c WHERE c.tree_size <= l.leaf_index), 0) AS first_leaf
       FROM audit_log_leaves l) l
 GROUP BY first_leaf;
-INSERT INTO audit_log_event_leaves (event_id, event_timestamp, retention_days, leaf_index)
-SELECT event_id, event_timestamp, retention_days, leaf_index FROM audit_log_leaves;
 ALTER TABLE audit_event_keys DROP COLUMN leaf_index;
 DROP TABLE audit_log_leaves;
 
@@ -92,7 +86,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['audit_log_batches', 'audit_log_event_leaves'] LOOP
+    FOREACH t IN ARRAY ARRAY['audit_log_batches'] LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I FOR EACH ROW EXECUTE FUNCTION audit_log_guard()', t || '_append_only', t);
         EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard()', t || '_no_truncate', t);
         EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER %I', t, t || '_append_only');

@@ -21,7 +21,7 @@ const (
 	ProblemDeleted = "deleted"
 	// ProblemInserted: a stored event that auditstore never wrote (no leaf, no pending key).
 	ProblemInserted = "inserted"
-	// ProblemTruncated: the log is shorter than a checkpoint (or the event index) says it was.
+	// ProblemTruncated: the log is shorter than a checkpoint says it was.
 	ProblemTruncated = "truncated"
 	// ProblemReordered: leaves out of the order they were sealed in.
 	ProblemReordered = "reordered"
@@ -201,13 +201,6 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		size := longest
 		rep.Add(Problem{Kind: ProblemTruncated, TreeSize: &size, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint says it had %d: the newest were removed", f.Size, longest)})
 	}
-	if maxLeaf, err := st.MaxIndexedLeaf(ctx); err != nil {
-		return rep, err
-	} else if maxLeaf >= 0 && uint64(maxLeaf) >= f.Size && longest <= f.Size {
-		idx := uint64(maxLeaf)
-		rep.Add(Problem{Kind: ProblemTruncated, LeafIndex: &idx, Detail: fmt.Sprintf("the event index says leaf %d was sealed, but the log has %d leaves: the newest were removed", maxLeaf, f.Size)})
-	}
-
 	// The events against the log.
 	var firstSeal time.Time
 	if len(cps) > 0 {

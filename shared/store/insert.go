@@ -512,10 +512,12 @@ func (s *Store) rereadKeys(ctx context.Context, tx DBTX, events []audit.Event, f
 // resolvePruned handles an id whose key had been pruned (older than IDEMPOTENCY_WINDOW) while
 // its event, with the same timestamp and class, is still stored: the primary key of
 // audit_events refused the copy. The new key row carries this request's hash; it is set to
-// the stored event's, so the key keeps telling duplicates from conflicts correctly.
+// the stored event's, so the key keeps telling duplicates from conflicts correctly, and its xid
+// is cleared: the event was sealed before its key was pruned (only sealed keys are), and the
+// sealer takes only keys with an xid, so it does not seal it again.
 func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
 	found, err := classifyStored(ctx, tx, events, first, results, ids, `
-		UPDATE audit_event_keys k SET content_hash = e.content_hash, event_hash = e.event_hash
+		UPDATE audit_event_keys k SET content_hash = e.content_hash, event_hash = e.event_hash, xid = NULL
 		FROM audit_events e
 		WHERE k.event_id = ANY($1) AND e.event_id = k.event_id
 		  AND e.event_timestamp = k.event_timestamp AND e.retention_days = k.retention_days

@@ -15,7 +15,6 @@ import (
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // storedLevel is the lowest level of the Merkle log kept in audit_log_nodes: a node of 16
@@ -63,7 +62,6 @@ type sealCandidate struct {
 	hash      []byte
 	firstSeen time.Time
 	xid       string
-	inLog     bool
 }
 
 // noSnapshot is a snapshot that sees no transaction: the base of the first round.
@@ -80,25 +78,15 @@ type sealRound struct {
 // (NULL before the first). Keys sealed under migration 000002 have no xid.
 const sealedSnapshotSQL = `SELECT snapshot FROM audit_log_batches WHERE after_xid IS NULL ORDER BY seal_no DESC LIMIT 1`
 
-// candidatesSQL reads the next keys of a round. With $6, it also says whether the event is in
-// the log already: a key made again after pruning, for an event sealed before. That is rare,
-// and the probe costs the index a lookup per key, so a seal first goes without it and the
-// event index's primary key refuses a second leaf (errSealedBefore).
+// candidatesSQL reads the next keys of a round. A key made again after pruning, for an event
+// stored (and so sealed) before, has no xid (see resolvePruned): it is not sealed twice.
 const candidatesSQL = `
-SELECT k.event_id, k.event_timestamp, k.retention_days, k.event_hash, k.first_seen, k.xid::text,
-       $6::boolean AND EXISTS (SELECT 1 FROM audit_log_event_leaves l
-           WHERE l.event_id = k.event_id AND l.event_timestamp = k.event_timestamp AND l.retention_days = k.retention_days)
-FROM audit_event_keys k
+SELECT event_id, event_timestamp, retention_days, event_hash, first_seen, xid::text
+FROM audit_event_keys
 WHERE xid >= pg_snapshot_xmin($2::pg_snapshot) AND xid < pg_snapshot_xmax($1::pg_snapshot)
   AND (xid, event_id) > (coalesce($3::xid8, '0'::xid8), coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
   AND pg_visible_in_snapshot(xid, $1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $2::pg_snapshot)
 ORDER BY xid, event_id LIMIT $5`
-
-// errSealedBefore means a new key's event is in the log already.
-var errSealedBefore = errors.New("an event of a new key is sealed already")
-
-// eventLeavesCopySQL writes the event index.
-var eventLeavesCopySQL = copySQL("audit_log_event_leaves", []string{"event_id", "event_timestamp", "retention_days", "leaf_index"})
 
 // Seal appends up to p.Limit new events to the log, in event_id order, with their nodes, and
 // writes a checkpoint of the new size, all in one transaction: the log and its checkpoints
@@ -108,18 +96,8 @@ var eventLeavesCopySQL = copySQL("audit_log_event_leaves", []string{"event_id", 
 // records the snapshot its round ran to, and a round seals the keys visible to its snapshot
 // and not to the previous round's. A writer that commits after a round's snapshot is in the
 // next round, however its xid compares, so no key is skipped and none is written twice;
-// sealing writes one batch row, not a row per event, plus the event's entry in
-// audit_log_event_leaves.
+// sealing writes one batch row, not a row per event.
 func (s *Store) Seal(ctx context.Context, p SealParams) (SealResult, error) {
-	res, err := s.seal(ctx, p, false)
-	if errors.Is(err, errSealedBefore) {
-		res, err = s.seal(ctx, p, true)
-	}
-	return res, err
-}
-
-// seal is Seal; probe looks for new keys whose event is sealed already.
-func (s *Store) seal(ctx context.Context, p SealParams, probe bool) (SealResult, error) {
 	var res SealResult
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
@@ -153,7 +131,7 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 			return res, fmt.Errorf("seal: %w", interpretError(err))
 		}
 	}
-	cands, err := sealCandidates(ctx, tx, round, p.Limit, probe)
+	cands, err := sealCandidates(ctx, tx, round, p.Limit)
 	if err != nil {
 		return res, err
 	}
@@ -163,7 +141,7 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
 			return res, fmt.Errorf("seal: %w", interpretError(err))
 		}
-		if cands, err = sealCandidates(ctx, tx, round, p.Limit, probe); err != nil {
+		if cands, err = sealCandidates(ctx, tx, round, p.Limit); err != nil {
 			return res, err
 		}
 	}
@@ -182,24 +160,19 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 
 	// The key carries the event hash the write path computed (it is written in the event's own
 	// transaction, so the event is there); only keys without one send the sealer to the row.
-	// Keys whose event is in the log already, or was never stored (its insert met an
-	// existing row), seal nothing.
-	var fresh []sealCandidate
+	// A key whose event was never stored (its insert met an existing row) seals nothing.
+	fresh := cands
 	var missingHash []int
-	for _, c := range cands {
-		if c.inLog {
-			continue
-		}
+	for i, c := range fresh {
 		if c.hash == nil {
-			missingHash = append(missingHash, len(fresh))
+			missingHash = append(missingHash, i)
 		}
-		fresh = append(fresh, c)
 	}
 	if len(missingHash) > 0 {
 		if err := s.hashStored(ctx, tx, fresh, missingHash, p.Hash); err != nil {
 			return res, err
 		}
-		fresh = slices.DeleteFunc(fresh, func(c sealCandidate) bool { return c.hash == nil })
+		fresh = slices.DeleteFunc(slices.Clone(fresh), func(c sealCandidate) bool { return c.hash == nil })
 	}
 	// The order within a seal is the event ids' order: fixed now, and checkable later.
 	slices.SortFunc(fresh, func(a, b sealCandidate) int { return bytes.Compare(a.id[:], b.id[:]) })
@@ -211,6 +184,7 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	n := len(fresh)
 	records := make([]byte, 0, n*integrity.LeafRecordSize)
 	partitions := map[string]bool{}
+	seconds := map[int64]bool{}
 	var nodeLevels []int16
 	var nodeIdx []int64
 	var nodeHashes [][]byte
@@ -229,31 +203,18 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 		}
 		records = integrity.LogLeaf{EventID: c.id, EventTimestamp: c.ts, RetentionDays: c.class, EventHash: h}.AppendRecord(records)
 		partitions[partitionName(c.class, c.ts)] = true
+		seconds[idSecond(c.id)] = true
 		frontier.Append(integrity.LeafHash(h), emit)
 		res.Lags = append(res.Lags, now.Sub(c.firstSeen))
 	}
 	if _, err := tx.Exec(ctx, `
-INSERT INTO audit_log_batches (seal_no, first_leaf, leaf_count, hash_version, snapshot, prev_snapshot, after_xid, after_id, partitions, leaves)
-VALUES ($1, $2, $3, $4, $5::pg_snapshot, $6::pg_snapshot, $7::xid8, $8::uuid, $9, $10)`,
+INSERT INTO audit_log_batches (seal_no, first_leaf, leaf_count, hash_version, snapshot, prev_snapshot, after_xid, after_id, partitions, id_seconds, leaves)
+VALUES ($1, $2, $3, $4, $5::pg_snapshot, $6::pg_snapshot, $7::xid8, $8::uuid, $9, $10, $11)`,
 		sealNo, size, n, int16(integrity.HashVersion), round.snapshot, round.prev, round.afterXID, round.afterID,
-		append([]string{}, slices.Sorted(maps.Keys(partitions))...), records); err != nil {
+		append([]string{}, slices.Sorted(maps.Keys(partitions))...), append([]int64{}, slices.Sorted(maps.Keys(seconds))...), records); err != nil {
 		return res, fmt.Errorf("seal: batch: %w", interpretError(err))
 	}
 	if n > 0 {
-		err := copyRows(ctx, tx, eventLeavesCopySQL, n, func(b []byte, i int) ([]byte, error) {
-			c := &fresh[i]
-			b = binary.BigEndian.AppendUint16(b, 4)
-			b = appendTimestamptz(appendUUID(b, c.id), c.ts)
-			b = appendInt4(b, int32(c.class))
-			return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(b, 8), uint64(size)+uint64(i)), nil
-		})
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation && !probe {
-			return res, errSealedBefore
-		}
-		if err != nil {
-			return res, fmt.Errorf("seal: event index: %w", interpretError(err))
-		}
 		if len(nodeIdx) > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO audit_log_nodes (level, node_index, hash)
 SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, nodeLevels, nodeIdx, nodeHashes); err != nil {
@@ -274,14 +235,14 @@ SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, nodeLevels, no
 }
 
 // sealCandidates reads up to limit keys of the round, in (xid, event_id) order.
-func sealCandidates(ctx context.Context, tx pgx.Tx, r sealRound, limit int, probe bool) ([]sealCandidate, error) {
-	rows, err := tx.Query(ctx, candidatesSQL, r.snapshot, r.prev, r.afterXID, r.afterID, limit, probe)
+func sealCandidates(ctx context.Context, tx pgx.Tx, r sealRound, limit int) ([]sealCandidate, error) {
+	rows, err := tx.Query(ctx, candidatesSQL, r.snapshot, r.prev, r.afterXID, r.afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("seal: new keys: %w", interpretError(err))
 	}
 	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealCandidate, error) {
 		var c sealCandidate
-		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.firstSeen, &c.xid, &c.inLog)
+		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.firstSeen, &c.xid)
 		return c, err
 	})
 	if err != nil {
@@ -325,6 +286,12 @@ VALUES ($1, $2, $3, $4, $5)`, int64(cp.TreeSize), cp.RootHash[:], cp.Timestamp, 
 	}
 	res.Checkpoint = &cp
 	return nil
+}
+
+// idSecond is the batch index key of an event id: its first 48 bits (a UUIDv7's Unix time in
+// milliseconds) in seconds.
+func idSecond(id [16]byte) int64 {
+	return int64(binary.BigEndian.Uint64(id[:8])>>16) / 1000
 }
 
 // partitionName names the partition of a retention class and month as a batch lists it.
@@ -492,35 +459,28 @@ type Leaf struct {
 const batchOfLeafSQL = `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
 WHERE first_leaf <= i AND leaf_count > 0 ORDER BY first_leaf DESC LIMIT 1`
 
-// LeavesOf returns the leaves sealing the events with these ids (usually one each).
+// LeavesOf returns the leaves sealing the events with these ids (usually one each), in log
+// order. The batches whose leaves have ids of the same seconds are read whole and searched:
+// there is no index entry per event.
 func (s *Store) LeavesOf(ctx context.Context, ids []uuid.UUID) ([]Leaf, error) {
-	rows, err := s.db.Query(ctx, `SELECT i, substring(b.leaves FROM (i - b.first_leaf)::integer * 60 + 1 FOR 60), b.hash_version, b.sealed_at
-FROM (SELECT leaf_index AS i FROM audit_log_event_leaves WHERE event_id = ANY($1)) l
-CROSS JOIN LATERAL (`+batchOfLeafSQL+`) b
-WHERE i < b.first_leaf + b.leaf_count ORDER BY i`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("leaves: %w", interpretError(err))
-	}
-	asked := make(map[uuid.UUID]bool, len(ids))
+	asked := make(map[[16]byte]bool, len(ids))
+	var secs []int64
 	for _, id := range ids {
-		asked[id] = true
+		if !asked[id] {
+			asked[id] = true
+			secs = append(secs, idSecond(id))
+		}
 	}
 	var out []Leaf
-	var idx int64
-	var rec []byte
-	var l Leaf
-	_, err = pgx.ForEachRow(rows, []any{&idx, &rec, &l.HashVersion, &l.SealedAt}, func() error {
-		if len(rec) != integrity.LeafRecordSize {
-			return fmt.Errorf("leaf %d is cut short", idx)
-		}
-		// The record is the log's word; an index entry pointing elsewhere proves nothing.
-		if lf := leafOf(integrity.ParseRecord(uint64(idx), rec), l.HashVersion, l.SealedAt); asked[lf.EventID] {
-			out = append(out, lf)
+	err := s.forBatches(ctx, `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
+WHERE id_seconds && $1 AND leaf_count > 0 ORDER BY first_leaf`, []any{secs}, func(l Leaf) error {
+		if asked[l.EventID] {
+			out = append(out, l)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("leaves: %w", interpretError(err))
+		return nil, fmt.Errorf("leaves: %w", err)
 	}
 	return out, nil
 }
@@ -555,10 +515,26 @@ func (s *Store) StreamLeaves(ctx context.Context, from uint64, fn func(Leaf) err
 // streamLeaves calls fn with the leaves of [from, end), in order, unpacking their batches here
 // rather than in the database. A leaf missing from a batch is not made up: the gap shows.
 func (s *Store) streamLeaves(ctx context.Context, from, end uint64, fn func(Leaf) error) error {
-	rows, err := s.db.Query(ctx, `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
-WHERE leaf_count > 0 AND first_leaf + leaf_count > $1 AND first_leaf < $2 ORDER BY first_leaf`, int64(from), int64(min(end, math.MaxInt64)))
+	err := s.forBatches(ctx, `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
+WHERE leaf_count > 0 AND first_leaf + leaf_count > $1 AND first_leaf < $2 ORDER BY first_leaf`,
+		[]any{int64(from), int64(min(end, math.MaxInt64))}, func(l Leaf) error {
+			if l.Index < from || l.Index >= end {
+				return nil
+			}
+			return fn(l)
+		})
 	if err != nil {
-		return fmt.Errorf("leaves: %w", interpretError(err))
+		return fmt.Errorf("leaves: %w", err)
+	}
+	return nil
+}
+
+// forBatches runs sql, which selects first_leaf, leaf_count, leaves, hash_version and sealed_at
+// of batches, and calls fn with every leaf of each.
+func (s *Store) forBatches(ctx context.Context, sql string, args []any, fn func(Leaf) error) error {
+	rows, err := s.db.Query(ctx, sql, args...)
+	if err != nil {
+		return interpretError(err)
 	}
 	defer rows.Close()
 	var first int64
@@ -567,18 +543,14 @@ WHERE leaf_count > 0 AND first_leaf + leaf_count > $1 AND first_leaf < $2 ORDER 
 	var sealedAt time.Time
 	for rows.Next() {
 		if err := rows.Scan(&first, &count, &leaves, &version, &sealedAt); err != nil {
-			return fmt.Errorf("leaves: %w", interpretError(err))
+			return interpretError(err)
 		}
 		if len(leaves) != count*integrity.LeafRecordSize {
-			return fmt.Errorf("leaves: the batch from leaf %d holds %d bytes, not %d leaves", first, len(leaves), count)
+			return fmt.Errorf("the batch from leaf %d holds %d bytes, not %d leaves", first, len(leaves), count)
 		}
 		for i := range count {
-			idx := uint64(first) + uint64(i)
-			if idx < from || idx >= end {
-				continue
-			}
-			rec := leaves[i*integrity.LeafRecordSize:]
-			if err := fn(leafOf(integrity.ParseRecord(idx, rec), version, sealedAt)); err != nil {
+			rec := integrity.ParseRecord(uint64(first)+uint64(i), leaves[i*integrity.LeafRecordSize:])
+			if err := fn(leafOf(rec, version, sealedAt)); err != nil {
 				return err
 			}
 		}
@@ -722,16 +694,6 @@ ORDER BY leaf_index`)
 		}
 	}
 	return interpretError(rows.Err())
-}
-
-// MaxIndexedLeaf returns the largest leaf index the event index (audit_log_event_leaves)
-// records, or -1: a truncation of the log's newest batches that leaves the index shows.
-func (s *Store) MaxIndexedLeaf(ctx context.Context) (int64, error) {
-	var m int64
-	if err := s.db.QueryRow(ctx, `SELECT coalesce(max(leaf_index), -1) FROM audit_log_event_leaves`).Scan(&m); err != nil {
-		return 0, fmt.Errorf("max indexed leaf: %w", interpretError(err))
-	}
-	return m, nil
 }
 
 // StreamLogRange proves the leaves of one partition (retention class, month from..to) against
