@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -216,8 +217,9 @@ func writeList(w http.ResponseWriter, reply listReply) error {
 	if err != nil {
 		return err
 	}
-	b := make([]byte, 0, 64+len(pagination)+1600*len(reply.Data))
-	b = append(b, `{"data":[`...)
+	buf := bodies.Get().(*[]byte)
+	defer putBody(buf)
+	b := append((*buf)[:0], `{"data":[`...)
 	for i := range reply.Data {
 		if i > 0 {
 			b = append(b, ',')
@@ -226,12 +228,25 @@ func writeList(w http.ResponseWriter, reply listReply) error {
 	}
 	b = append(b, `],"pagination":`...)
 	b = append(b, pagination...)
-	return writeBody(w, append(b, "}\n"...))
+	*buf = append(b, "}\n"...)
+	return writeBody(w, *buf)
 }
 
-// writeBody sends a JSON body of 200 OK.
+// bodies recycles the buffers pages are encoded into (150 kB for 100 events), which were
+// most of the query function's garbage.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// putBody returns a buffer to bodies, unless one huge page made it too big to keep around.
+func putBody(buf *[]byte) {
+	if cap(*buf) <= 4<<20 {
+		bodies.Put(buf)
+	}
+}
+
+// writeBody sends a JSON body of 200 OK, its length told (not chunked).
 func writeBody(w http.ResponseWriter, body []byte) error {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)
 	return err

@@ -139,45 +139,76 @@ func appendJSONString(b []byte, s string) []byte {
 
 // appendRawJSON appends the JSON document raw (event_data, valid as PostgreSQL prints jsonb)
 // as encoding/json does a json.RawMessage: without insignificant whitespace, with <, >, &,
-// U+2028 and U+2029 inside strings escaped; an empty one is null.
+// U+2028 and U+2029 inside strings escaped; an empty one is null. Runs of ordinary bytes are
+// copied whole, found through a table: most of a document is string content.
 func appendRawJSON(b []byte, raw []byte) []byte {
 	if len(raw) == 0 {
 		return append(b, "null"...)
 	}
 	const hexDigits = "0123456789abcdef"
-	inString := false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if !inString {
-			switch c {
-			case ' ', '\t', '\n', '\r':
-				continue
-			case '"':
-				inString = true
-			}
-			b = append(b, c)
+	for i := 0; i < len(raw); {
+		// Outside a string: drop whitespace, copy the rest up to a string's opening quote.
+		start := i
+		for i < len(raw) && raw[i] != '"' && !jsonSpace[raw[i]] {
+			i++
+		}
+		b = append(b, raw[start:i]...)
+		if i == len(raw) {
+			break
+		}
+		if raw[i] != '"' {
+			i++ // insignificant whitespace
 			continue
 		}
-		switch {
-		case c == '\\':
-			// An escape is copied whole, so an escaped quote does not end the string.
-			b = append(b, c)
-			if i+1 < len(raw) {
+		// Inside a string, from its opening quote to its closing one.
+		b = append(b, '"')
+		i++
+		for i < len(raw) {
+			start = i
+			for i < len(raw) && !stringSpecial[raw[i]] {
 				i++
-				b = append(b, raw[i])
 			}
-		case c == '"':
-			inString = false
-			b = append(b, c)
-		case c == '<' || c == '>' || c == '&':
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
-			// U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
-			i += 2
-		default:
-			b = append(b, c)
+			b = append(b, raw[start:i]...)
+			if i == len(raw) {
+				break
+			}
+			c := raw[i]
+			if c == '"' {
+				b = append(b, '"')
+				i++
+				break
+			}
+			switch {
+			case c == '\\':
+				// An escape is copied whole, so an escaped quote does not end the string.
+				b = append(b, c)
+				if i+1 < len(raw) {
+					b = append(b, raw[i+1])
+				}
+				i += 2
+			case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+				// U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+				i += 3
+			case c == 0xE2:
+				b = append(b, c)
+				i++
+			default: // <, > or &
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				i++
+			}
 		}
 	}
 	return b
 }
+
+// jsonSpace and stringSpecial are the bytes appendRawJSON stops at outside and inside strings.
+var jsonSpace, stringSpecial = func() (space, special [256]bool) {
+	for _, c := range " \t\n\r" {
+		space[c] = true
+	}
+	for _, c := range []byte{'"', '\\', '<', '>', '&', 0xE2} {
+		special[c] = true
+	}
+	return space, special
+}()
