@@ -35,23 +35,37 @@ func (b *EventBuilder[B]) init(self B, service, operation string) {
 	b.self, b.service, b.operation = self, service, operation
 }
 
+// set stores v in *field and returns b: the body of every With method that sets one field.
+func set[B, T any](b B, field *T, v T) B {
+	*field = v
+	return b
+}
+
+// setPtr is set for an optional field, a pointer so that a zero value is still sent.
+func setPtr[B, T any](b B, field **T, v T) B {
+	*field = &v
+	return b
+}
+
 // WithEventID sets the event's id (by default a new UUIDv7 per Build). A retry of the same
 // event must carry the same id so that the store counts it once.
-func (b *EventBuilder[B]) WithEventID(id uuid.UUID) B { b.eventID = &id; return b.self }
+func (b *EventBuilder[B]) WithEventID(id uuid.UUID) B { return setPtr(b.self, &b.eventID, id) }
 
 // WithTimestamp sets when the event happened (default: when Build is called).
-func (b *EventBuilder[B]) WithTimestamp(t time.Time) B { b.timestamp = t; return b.self }
+func (b *EventBuilder[B]) WithTimestamp(t time.Time) B { return set(b.self, &b.timestamp, t) }
 
 // WithOutcome sets event_outcome: success (the default), failure, pending or unknown. The
 // envelope's status follows it unless WithStatus sets another.
-func (b *EventBuilder[B]) WithOutcome(outcome string) B { b.outcome = outcome; return b.self }
+func (b *EventBuilder[B]) WithOutcome(outcome string) B { return set(b.self, &b.outcome, outcome) }
 
 // WithStatus sets the envelope's status, in the service's own terms (partial, ...), when it
 // differs from the outcome.
-func (b *EventBuilder[B]) WithStatus(status string) B { b.status = status; return b.self }
+func (b *EventBuilder[B]) WithStatus(status string) B { return set(b.self, &b.status, status) }
 
 // WithCorrelationID ties the event to the others of one request or remediation (required).
-func (b *EventBuilder[B]) WithCorrelationID(id string) B { b.in.CorrelationID = &id; return b.self }
+func (b *EventBuilder[B]) WithCorrelationID(id string) B {
+	return setPtr(b.self, &b.in.CorrelationID, id)
+}
 
 // WithActor sets who acted (default: actor_type service, actor_id the service's name).
 func (b *EventBuilder[B]) WithActor(actorType, actorID string) B {
@@ -60,7 +74,7 @@ func (b *EventBuilder[B]) WithActor(actorType, actorID string) B {
 }
 
 // WithActorIP sets the IPv4 or IPv6 address the actor acted from.
-func (b *EventBuilder[B]) WithActorIP(ip string) B { b.in.ActorIP = &ip; return b.self }
+func (b *EventBuilder[B]) WithActorIP(ip string) B { return setPtr(b.self, &b.in.ActorIP, ip) }
 
 // WithResource sets the resource acted on.
 func (b *EventBuilder[B]) WithResource(resourceType, resourceID string) B {
@@ -69,13 +83,13 @@ func (b *EventBuilder[B]) WithResource(resourceType, resourceID string) B {
 }
 
 // WithResourceName sets the human-readable name of the resource acted on.
-func (b *EventBuilder[B]) WithResourceName(name string) B { b.in.ResourceName = &name; return b.self }
+func (b *EventBuilder[B]) WithResourceName(name string) B {
+	return setPtr(b.self, &b.in.ResourceName, name)
+}
 
 // WithParentEventID links the event to the event that caused it.
 func (b *EventBuilder[B]) WithParentEventID(id uuid.UUID) B {
-	s := id.String()
-	b.in.ParentEventID = &s
-	return b.self
+	return setPtr(b.self, &b.in.ParentEventID, id.String())
 }
 
 // WithTrace sets the W3C trace and span the event happened in.
@@ -86,21 +100,20 @@ func (b *EventBuilder[B]) WithTrace(traceID, spanID string) B {
 
 // WithNamespace sets the Kubernetes namespace the event is about.
 func (b *EventBuilder[B]) WithNamespace(namespace string) B {
-	b.in.Namespace = &namespace
-	return b.self
+	return setPtr(b.self, &b.in.Namespace, namespace)
 }
 
 // WithClusterID sets the cluster the event is about.
-func (b *EventBuilder[B]) WithClusterID(id string) B { b.in.ClusterID = &id; return b.self }
+func (b *EventBuilder[B]) WithClusterID(id string) B { return setPtr(b.self, &b.in.ClusterID, id) }
 
 // WithSeverity sets severity: debug, info, low, medium, warning, high, error or critical.
-func (b *EventBuilder[B]) WithSeverity(severity string) B { b.in.Severity = &severity; return b.self }
+func (b *EventBuilder[B]) WithSeverity(severity string) B {
+	return setPtr(b.self, &b.in.Severity, severity)
+}
 
 // WithDuration sets how long the operation took (duration_ms).
 func (b *EventBuilder[B]) WithDuration(d time.Duration) B {
-	ms := d.Milliseconds()
-	b.in.DurationMS = &ms
-	return b.self
+	return setPtr(b.self, &b.in.DurationMS, d.Milliseconds())
 }
 
 // WithError sets the error the operation ended with; either may be empty.
@@ -116,15 +129,12 @@ func (b *EventBuilder[B]) WithError(code, message string) B {
 
 // WithRetentionDays asks for the event to be kept at least this many days (90..2557).
 func (b *EventBuilder[B]) WithRetentionDays(days int) B {
-	d := int64(days)
-	b.in.RetentionDays = &d
-	return b.self
+	return setPtr(b.self, &b.in.RetentionDays, int64(days))
 }
 
 // WithSensitive marks the event as holding sensitive data.
 func (b *EventBuilder[B]) WithSensitive(sensitive bool) B {
-	b.in.IsSensitive = &sensitive
-	return b.self
+	return setPtr(b.self, &b.in.IsSensitive, sensitive)
 }
 
 // WithRetry records that the event comes from retry attempt number attempt (1 is the first
@@ -244,13 +254,17 @@ func NewGatewayEvent(operation string) *GatewayEvent {
 }
 
 // WithPayload sets the whole payload at once.
-func (b *GatewayEvent) WithPayload(p GatewayPayload) *GatewayEvent { b.payload = p; return b }
+func (b *GatewayEvent) WithPayload(p GatewayPayload) *GatewayEvent { return set(b, &b.payload, p) }
 
 // WithSignalType sets the signal's source: prometheus, kubernetes-event, ... (required).
-func (b *GatewayEvent) WithSignalType(t string) *GatewayEvent { b.payload.SignalType = t; return b }
+func (b *GatewayEvent) WithSignalType(t string) *GatewayEvent {
+	return set(b, &b.payload.SignalType, t)
+}
 
 // WithFingerprint sets the signal's fingerprint (required).
-func (b *GatewayEvent) WithFingerprint(fp string) *GatewayEvent { b.payload.Fingerprint = fp; return b }
+func (b *GatewayEvent) WithFingerprint(fp string) *GatewayEvent {
+	return set(b, &b.payload.Fingerprint, fp)
+}
 
 // WithAlertName sets the alert's name and the severity its source gave it.
 func (b *GatewayEvent) WithAlertName(name, severity string) *GatewayEvent {
@@ -272,9 +286,7 @@ func (b *GatewayEvent) WithLabels(labels, annotations map[string]string) *Gatewa
 
 // WithStartsAt sets when the source saw the condition begin.
 func (b *GatewayEvent) WithStartsAt(t time.Time) *GatewayEvent {
-	t = t.UTC()
-	b.payload.StartsAt = &t
-	return b
+	return setPtr(b, &b.payload.StartsAt, t.UTC())
 }
 
 // WithDeduplication records whether the signal was folded into one already being handled,
@@ -286,17 +298,17 @@ func (b *GatewayEvent) WithDeduplication(deduplicated bool, count int) *GatewayE
 
 // WithStormDetected records whether the signal is part of a storm.
 func (b *GatewayEvent) WithStormDetected(storm bool) *GatewayEvent {
-	b.payload.StormDetected = &storm
-	return b
+	return setPtr(b, &b.payload.StormDetected, storm)
 }
 
 // WithRiskScore sets the gateway's risk score, 0 to 100.
-func (b *GatewayEvent) WithRiskScore(score int) *GatewayEvent { b.payload.RiskScore = &score; return b }
+func (b *GatewayEvent) WithRiskScore(score int) *GatewayEvent {
+	return setPtr(b, &b.payload.RiskScore, score)
+}
 
 // WithRemediationRequest sets the remediation request the signal created or joined.
 func (b *GatewayEvent) WithRemediationRequest(name string) *GatewayEvent {
-	b.payload.RemediationRequest = name
-	return b
+	return set(b, &b.payload.RemediationRequest, name)
 }
 
 // Build returns the event, or a *ValidationError naming every problem.
@@ -333,7 +345,9 @@ func NewAIAnalysisEvent(operation string) *AIAnalysisEvent {
 }
 
 // WithPayload sets the whole payload at once.
-func (b *AIAnalysisEvent) WithPayload(p AIAnalysisPayload) *AIAnalysisEvent { b.payload = p; return b }
+func (b *AIAnalysisEvent) WithPayload(p AIAnalysisPayload) *AIAnalysisEvent {
+	return set(b, &b.payload, p)
+}
 
 // WithLLM sets the model's provider and name (required).
 func (b *AIAnalysisEvent) WithLLM(provider, model string) *AIAnalysisEvent {
@@ -343,8 +357,7 @@ func (b *AIAnalysisEvent) WithLLM(provider, model string) *AIAnalysisEvent {
 
 // WithAnalysisType sets what was analysed, e.g. root_cause_analysis.
 func (b *AIAnalysisEvent) WithAnalysisType(t string) *AIAnalysisEvent {
-	b.payload.AnalysisType = t
-	return b
+	return set(b, &b.payload.AnalysisType, t)
 }
 
 // WithTokens sets the tokens sent to and produced by the model; tokens_used is their sum.
@@ -356,20 +369,17 @@ func (b *AIAnalysisEvent) WithTokens(input, output int) *AIAnalysisEvent {
 
 // WithCost sets the estimated cost of the model calls in US dollars.
 func (b *AIAnalysisEvent) WithCost(usd float64) *AIAnalysisEvent {
-	b.payload.EstimatedCostUSD = &usd
-	return b
+	return setPtr(b, &b.payload.EstimatedCostUSD, usd)
 }
 
 // WithConfidence sets the model's confidence in its result, 0 to 1.
 func (b *AIAnalysisEvent) WithConfidence(c float64) *AIAnalysisEvent {
-	b.payload.Confidence = &c
-	return b
+	return setPtr(b, &b.payload.Confidence, c)
 }
 
 // WithRiskScore sets the assessed risk of the recommended remediation, 0 to 100.
 func (b *AIAnalysisEvent) WithRiskScore(score int) *AIAnalysisEvent {
-	b.payload.RiskScore = &score
-	return b
+	return setPtr(b, &b.payload.RiskScore, score)
 }
 
 // WithRootCause sets the root cause found and the actions recommended.
@@ -380,9 +390,7 @@ func (b *AIAnalysisEvent) WithRootCause(cause string, actions ...string) *AIAnal
 
 // WithLLMDuration sets the time spent waiting for the model.
 func (b *AIAnalysisEvent) WithLLMDuration(d time.Duration) *AIAnalysisEvent {
-	ms := d.Milliseconds()
-	b.payload.LLMDurationMS = &ms
-	return b
+	return setPtr(b, &b.payload.LLMDurationMS, d.Milliseconds())
 }
 
 // Build returns the event, or a *ValidationError naming every problem.
@@ -418,31 +426,32 @@ func NewWorkflowEvent(operation string) *WorkflowEvent {
 }
 
 // WithPayload sets the whole payload at once.
-func (b *WorkflowEvent) WithPayload(p WorkflowPayload) *WorkflowEvent { b.payload = p; return b }
+func (b *WorkflowEvent) WithPayload(p WorkflowPayload) *WorkflowEvent { return set(b, &b.payload, p) }
 
 // WithWorkflowID sets the workflow's identifier (required).
-func (b *WorkflowEvent) WithWorkflowID(id string) *WorkflowEvent { b.payload.WorkflowID = id; return b }
+func (b *WorkflowEvent) WithWorkflowID(id string) *WorkflowEvent {
+	return set(b, &b.payload.WorkflowID, id)
+}
 
 // WithWorkflowVersion sets the version of the workflow definition.
 func (b *WorkflowEvent) WithWorkflowVersion(v string) *WorkflowEvent {
-	b.payload.WorkflowVersion = v
-	return b
+	return set(b, &b.payload.WorkflowVersion, v)
 }
 
 // WithWorkflowType sets the kind of workflow, e.g. remediation.
 func (b *WorkflowEvent) WithWorkflowType(t string) *WorkflowEvent {
-	b.payload.WorkflowType = t
-	return b
+	return set(b, &b.payload.WorkflowType, t)
 }
 
 // WithExecutionID sets the execution of the workflow the event belongs to.
 func (b *WorkflowEvent) WithExecutionID(id string) *WorkflowEvent {
-	b.payload.ExecutionID = id
-	return b
+	return set(b, &b.payload.ExecutionID, id)
 }
 
 // WithPhase sets the workflow's phase.
-func (b *WorkflowEvent) WithPhase(phase string) *WorkflowEvent { b.payload.Phase = phase; return b }
+func (b *WorkflowEvent) WithPhase(phase string) *WorkflowEvent {
+	return set(b, &b.payload.Phase, phase)
+}
 
 // WithStep sets the step the event is about: its number (from 1), the number of steps, and
 // its name.
@@ -460,8 +469,7 @@ func (b *WorkflowEvent) WithStepResult(result string, completed int) *WorkflowEv
 
 // WithParameters sets the parameters the workflow was started with.
 func (b *WorkflowEvent) WithParameters(p map[string]string) *WorkflowEvent {
-	b.payload.Parameters = p
-	return b
+	return set(b, &b.payload.Parameters, p)
 }
 
 // Build returns the event, or a *ValidationError naming every problem.
@@ -492,7 +500,9 @@ func NewContextAPIEvent(operation string) *ContextAPIEvent {
 }
 
 // WithPayload sets the whole payload at once.
-func (b *ContextAPIEvent) WithPayload(p ContextAPIPayload) *ContextAPIEvent { b.payload = p; return b }
+func (b *ContextAPIEvent) WithPayload(p ContextAPIPayload) *ContextAPIEvent {
+	return set(b, &b.payload, p)
+}
 
 // WithQuery sets the kind of query (required) and its parameters.
 func (b *ContextAPIEvent) WithQuery(queryType string, params map[string]any) *ContextAPIEvent {
@@ -502,8 +512,7 @@ func (b *ContextAPIEvent) WithQuery(queryType string, params map[string]any) *Co
 
 // WithResultCount sets how many results the query returned.
 func (b *ContextAPIEvent) WithResultCount(n int) *ContextAPIEvent {
-	b.payload.ResultCount = &n
-	return b
+	return setPtr(b, &b.payload.ResultCount, n)
 }
 
 // WithCache records whether the answer came from the cache, and its key.
@@ -514,8 +523,7 @@ func (b *ContextAPIEvent) WithCache(hit bool, key string) *ContextAPIEvent {
 
 // WithDataSource sets where the answer came from.
 func (b *ContextAPIEvent) WithDataSource(source string) *ContextAPIEvent {
-	b.payload.DataSource = source
-	return b
+	return set(b, &b.payload.DataSource, source)
 }
 
 // Build returns the event, or a *ValidationError naming every problem.
@@ -558,7 +566,9 @@ func NewExecutionEvent(operation string) *ExecutionEvent {
 }
 
 // WithPayload sets the whole payload at once.
-func (b *ExecutionEvent) WithPayload(p ExecutionPayload) *ExecutionEvent { b.payload = p; return b }
+func (b *ExecutionEvent) WithPayload(p ExecutionPayload) *ExecutionEvent {
+	return set(b, &b.payload, p)
+}
 
 // WithAction sets the kind of action (required) and the command that carried it out.
 func (b *ExecutionEvent) WithAction(actionType, command string) *ExecutionEvent {
@@ -568,8 +578,7 @@ func (b *ExecutionEvent) WithAction(actionType, command string) *ExecutionEvent 
 
 // WithDryRun records whether the action was only simulated.
 func (b *ExecutionEvent) WithDryRun(dryRun bool) *ExecutionEvent {
-	b.payload.DryRun = &dryRun
-	return b
+	return setPtr(b, &b.payload.DryRun, dryRun)
 }
 
 // WithExecutionID sets the execution and the workflow the action belongs to.
@@ -586,12 +595,13 @@ func (b *ExecutionEvent) WithTarget(resourceType, name, namespace string) *Execu
 
 // WithTargetCluster sets the cluster of the resource acted on.
 func (b *ExecutionEvent) WithTargetCluster(cluster string) *ExecutionEvent {
-	b.payload.TargetCluster = cluster
-	return b
+	return set(b, &b.payload.TargetCluster, cluster)
 }
 
 // WithExitCode sets the exit code of the command.
-func (b *ExecutionEvent) WithExitCode(code int) *ExecutionEvent { b.payload.ExitCode = &code; return b }
+func (b *ExecutionEvent) WithExitCode(code int) *ExecutionEvent {
+	return setPtr(b, &b.payload.ExitCode, code)
+}
 
 // WithSafetyCheck adds a safety check made before acting (passed, failed or skipped);
 // safety_checks_passed says whether none has failed.
@@ -634,8 +644,7 @@ func NewDataStorageEvent(operation string) *DataStorageEvent {
 
 // WithPayload sets the whole payload at once.
 func (b *DataStorageEvent) WithPayload(p DataStoragePayload) *DataStorageEvent {
-	b.payload = p
-	return b
+	return set(b, &b.payload, p)
 }
 
 // WithRecords sets how many records and bytes the operation wrote, read or removed (records
@@ -652,10 +661,12 @@ func (b *DataStorageEvent) WithTable(table, partition string) *DataStorageEvent 
 }
 
 // WithBatchID sets the batch the operation belongs to.
-func (b *DataStorageEvent) WithBatchID(id string) *DataStorageEvent { b.payload.BatchID = id; return b }
+func (b *DataStorageEvent) WithBatchID(id string) *DataStorageEvent {
+	return set(b, &b.payload.BatchID, id)
+}
 
 // WithQuery sets the query it ran, without values.
-func (b *DataStorageEvent) WithQuery(q string) *DataStorageEvent { b.payload.Query = q; return b }
+func (b *DataStorageEvent) WithQuery(q string) *DataStorageEvent { return set(b, &b.payload.Query, q) }
 
 // Build returns the event, or a *ValidationError naming every problem.
 func (b *DataStorageEvent) Build() (*Input, error) { return b.build(b.payload) }
