@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -307,32 +306,45 @@ func (s *Store) queryLeavesOnce(ctx context.Context, p QueryParams, limit int) (
 	if err != nil {
 		return nil, err
 	}
-	leaves = p.relevant(leaves)
+	lo, hi := p.bounds()
+	leaves = overlapping(leaves, lo, hi)
 	if len(leaves) == 0 {
 		return nil, nil
 	}
 	if p.Offset > 0 {
 		// An offset counts rows across every leaf, so such a query reads them in one go.
-		return s.topLeaves(ctx, p, leaves, limit+1, p.Offset)
+		return s.topLeaves(ctx, p, leaves, window{}, limit+1, p.Offset)
 	}
 	var events []audit.Event
-	for months := 1; len(leaves) > 0 && len(events) <= limit; months *= 2 {
-		n := leafGroup(leaves, months)
-		more, err := s.topLeaves(ctx, p, leaves[:n], limit+1-len(events), 0)
+	for _, w := range p.windows(leaves, lo, hi, time.Now()) {
+		in := overlapping(leaves, w.lo, w.hi)
+		if len(in) == 0 {
+			continue
+		}
+		more, err := s.topLeaves(ctx, p, in, w, limit+1-len(events), 0)
 		if err != nil {
 			return nil, err
 		}
-		events = append(events, more...)
-		leaves = leaves[n:]
+		if events = append(events, more...); len(events) > limit {
+			break
+		}
 	}
 	return events, nil
 }
 
-// topLeaves reads k rows of p among leaves, after the first offset, in one statement: a top-N
-// query per leaf, each planned on its own, merged in order.
-func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, k, offset int) ([]audit.Event, error) {
+// topLeaves reads k rows of p among leaves within w, after the first offset, in one statement:
+// a top-N query per leaf, each planned on its own, merged in order.
+func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, w window, k, offset int) ([]audit.Event, error) {
 	var args []any
 	where, orderBy := p.order(p.where(&args), &args)
+	if w.lo != nil {
+		args = append(args, *w.lo)
+		where += " AND event_timestamp >= $" + strconv.Itoa(len(args))
+	}
+	if w.hi != nil {
+		args = append(args, *w.hi)
+		where += " AND event_timestamp < $" + strconv.Itoa(len(args))
+	}
 	args = append(args, k, offset, offset+k)
 	n := len(args)
 	var b strings.Builder
@@ -357,8 +369,7 @@ type leaf struct {
 	month time.Time
 }
 
-// leaves lists the attached leaves of audit_events that have ever held a row, newest month
-// first. pg_relation_size is 0 only for a table no row was ever written to; a leaf that gets
+// leaves lists the attached leaves of audit_events that have ever held a row. pg_relation_size is 0 only for a table no row was ever written to; a leaf that gets
 // its first row after this listing is a concurrent insert, which a query may or may not see.
 func (s *Store) leaves(ctx context.Context) ([]leaf, error) {
 	// The two levels of the tree (class, month) read from pg_inherits directly:
@@ -383,27 +394,31 @@ WHERE class.inhparent = 'audit_events'::regclass AND NOT month.inhdetachpending
 		_, l.month, _ = parseLeafName(rel)
 		out = append(out, l)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortStableFunc(out, func(a, b leaf) int { return b.month.Compare(a.month) })
-	return out, nil
+	return out, rows.Err()
 }
 
-// relevant keeps the leaves whose month can hold a row of p, in the order p reads them.
-func (p *QueryParams) relevant(leaves []leaf) []leaf {
-	lo, hi := p.Since, p.Until // rows in [lo, hi)
+// window is a range [lo, hi) of event_timestamp; a nil end is unbounded.
+type window struct{ lo, hi *time.Time }
+
+// bounds is the range of event_timestamp p can match: since, until and the cursor.
+func (p *QueryParams) bounds() (lo, hi *time.Time) {
+	lo, hi = p.Since, p.Until
 	if c := p.After; c != nil {
 		// The cursor's own timestamp stays in: rows with it and a further event_id follow.
 		if p.Order == Descending {
-			if hi == nil || c.EventTimestamp.Before(*hi) {
-				t := c.EventTimestamp.Add(time.Microsecond)
+			if t := c.EventTimestamp.Add(time.Microsecond); hi == nil || t.Before(*hi) {
 				hi = &t
 			}
 		} else if lo == nil || c.EventTimestamp.After(*lo) {
-			lo = &c.EventTimestamp
+			t := c.EventTimestamp
+			lo = &t
 		}
 	}
+	return lo, hi
+}
+
+// overlapping keeps the leaves whose month meets [lo, hi) (a leaf of unknown month always).
+func overlapping(leaves []leaf, lo, hi *time.Time) []leaf {
 	out := make([]leaf, 0, len(leaves))
 	for _, l := range leaves {
 		if !l.month.IsZero() && ((hi != nil && !l.month.Before(*hi)) || (lo != nil && !l.month.AddDate(0, 1, 0).After(*lo))) {
@@ -411,33 +426,83 @@ func (p *QueryParams) relevant(leaves []leaf) []leaf {
 		}
 		out = append(out, l)
 	}
-	if p.Order != Descending {
-		// Oldest first; leaves of unknown month stay first.
-		unknown := 0
-		for unknown < len(out) && out[unknown].month.IsZero() {
-			unknown++
-		}
-		slices.Reverse(out[unknown:])
-	}
 	return out
 }
 
-// leafGroup is how many of leaves (in reading order) make up the next months months: the
-// first statement reads one month, each next one twice as many, so a filter that fills its
-// page early reads at most twice the months it needed, and a sparse one costs a few
-// statements, never one per month.
-func leafGroup(leaves []leaf, months int) int {
-	n, seen := 0, 0
-	for n < len(leaves) {
-		if n == 0 || !leaves[n].month.Equal(leaves[n-1].month) {
-			if seen == months {
-				break
-			}
-			seen++
+// firstWindow is the span of a query's first statement; each next one spans windowGrowth
+// times more. A filter that fills its page from the newest day reads only that day of each
+// leaf, which lets the planner combine a JSON or prefix index with the time index instead of
+// reading a whole month; a sparse one costs a few statements over 7 years, never one per day.
+const (
+	firstWindow  = 24 * time.Hour
+	windowGrowth = 4
+)
+
+// windows cuts [lo, hi) into the spans p reads one statement at a time, in p's order: from
+// the newest end for a descending query (the upper bound, else now, but not past the newest
+// leaf), from the oldest for an ascending one. The first and last windows keep the open ends,
+// so rows beyond the leaves' months (a leaf of unknown month) are still read.
+func (p *QueryParams) windows(leaves []leaf, lo, hi *time.Time, now time.Time) []window {
+	var oldest, newest time.Time // the known months' extent
+	for _, l := range leaves {
+		if l.month.IsZero() {
+			continue
 		}
-		n++
+		if oldest.IsZero() || l.month.Before(oldest) {
+			oldest = l.month
+		}
+		if end := l.month.AddDate(0, 1, 0); end.After(newest) {
+			newest = end
+		}
 	}
-	return n
+	if oldest.IsZero() {
+		return []window{{lo, hi}}
+	}
+	var out []window
+	if p.Order == Descending {
+		anchor := now
+		if hi != nil {
+			anchor = *hi
+		}
+		anchor = minTime(anchor, newest)
+		end := hi
+		for step := firstWindow; ; step *= windowGrowth {
+			start := anchor.Add(-step)
+			if !start.After(oldest) || (lo != nil && !start.After(*lo)) {
+				return append(out, window{lo, end})
+			}
+			out = append(out, window{&start, end})
+			end = &start
+		}
+	}
+	anchor := oldest
+	if lo != nil {
+		anchor = *lo
+	}
+	anchor = maxTime(anchor, oldest)
+	start := lo
+	for step := firstWindow; ; step *= windowGrowth {
+		end := anchor.Add(step)
+		if !end.Before(newest) || (hi != nil && !end.Before(*hi)) {
+			return append(out, window{start, hi})
+		}
+		out = append(out, window{start, &end})
+		start = &end
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // CountEvents returns how many events match f.
