@@ -185,6 +185,7 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	records := make([]byte, 0, n*integrity.LeafRecordSize)
 	partitions := map[string]bool{}
 	seconds := map[int64]bool{}
+	lastClass, lastYear, lastMonth := 0, 0, time.Month(0)
 	var nodeLevels []int16
 	var nodeIdx []int64
 	var nodeHashes [][]byte
@@ -202,7 +203,11 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 			return res, fmt.Errorf("seal: event %s: stored event_hash: %w", uuid.UUID(c.id), err)
 		}
 		records = integrity.LogLeaf{EventID: c.id, EventTimestamp: c.ts, RetentionDays: c.class, EventHash: h}.AppendRecord(records)
-		partitions[partitionName(c.class, c.ts)] = true
+		// Most leaves share a partition and a second with the one before: no formatting then.
+		if y, m, _ := c.ts.UTC().Date(); c.class != lastClass || y != lastYear || m != lastMonth {
+			lastClass, lastYear, lastMonth = c.class, y, m
+			partitions[partitionName(c.class, c.ts)] = true
+		}
 		seconds[idSecond(c.id)] = true
 		frontier.Append(integrity.LeafHash(h), emit)
 		res.Lags = append(res.Lags, now.Sub(c.firstSeen))
