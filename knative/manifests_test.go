@@ -24,6 +24,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
@@ -480,6 +481,7 @@ var configTypes = map[string]reflect.Type{
 	"time.Duration":   reflect.TypeFor[time.Duration](),
 	"web.ServeConfig": reflect.TypeFor[web.ServeConfig](),
 	"auth.Config":     reflect.TypeFor[auth.Config](),
+	"function.Config": reflect.TypeFor[function.Config](),
 	"write.Config":    reflect.TypeFor[write.Config](),
 	"query.Config":    reflect.TypeFor[query.Config](),
 	"maintain.Config": reflect.TypeFor[maintain.Config](),

@@ -5,23 +5,20 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"time"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
-	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
-	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
 )
 
 type config struct {
-	// DatabaseURL names the database (postgres:// URL).
-	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
+	function.Config
 	// WriteMaxConns bounds the write path's connections.
 	WriteMaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
 	// QueryMaxConns bounds the query path's own pool, so reads cannot starve writes.
@@ -29,8 +26,6 @@ type config struct {
 	// MaintenanceInterval is how often the process runs maintenance itself (0: never; use the
 	// job or the maintain function instead).
 	MaintenanceInterval time.Duration `envconfig:"MAINTENANCE_INTERVAL" default:"1h"`
-	Serve               web.ServeConfig
-	Auth                auth.Config
 	Write               write.Config
 	Query               query.Config
 	Maintain            maintain.Config
@@ -43,25 +38,22 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	writePool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.WriteMaxConns})
+	writeStore, closeWrites, err := function.OpenStore(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.WriteMaxConns})
 	if err != nil {
 		return err
 	}
-	defer writePool.Close()
-	queryPool, err := store.Open(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(cfg.QueryMaxConns))
+	defer closeWrites()
+	queryStore, closeQueries, err := function.OpenStore(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(cfg.QueryMaxConns))
 	if err != nil {
 		return err
 	}
-	defer queryPool.Close()
-	writeStore := store.New(writePool)
+	defer closeQueries()
 
-	reg := web.NewRegistry()
-	kit, err := auth.Setup(cfg.Auth, reg)
+	srv, err := function.NewServer(cfg.Config)
 	if err != nil {
 		return err
 	}
-	wh, err := write.New(writeStore, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter),
-		write.WithRetentionPolicies(writeStore), write.WithDeadLetters(writeStore))
+	wh, err := srv.Write(writeStore, cfg.Write)
 	if err != nil {
 		return err
 	}
@@ -72,14 +64,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	queryStore := store.New(queryPool)
-	qh, err := query.New(queryStore, cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(writeStore),
-		query.WithIntegrity(queryStore, keys))
+	qh, err := srv.Query(queryStore, writeStore, keys, cfg.Query)
 	if err != nil {
 		return err
 	}
 	defer qh.Close()
-	ms, closeMaintain, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, reg, &kit)
+	ms, closeMaintain, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, srv.Registry, &srv.Auth)
 	if err != nil {
 		return err
 	}
@@ -92,11 +82,5 @@ func run(ctx context.Context) error {
 	go ms.SealEvery(mctx)
 	go ms.VerifyEvery(mctx, cfg.Maintain.Integrity.VerifyInterval)
 
-	mux := http.NewServeMux()
-	wh.Routes(mux)
-	qh.Routes(mux)
-	ms.Routes(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, writeStore.Ping, reg)
-	return web.Serve(ctx, cfg.Serve, mux)
+	return srv.Serve(ctx, writeStore.Ping, wh.Routes, qh.Routes, ms.Routes)
 }

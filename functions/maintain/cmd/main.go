@@ -4,21 +4,16 @@ package main
 
 import (
 	"context"
-	"net/http"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
-	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/web"
-	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
 )
 
 type config struct {
-	// DatabaseURL names the database (postgres:// URL), as a role with auditstore_maintainer.
-	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
-	Serve       web.ServeConfig
-	Auth        auth.Config
-	Maintain    maintain.Config
+	function.Config
+	Maintain maintain.Config
 }
 
 func main() { web.Main("maintain", run) }
@@ -28,12 +23,11 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	reg := web.NewRegistry()
-	kit, err := auth.Setup(cfg.Auth, reg)
+	srv, err := function.NewServer(cfg.Config)
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, reg, &kit)
+	svc, closeDB, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, srv.Registry, &srv.Auth)
 	if err != nil {
 		return err
 	}
@@ -44,10 +38,5 @@ func run(ctx context.Context) error {
 	defer stop()
 	go svc.SealEvery(sctx)
 	go svc.VerifyEvery(sctx, cfg.Maintain.Integrity.VerifyInterval)
-	mux := http.NewServeMux()
-	svc.Routes(mux)
-	svc.ScheduleRoute(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, svc.Ping, reg)
-	return web.Serve(ctx, cfg.Serve, mux)
+	return srv.Serve(ctx, svc.Ping, svc.Routes, svc.ScheduleRoute)
 }

@@ -3,24 +3,18 @@ package main
 
 import (
 	"context"
-	"net/http"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/query"
-	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ledger"
-	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
-	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
 )
 
 type config struct {
-	// DatabaseURL names the database (postgres:// URL).
-	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
+	function.Config
 	// MaxConns bounds the pool.
 	MaxConns int32 `envconfig:"QUERY_MAX_CONNS" default:"4"`
-	Serve    web.ServeConfig
-	Auth     auth.Config
 	Query    query.Config
 }
 
@@ -31,14 +25,12 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	pool, err := store.Open(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(cfg.MaxConns))
+	s, closeDB, err := function.OpenStore(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(cfg.MaxConns))
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s := store.New(pool)
-	reg := web.NewRegistry()
-	kit, err := auth.Setup(cfg.Auth, reg)
+	defer closeDB()
+	srv, err := function.NewServer(cfg.Config)
 	if err != nil {
 		return err
 	}
@@ -46,15 +38,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := query.New(s, cfg.Query, reg, query.WithAuthorizer(kit.Authorizer, kit.Metrics), query.WithReadAuditTo(s),
-		query.WithIntegrity(s, keys))
+	h, err := srv.Query(s, s, keys, cfg.Query)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	mux := http.NewServeMux()
-	h.Routes(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, s.Ping, reg)
-	return web.Serve(ctx, cfg.Serve, mux)
+	return srv.Serve(ctx, s.Ping, h.Routes)
 }

@@ -3,25 +3,20 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"runtime/debug"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/write"
-	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
-	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
 )
 
 type config struct {
-	// DatabaseURL names the database (postgres:// URL).
-	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
+	function.Config
 	// MaxConns bounds the pool.
 	MaxConns int32 `envconfig:"WRITE_MAX_CONNS" default:"8"`
-	Serve    web.ServeConfig
-	Auth     auth.Config
 	Write    write.Config
 }
 
@@ -45,26 +40,19 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns})
+	s, closeDB, err := function.OpenStore(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s := store.New(pool)
-	reg := web.NewRegistry()
-	kit, err := auth.Setup(cfg.Auth, reg)
+	defer closeDB()
+	srv, err := function.NewServer(cfg.Config)
 	if err != nil {
 		return err
 	}
-	h, err := write.New(s, cfg.Write, reg, write.WithAuthorizer(kit.Authorizer, kit.Metrics), write.WithRateLimiter(kit.Limiter),
-		write.WithRetentionPolicies(s), write.WithDeadLetters(s))
+	h, err := srv.Write(s, cfg.Write)
 	if err != nil {
 		return err
 	}
 	defer h.Close() // after the server stopped: finish queued commits
-	mux := http.NewServeMux()
-	h.Routes(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, s.Ping, reg)
-	return web.Serve(ctx, cfg.Serve, mux)
+	return srv.Serve(ctx, s.Ping, h.Routes)
 }

@@ -1,0 +1,95 @@
+// Package function is what the functions' commands share: the configuration every function
+// reads, the metrics registry and auth kit every function is built with, the write and query
+// functions as they are deployed, and serving their routes. The commands (one function each,
+// or all in one process) only wire these together.
+package function
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/auditstore/auditstore/functions/query"
+	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
+	"github.com/auditstore/auditstore/shared/web/openapi"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the configuration every function's command reads. A command embeds it in its own
+// config struct: envconfig gives an embedded struct's fields no prefix, so the variables keep
+// their names.
+type Config struct {
+	// DatabaseURL names the database (postgres:// URL); the maintain function's role has
+	// auditstore_maintainer.
+	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
+	// Serve is where the function listens and how it shuts down.
+	Serve web.ServeConfig
+	// Auth is how callers are authenticated and how fast each may write.
+	Auth auth.Config
+}
+
+// Server holds what a command's functions are built with and served by.
+type Server struct {
+	// Registry is the metrics registry the functions register with, served at /metrics.
+	Registry *prometheus.Registry
+	// Auth authenticates and rate-limits callers; its metrics are in Registry.
+	Auth  auth.Kit
+	serve web.ServeConfig
+}
+
+// NewServer checks cfg's auth settings and makes a Server.
+func NewServer(cfg Config) (*Server, error) {
+	reg := web.NewRegistry()
+	kit, err := auth.Setup(cfg.Auth, reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{Registry: reg, Auth: kit, serve: cfg.Serve}, nil
+}
+
+// OpenStore opens a pool on databaseURL and returns a store over it, and a function that
+// closes the pool.
+func OpenStore(ctx context.Context, databaseURL string, opts store.PoolOptions) (*store.Store, func(), error) {
+	pool, err := store.Open(ctx, databaseURL, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.New(pool), pool.Close, nil
+}
+
+// Write builds the write function over s: guarded and rate-limited by srv.Auth, with the
+// retention policies and dead letters of s.
+func (srv *Server) Write(s *store.Store, cfg write.Config) (*write.Handler, error) {
+	return write.New(s, cfg, srv.Registry, write.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
+		write.WithRateLimiter(srv.Auth.Limiter), write.WithRetentionPolicies(s), write.WithDeadLetters(s))
+}
+
+// Query builds the query function reading from s (and its integrity log), guarded by
+// srv.Auth. Reads are recorded through audits, which may be another pool than s: a query
+// pool's statement timeout is for reads. keys are the checkpoint keys it publishes.
+func (srv *Server) Query(s, audits *store.Store, keys []integrity.PublicKey, cfg query.Config) (*query.Handler, error) {
+	return query.New(s, cfg, srv.Registry, query.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
+		query.WithReadAuditTo(audits), query.WithIntegrity(s, keys))
+}
+
+// Serve serves the routes until ctx ends or the process is told to stop (web.Serve). Each of
+// routes adds a function's routes to the mux (Mux).
+func (srv *Server) Serve(ctx context.Context, ready func(context.Context) error, routes ...func(*http.ServeMux)) error {
+	return web.Serve(ctx, srv.serve, Mux(ready, srv.Registry, routes...))
+}
+
+// Mux routes what each of routes adds, the OpenAPI document, and what every function serves
+// besides its API (web.Mount): health (ready answers readiness), reg at /metrics, and a
+// problem+json 404 for every other path.
+func Mux(ready func(context.Context) error, reg *prometheus.Registry, routes ...func(*http.ServeMux)) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, add := range routes {
+		add(mux)
+	}
+	openapi.Routes(mux)
+	web.Mount(mux, ready, reg)
+	return mux
+}
