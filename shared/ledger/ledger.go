@@ -6,6 +6,7 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,9 +54,23 @@ func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]b
 		}
 		return str(b, name, *v)
 	}
-	num := func(b []byte, name string, v float64) []byte {
+	num := func(b []byte, name string, v int64) []byte {
 		b = append(append(append(b, '"'), name...), '"', ':')
-		return append(b, integrity.FormatNumber(v)...)
+		if v >= -1<<53 && v <= 1<<53 {
+			return strconv.AppendInt(b, v, 10) // exact as a double: ECMAScript spells it so
+		}
+		return append(b, integrity.FormatNumber(float64(v))...)
+	}
+	id := func(b []byte, name string, v uuid.UUID) []byte {
+		var text [36]byte
+		b = append(append(append(b, '"'), name...), `":"`...)
+		hex.Encode(text[:8], v[:4])
+		hex.Encode(text[9:13], v[4:6])
+		hex.Encode(text[14:18], v[6:8])
+		hex.Encode(text[19:23], v[8:10])
+		hex.Encode(text[24:], v[10:])
+		text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
+		return append(append(b, text[:]...), '"')
 	}
 	ts := func(b []byte, name string, t time.Time) []byte {
 		b = append(append(append(b, '"'), name...), '"', ':', '"')
@@ -70,7 +85,7 @@ func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]b
 	if e.DurationMS == nil {
 		b = append(b, `,"duration_ms":null`...)
 	} else {
-		b = num(append(b, ','), "duration_ms", float64(*e.DurationMS))
+		b = num(append(b, ','), "duration_ms", *e.DurationMS)
 	}
 	b = opt(append(b, ','), "error_code", e.ErrorCode)
 	b = opt(append(b, ','), "error_message", e.ErrorMessage)
@@ -96,7 +111,7 @@ func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]b
 			return nil, fmt.Errorf("event_data: %w", err)
 		}
 	}
-	b = str(append(b, ','), "event_id", e.EventID.String())
+	b = id(append(b, ','), "event_id", e.EventID)
 	b = str(append(b, ','), "event_outcome", e.EventOutcome)
 	b = ts(append(b, ','), "event_timestamp", e.EventTimestamp)
 	b = str(append(b, ','), "event_type", e.EventType)
@@ -105,13 +120,13 @@ func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]b
 	if e.ParentEventID == nil {
 		b = append(b, `,"parent_event_id":null`...)
 	} else {
-		b = str(append(b, ','), "parent_event_id", e.ParentEventID.String())
+		b = id(append(b, ','), "parent_event_id", *e.ParentEventID)
 	}
 	b = ts(append(b, ','), "received_at", e.ReceivedAt)
 	b = opt(append(b, ','), "resource_id", e.ResourceID)
 	b = opt(append(b, ','), "resource_name", e.ResourceName)
 	b = opt(append(b, ','), "resource_type", e.ResourceType)
-	b = num(append(b, ','), "retention_days", float64(e.RetentionDays))
+	b = num(append(b, ','), "retention_days", int64(e.RetentionDays))
 	b = opt(append(b, ','), "severity", e.Severity)
 	b = opt(append(b, ','), "span_id", e.SpanID)
 	b = str(append(b, ','), "submitted_by", e.SubmittedBy)
