@@ -1,0 +1,398 @@
+package write
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/auditstore/auditstore/shared/audit"
+)
+
+// The plain case of a JSON event, or a batch of them, is decoded here without reflection: a
+// scan of the body that fills an Input whose string fields point into one copy of the body
+// and one allocation per event. strictParse took ~25 allocations per event (a string and a
+// pointer per field). Anything out of the plain way (an escape in a field, an unknown or
+// differently cased member, a number that is not a plain integer, invalid JSON) makes it
+// give up, and strictParse then decodes the body as before, or decodeErrors names every
+// problem: TestFastInput_AsStrictParse and FuzzFastInput hold the two to the same result.
+
+// inputSlab holds an Input and the values its pointer fields point to, in one allocation.
+type inputSlab struct {
+	in   audit.Input
+	strs [23]string
+	ints [2]int64
+	flag bool
+}
+
+type inputScanner struct {
+	src  string // the body, copied once
+	raw  []byte // the body itself: event_data is a slice of it
+	i    int
+	slab *inputSlab
+	next int // next free string of slab.strs
+}
+
+// fastInput decodes one event object, or reports false.
+func fastInput(raw []byte) (*audit.Input, bool) {
+	s := inputScanner{src: string(raw), raw: raw}
+	s.space()
+	in, ok := s.object()
+	if !ok {
+		return nil, false
+	}
+	s.space()
+	return in, s.i == len(s.src)
+}
+
+// fastBatch decodes a JSON array of 1..MaxBatch event objects, or reports false.
+func fastBatch(raw []byte) ([]*audit.Input, bool) {
+	s := inputScanner{src: string(raw), raw: raw}
+	s.space()
+	if !s.consume('[') {
+		return nil, false
+	}
+	var inputs []*audit.Input
+	for {
+		s.space()
+		in, ok := s.object()
+		if !ok {
+			return nil, false
+		}
+		inputs = append(inputs, in)
+		s.space()
+		if s.consume(']') {
+			break
+		}
+		if !s.consume(',') {
+			return nil, false
+		}
+	}
+	s.space()
+	if s.i != len(s.src) || len(inputs) > MaxBatch {
+		return nil, false
+	}
+	return inputs, true
+}
+
+func (s *inputScanner) space() {
+	for s.i < len(s.src) {
+		switch s.src[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *inputScanner) consume(c byte) bool {
+	if s.i < len(s.src) && s.src[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *inputScanner) object() (*audit.Input, bool) {
+	if !s.consume('{') {
+		return nil, false
+	}
+	s.slab, s.next = &inputSlab{}, 0
+	in := &s.slab.in
+	s.space()
+	if s.consume('}') {
+		return in, true
+	}
+	for {
+		s.space()
+		name, ok := s.plainString()
+		if !ok {
+			return nil, false
+		}
+		s.space()
+		if !s.consume(':') {
+			return nil, false
+		}
+		s.space()
+		if !s.member(in, name) {
+			return nil, false
+		}
+		s.space()
+		if s.consume('}') {
+			return in, true
+		}
+		if !s.consume(',') {
+			return nil, false
+		}
+	}
+}
+
+// member decodes the value of the member name into in.
+func (s *inputScanner) member(in *audit.Input, name string) bool {
+	var field **string
+	switch name {
+	case "event_id":
+		field = &in.EventID
+	case "version":
+		field = &in.Version
+	case "event_timestamp":
+		field = &in.EventTimestamp
+	case "event_type":
+		field = &in.EventType
+	case "event_category":
+		field = &in.EventCategory
+	case "event_action":
+		field = &in.EventAction
+	case "event_outcome":
+		field = &in.EventOutcome
+	case "correlation_id":
+		field = &in.CorrelationID
+	case "actor_type":
+		field = &in.ActorType
+	case "actor_id":
+		field = &in.ActorID
+	case "actor_ip":
+		field = &in.ActorIP
+	case "resource_type":
+		field = &in.ResourceType
+	case "resource_id":
+		field = &in.ResourceID
+	case "resource_name":
+		field = &in.ResourceName
+	case "parent_event_id":
+		field = &in.ParentEventID
+	case "trace_id":
+		field = &in.TraceID
+	case "span_id":
+		field = &in.SpanID
+	case "namespace":
+		field = &in.Namespace
+	case "cluster_id":
+		field = &in.ClusterID
+	case "parent_event_date":
+		field = &in.ParentEventDate
+	case "severity":
+		field = &in.Severity
+	case "error_code":
+		field = &in.ErrorCode
+	case "error_message":
+		field = &in.ErrorMessage
+	case "duration_ms":
+		return s.integer(&in.DurationMS, 0)
+	case "retention_days":
+		return s.integer(&in.RetentionDays, 1)
+	case "is_sensitive":
+		switch {
+		case s.literal("null"):
+			in.IsSensitive = nil
+		case s.literal("true"):
+			s.slab.flag = true
+			in.IsSensitive = &s.slab.flag
+		case s.literal("false"):
+			s.slab.flag = false
+			in.IsSensitive = &s.slab.flag
+		default:
+			return false
+		}
+		return true
+	case "event_data":
+		start := s.i
+		if !s.skipValue(1) {
+			return false
+		}
+		in.EventData = json.RawMessage(s.raw[start:s.i:s.i])
+		return true
+	default:
+		return false // unknown, or a name in another case: strictParse refuses it
+	}
+	if s.literal("null") {
+		*field = nil
+		return true
+	}
+	v, ok := s.plainString()
+	if !ok || s.next == len(s.slab.strs) {
+		return false
+	}
+	p := &s.slab.strs[s.next]
+	s.next++
+	*p = v
+	*field = p
+	return true
+}
+
+// integer decodes a plain integer (or null) into *field, using the slab's int k.
+func (s *inputScanner) integer(field **int64, k int) bool {
+	if s.literal("null") {
+		*field = nil
+		return true
+	}
+	start := s.i
+	s.consume('-')
+	digits := s.i
+	for s.i < len(s.src) && s.src[s.i] >= '0' && s.src[s.i] <= '9' {
+		s.i++
+	}
+	text := s.src[start:s.i]
+	if s.i == digits || (s.src[digits] == '0' && s.i-digits > 1) || (s.i < len(s.src) && (s.src[s.i] == '.' || s.src[s.i] == 'e' || s.src[s.i] == 'E')) {
+		return false
+	}
+	v, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return false
+	}
+	s.slab.ints[k] = v
+	*field = &s.slab.ints[k]
+	return true
+}
+
+func (s *inputScanner) literal(lit string) bool {
+	if len(s.src)-s.i >= len(lit) && s.src[s.i:s.i+len(lit)] == lit {
+		s.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// plainString reads a string without escapes or control characters, a substring of src.
+func (s *inputScanner) plainString() (string, bool) {
+	if !s.consume('"') {
+		return "", false
+	}
+	start := s.i
+	for s.i < len(s.src) {
+		switch c := s.src[s.i]; {
+		case c == '"':
+			v := s.src[start:s.i]
+			s.i++
+			return v, true
+		case c == '\\' || c < 0x20:
+			return "", false
+		}
+		s.i++
+	}
+	return "", false
+}
+
+// skipValue skips one JSON value, checking its syntax as a decoder would; depth bounds the
+// nesting it follows (deeper: give up).
+func (s *inputScanner) skipValue(depth int) bool {
+	if s.i >= len(s.src) || depth > 64 {
+		return false
+	}
+	switch c := s.src[s.i]; {
+	case c == '{' || c == '[':
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		s.i++
+		s.space()
+		if s.consume(end) {
+			return true
+		}
+		for {
+			s.space()
+			if c == '{' {
+				if !s.skipString() {
+					return false
+				}
+				s.space()
+				if !s.consume(':') {
+					return false
+				}
+				s.space()
+			}
+			if !s.skipValue(depth + 1) {
+				return false
+			}
+			s.space()
+			if s.consume(end) {
+				return true
+			}
+			if !s.consume(',') {
+				return false
+			}
+		}
+	case c == '"':
+		return s.skipString()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.skipNumber()
+	}
+	return false
+}
+
+// skipString skips a string, checking its escapes.
+func (s *inputScanner) skipString() bool {
+	if !s.consume('"') {
+		return false
+	}
+	for s.i < len(s.src) {
+		c := s.src[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if s.i+1 >= len(s.src) {
+				return false
+			}
+			switch s.src[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.src) {
+					return false
+				}
+				for _, h := range []byte(s.src[s.i+2 : s.i+6]) {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				s.i += 6
+			default:
+				return false
+			}
+		default:
+			s.i++
+		}
+	}
+	return false
+}
+
+// skipNumber skips a number of JSON's grammar.
+func (s *inputScanner) skipNumber() bool {
+	s.consume('-')
+	digits := func() bool {
+		start := s.i
+		for s.i < len(s.src) && s.src[s.i] >= '0' && s.src[s.i] <= '9' {
+			s.i++
+		}
+		return s.i > start
+	}
+	switch {
+	case s.consume('0'):
+	case s.i < len(s.src) && s.src[s.i] >= '1' && s.src[s.i] <= '9':
+		digits()
+	default:
+		return false
+	}
+	if s.consume('.') && !digits() {
+		return false
+	}
+	if s.consume('e') || s.consume('E') {
+		if !s.consume('+') {
+			s.consume('-')
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return true
+}

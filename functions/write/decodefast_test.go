@@ -1,0 +1,65 @@
+package write
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/stretchr/testify/require"
+)
+
+var fastInputCorpus = []string{
+	`{}`, ` {"event_id":"0193d2a4-7b1c-7def-8abc-0123456789ab","event_type":"a.b","event_data":{"a":[1,2.5e3,"x\n\u00e9"],"b":null}} `,
+	`{"version":null,"duration_ms":12,"retention_days":-0,"is_sensitive":true,"event_data":null}`,
+	`{"duration_ms":1.0}`, `{"duration_ms":1e2}`, `{"duration_ms":01}`, `{"duration_ms":99999999999999999999}`, `{"duration_ms":"1"}`,
+	`{"is_sensitive":false,"is_sensitive":true}`, `{"event_type":"a.b","event_type":"c.d"}`, `{"Event_Type":"a.b"}`,
+	`{"received_at":"x"}`, `{"unknown":1}`, `{"event_type":"a\"b"}`, `{"event_type":"a\u0000b"}`, `{"event_type":1}`,
+	`{"event_data":"x"}`, `{"event_data":[1,]}`, `{"event_data":{"a":tru}}`, `{"event_data":{"a":"\x"}}`, `{"event_data":{"a":"\u12g4"}}`,
+	`{"event_data":{"a":1}`, `{"event_data":{"a":1}}}`, `{"event_data":{"a":1}} x`, `{"event_data":-}`, `{"event_data":-01}`,
+	`{"event_data":{"a":"\ud800"}}`, `{"event_data":` + strings.Repeat(`[`, 70) + strings.Repeat(`]`, 70) + `}`,
+	`{"event_type":"a.b",}`, `{,}`, `{"event_type" "a.b"}`, `{"actor_ip":"10.0.0.1","namespace":"é ü"}`, `[]`, `null`, `"x"`,
+}
+
+// TestFastInput_AsStrictParse holds the scan to strictParse: whatever it takes, strictParse
+// takes too, to the same Input.
+func TestFastInput_AsStrictParse(t *testing.T) {
+	t.Parallel()
+	for _, c := range fastInputCorpus[:3] {
+		_, ok := fastInput([]byte(c))
+		require.True(t, ok, "the plain case %s is scanned", c)
+	}
+	for _, c := range fastInputCorpus {
+		checkFastInput(t, []byte(c))
+		checkFastInput(t, []byte("["+c+"]"))
+		checkFastInput(t, []byte("["+c+","+c+"]"))
+	}
+}
+
+func FuzzFastInput(f *testing.F) {
+	for _, c := range fastInputCorpus {
+		f.Add([]byte(c))
+		f.Add([]byte("[" + c + "]"))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) { checkFastInput(t, raw) })
+}
+
+func checkFastInput(t *testing.T, raw []byte) {
+	t.Helper()
+	if !utf8.Valid(raw) {
+		return // readBody refuses it first
+	}
+	if in, ok := fastInput(raw); ok {
+		var want audit.Input
+		require.True(t, strictParse(raw, &want), "fastInput took %q, which strictParse refuses", raw)
+		require.Equal(t, &want, in, "%q", raw)
+	}
+	if inputs, ok := fastBatch(raw); ok {
+		var want []audit.Input
+		require.True(t, strictParse(raw, &want), "fastBatch took %q, which strictParse refuses", raw)
+		require.Len(t, inputs, len(want))
+		for i := range want {
+			require.Equal(t, &want[i], inputs[i], "%q", raw)
+		}
+	}
+}
