@@ -36,9 +36,10 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes/scheme"
 )
 
 // module is this repository's Go module path: ko:// images name its main packages.
@@ -245,27 +246,9 @@ func TestManifests_Schemas(t *testing.T) {
 			require.NoError(t, sch.Validate(inst), "%s against its CRD schema", o)
 			continue
 		}
-		var typed any
-		switch gvk {
-		case "v1/Namespace":
-			typed = &corev1.Namespace{}
-		case "v1/ServiceAccount":
-			typed = &corev1.ServiceAccount{}
-		case "v1/ConfigMap":
-			typed = &corev1.ConfigMap{}
-		case "v1/Secret":
-			typed = &corev1.Secret{}
-		case "rbac.authorization.k8s.io/v1/ClusterRole":
-			typed = &rbacv1.ClusterRole{}
-		case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
-			typed = &rbacv1.ClusterRoleBinding{}
-		case "batch/v1/Job":
-			typed = &batchv1.Job{}
-		case "batch/v1/CronJob":
-			typed = &batchv1.CronJob{}
-		default:
-			t.Fatalf("%s: no schema or type to check this kind against", o)
-		}
+		// The scheme client-go decodes API responses with knows every Kubernetes kind's type.
+		typed, err := scheme.Scheme.New(schema.FromAPIVersionAndKind(o.apiVersion(), o.kind()))
+		require.NoError(t, err, "%s: no schema or type to check this kind against", o)
 		require.NoError(t, o.decode(typed), "%s: strict decoding", o)
 	}
 }
@@ -698,8 +681,8 @@ func functionServers(t *testing.T) map[string]*httptest.Server {
 		t.Cleanup(srv.Close)
 		out[image] = srv
 	}
-	for image, mux := range functionMuxes(t) {
-		serve(image, mux)
+	for image, fn := range functions(t) {
+		serve(image, fn.mux)
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package knative_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,40 +9,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/auditstore/auditstore/functions/maintain"
-	"github.com/auditstore/auditstore/functions/query"
-	"github.com/auditstore/auditstore/functions/write"
-	"github.com/auditstore/auditstore/shared/auth"
-	"github.com/auditstore/auditstore/shared/store"
-	"github.com/auditstore/auditstore/shared/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 )
 
 // registered is every metric a function registers, by name, with its label names, from the
-// registries built as the commands build them (web.NewRegistry, auth.Setup, the function).
+// registries the functions are built with as their commands build them (functions).
 func registered(t *testing.T) map[string][]string {
 	t.Helper()
-	regs := []*prometheus.Registry{web.NewRegistry(), web.NewRegistry(), web.NewRegistry()}
-	for _, reg := range regs {
-		_, err := auth.Setup(auth.Config{Mode: "none", RateLimit: 1, RateBurst: 1}, reg)
-		require.NoError(t, err)
-	}
-	none := store.New(nil)
-	w, err := write.New(none, defaults[write.Config](t), regs[0], write.WithDeadLetters(none))
-	require.NoError(t, err)
-	t.Cleanup(w.Close)
-	q, err := query.New(none, defaults[query.Config](t), regs[1], query.WithReadAuditTo(none))
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
-	_, closeDB, err := maintain.Open(context.Background(), "postgres://auditstore@127.0.0.1:1/none", defaults[maintain.Config](t), regs[2], nil)
-	require.NoError(t, err)
-	t.Cleanup(closeDB)
-
 	descRE := regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
 	out := map[string][]string{}
-	for _, reg := range regs {
+	for _, fn := range functions(t) {
+		reg := fn.reg
 		ch := make(chan *prometheus.Desc)
 		go func() { reg.Describe(ch); close(ch) }()
 		for d := range ch {

@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
-	"github.com/auditstore/auditstore/shared/web"
-	"github.com/auditstore/auditstore/shared/web/openapi"
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,42 +31,50 @@ func defaults[T any](t *testing.T) T {
 	return cfg
 }
 
-// functionMuxes builds each function's routes as its command wires them, by ko:// image. The
-// stores are never asked: only what is routed where is tested.
-func functionMuxes(t *testing.T) map[string]*http.ServeMux {
+// noDatabase is where the functions built for these tests keep their data: a pool connects on
+// first use, which here fails at once, and only what they route and register is tested.
+const noDatabase = "postgres://auditstore@127.0.0.1:1/none"
+
+// builtFunction is a function as its command builds it: the registry it registers its metrics
+// with, and the mux it serves.
+type builtFunction struct {
+	reg *prometheus.Registry
+	mux *http.ServeMux
+}
+
+// functions builds the write, query and maintain functions as their commands do, by ko://
+// image, each with a registry and an auth kit of its own.
+func functions(t *testing.T) map[string]builtFunction {
 	t.Helper()
+	ctx := context.Background()
 	ready := func(context.Context) error { return nil }
-	out := map[string]*http.ServeMux{}
-	none := store.New(nil)
-
-	w, err := write.New(none, defaults[write.Config](t), nil, write.WithDeadLetters(none))
-	require.NoError(t, err)
-	t.Cleanup(w.Close)
-	mux := http.NewServeMux()
-	w.Routes(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, ready, web.NewRegistry())
-	out["ko://"+module+"/functions/write/cmd"] = mux
-
-	q, err := query.New(none, defaults[query.Config](t), nil)
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
-	mux = http.NewServeMux()
-	q.Routes(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, ready, web.NewRegistry())
-	out["ko://"+module+"/functions/query/cmd"] = mux
-
-	// The pool connects on first use, which never comes.
-	m, closeDB, err := maintain.Open(context.Background(), "postgres://auditstore@127.0.0.1:1/none", defaults[maintain.Config](t), nil, nil)
+	server := func() *function.Server {
+		srv, err := function.NewServer(function.Config{Auth: auth.Config{Mode: "none", RateLimit: 1, RateBurst: 1}})
+		require.NoError(t, err)
+		return srv
+	}
+	s, closeDB, err := function.OpenStore(ctx, noDatabase, store.PoolOptions{})
 	require.NoError(t, err)
 	t.Cleanup(closeDB)
-	mux = http.NewServeMux()
-	m.Routes(mux)
-	m.ScheduleRoute(mux)
-	openapi.Routes(mux)
-	web.Mount(mux, ready, web.NewRegistry())
-	out["ko://"+module+"/functions/maintain/cmd"] = mux
+	out := map[string]builtFunction{}
+
+	srv := server()
+	w, err := srv.Write(s, defaults[write.Config](t))
+	require.NoError(t, err)
+	t.Cleanup(w.Close)
+	out["ko://"+module+"/functions/write/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, w.Routes)}
+
+	srv = server()
+	q, err := srv.Query(s, s, nil, defaults[query.Config](t))
+	require.NoError(t, err)
+	t.Cleanup(q.Close)
+	out["ko://"+module+"/functions/query/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, q.Routes)}
+
+	srv = server()
+	m, closeMaintain, err := maintain.Open(ctx, noDatabase, defaults[maintain.Config](t), srv.Registry, &srv.Auth)
+	require.NoError(t, err)
+	t.Cleanup(closeMaintain)
+	out["ko://"+module+"/functions/maintain/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, m.Routes, m.ScheduleRoute)}
 	return out
 }
 
@@ -91,7 +99,7 @@ type destination struct {
 
 // checkDestination: dest names a Knative Service of the manifests whose function routes a POST
 // of its path, and carries the audience the functions accept.
-func checkDestination(t *testing.T, m manifests, muxes map[string]*http.ServeMux, what string, dest destination, service, wantPattern string) {
+func checkDestination(t *testing.T, m manifests, fns map[string]builtFunction, what string, dest destination, service, wantPattern string) {
 	t.Helper()
 	require.Equal(t, "serving.knative.dev/v1", dest.Ref.APIVersion, what)
 	require.Equal(t, "Service", dest.Ref.Kind, what)
@@ -104,9 +112,9 @@ func checkDestination(t *testing.T, m manifests, muxes map[string]*http.ServeMux
 			image = c.spec.Image
 		}
 	}
-	mux, ok := muxes[image]
+	fn, ok := fns[image]
 	require.True(t, ok, "%s: no function for %s", what, image)
-	require.Equal(t, wantPattern, routed(mux, http.MethodPost, dest.URI), "%s: POST %s", what, dest.URI)
+	require.Equal(t, wantPattern, routed(fn.mux, http.MethodPost, dest.URI), "%s: POST %s", what, dest.URI)
 
 	var cm corev1.ConfigMap
 	authCM, ok := m.find("ConfigMap", "auditstore-auth")
@@ -122,7 +130,7 @@ func checkDestination(t *testing.T, m manifests, muxes map[string]*http.ServeMux
 func TestManifests_Eventing(t *testing.T) {
 	t.Parallel()
 	m := load(t)
-	muxes := functionMuxes(t)
+	fns := functions(t)
 
 	brokers := m.of("Broker")
 	require.Len(t, brokers, 1)
@@ -141,7 +149,7 @@ func TestManifests_Eventing(t *testing.T) {
 	require.GreaterOrEqual(t, d.Retry, 5)
 	require.Equal(t, "exponential", d.BackoffPolicy)
 	require.NotEmpty(t, d.BackoffDelay)
-	checkDestination(t, m, muxes, "the dead-letter sink", d.DeadLetterSink, "auditstore-write", "POST /api/v1/deadletter")
+	checkDestination(t, m, fns, "the dead-letter sink", d.DeadLetterSink, "auditstore-write", "POST /api/v1/deadletter")
 
 	triggers := m.of("Trigger")
 	require.GreaterOrEqual(t, len(triggers), 3, "gateway, aianalysis, workflow at least")
@@ -165,7 +173,7 @@ func TestManifests_Eventing(t *testing.T) {
 		producer := strings.TrimSuffix(prefix, ".")
 		require.Equal(t, "auditstore-"+producer, tr.name(), "%s: named after its producer", tr)
 		producers = append(producers, producer)
-		checkDestination(t, m, muxes, tr.String(), trigger.Spec.Subscriber, "auditstore-write", "POST /{$}")
+		checkDestination(t, m, fns, tr.String(), trigger.Spec.Subscriber, "auditstore-write", "POST /{$}")
 
 		// The broker delivers with the Trigger's OIDC identity, which must be a writer.
 		sa := tr.name() + "oidc-eventing.knative.dev-trigger"
@@ -185,7 +193,7 @@ func TestManifests_Eventing(t *testing.T) {
 		} `json:"spec"`
 	}
 	require.NoError(t, pings[0].decodeLoose(&ping))
-	checkDestination(t, m, muxes, "the PingSource", ping.Spec.Sink, "auditstore-maintain", "POST /{$}")
+	checkDestination(t, m, fns, "the PingSource", ping.Spec.Sink, "auditstore-maintain", "POST /{$}")
 	require.Contains(t, boundSubjects(t, m, "auditstore-admin"), "auditstore/"+pings[0].name()+"oidc-sources.knative.dev-pingsource",
 		"maintenance is an administrator's right")
 
