@@ -26,7 +26,9 @@
 // progress goes to stderr.
 //
 // The load generator, the function and PostgreSQL share this machine's cores: the figures are
-// what they do together, and the CPU columns say who used what.
+// what they do together, and the CPU columns say who used what. To see where the CPU goes,
+// -fn-profiles DIR takes CPU and allocation profiles of the write function under each scenario
+// (go tool pprof DIR/json-cpu.pprof) and -cpuprofile one of the generator itself.
 package main
 
 import (
