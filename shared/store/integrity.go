@@ -245,10 +245,13 @@ func sealCandidates(ctx context.Context, tx pgx.Tx, r sealRound, limit int) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("seal: new keys: %w", interpretError(err))
 	}
-	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealCandidate, error) {
-		var c sealCandidate
-		err := r.Scan(&c.id, &c.ts, &c.class, &c.hash, &c.firstSeen, &c.xid)
-		return c, err
+	// Sized for a full round at once: growing a slice of thousands costs more than its rows.
+	cands := make([]sealCandidate, 0, min(limit, 1<<16))
+	var c sealCandidate
+	_, err = pgx.ForEachRow(rows, []any{&c.id, &c.ts, &c.class, &c.hash, &c.firstSeen, &c.xid}, func() error {
+		cands = append(cands, c)
+		c.hash = nil // the next row's hash gets its own array
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seal: new keys: %w", interpretError(err))
