@@ -211,6 +211,19 @@ func TestQueryEvents_EachLeafPlannedOnItsOwn(t *testing.T) {
 	plan = pc.last(t, "@>")
 	require.Contains(t, plan, `'{"service": "gateway"}'::jsonb`, "planned with its value")
 	require.Equal(t, len(leafLines(plan))+1, strings.Count(plan, "Limit"), "one Limit per leaf and one over their merge:\n%s", plan)
+
+	// A containment that found next to nothing in the newest day reads the longer windows
+	// through index bitmaps, never a leaf in time order. (An older event makes sure there
+	// are longer windows.)
+	insert(t, s, audittest.Event(t, &audittest.EventOpts{EventTimestamp: now.AddDate(0, 0, -40)}))
+	page, err := s.QueryEvents(ctx, store.QueryParams{Filter: store.Filter{Data: json.RawMessage(`{"service":"nobody"}`)}, Order: store.Descending, Limit: 5})
+	require.NoError(t, err)
+	require.Empty(t, page.Events)
+	plan = pc.last(t, `"nobody"`)
+	require.NotEmpty(t, leafLines(plan))
+	for _, line := range leafLines(plan) {
+		require.Contains(t, line, "Bitmap", "a sparse containment's later windows:\n%s", plan)
+	}
 }
 
 // TestOpen_WarmTimelines: a query pool's connections are opened up front and have run the
