@@ -317,7 +317,14 @@ func (s *Store) queryLeavesOnce(ctx context.Context, p QueryParams, limit int) (
 	}
 	var events []audit.Event
 	sparse := false
-	for _, w := range p.windows(leaves, lo, hi, time.Now()) {
+	windows := p.windows(leaves, lo, hi, time.Now())
+	for i := 0; i < len(windows); i++ {
+		w := windows[i]
+		if sparse && i+1 < len(windows) {
+			// Two windows at a time: a sparse filter's statements are its cost.
+			i++
+			w = joinWindows(w, windows[i])
+		}
 		in := overlapping(leaves, w.lo, w.hi)
 		if len(in) == 0 {
 			continue
@@ -511,6 +518,14 @@ func (p *QueryParams) windows(leaves []leaf, lo, hi *time.Time, now time.Time) [
 		out = append(out, window{start, &end})
 		start = &end
 	}
+}
+
+// joinWindows is the span of two adjacent windows.
+func joinWindows(a, b window) window {
+	if a.hi != nil && b.lo != nil && a.hi.Equal(*b.lo) { // ascending
+		return window{a.lo, b.hi}
+	}
+	return window{b.lo, a.hi}
 }
 
 func minTime(a, b time.Time) time.Time {

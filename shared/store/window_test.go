@@ -59,3 +59,12 @@ func TestWindows(t *testing.T) {
 	// Without a leaf of known month, one window: the bounds.
 	require.Equal(t, [][2]string{{"2026-11-25 12:00:00", "+inf"}}, render(desc.windows([]leaf{{name: "custom"}}, at(-day), nil, now)))
 }
+
+func TestJoinWindows(t *testing.T) {
+	t.Parallel()
+	a, b, c := time.Unix(100, 0), time.Unix(200, 0), time.Unix(300, 0)
+	require.Equal(t, window{&a, &c}, joinWindows(window{&a, &b}, window{&b, &c}), "ascending")
+	require.Equal(t, window{&a, &c}, joinWindows(window{&b, &c}, window{&a, &b}), "descending")
+	require.Equal(t, window{nil, nil}, joinWindows(window{&b, nil}, window{nil, &b}), "descending, open ends")
+	require.Equal(t, window{nil, nil}, joinWindows(window{nil, &b}, window{&b, nil}), "ascending, open ends")
+}
