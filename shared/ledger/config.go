@@ -19,8 +19,8 @@ type Config struct {
 	// SealInterval is how often the sealer appends new events to the log: the bound between a
 	// write and its seal (plus the time one seal takes).
 	SealInterval time.Duration `envconfig:"SEAL_INTERVAL" default:"10s"`
-	// SealBatch bounds the events of one checkpoint.
-	SealBatch int `envconfig:"SEAL_BATCH" default:"5000"`
+	// SealBatch bounds the events of one checkpoint (DefaultSealBatch).
+	SealBatch int `envconfig:"SEAL_BATCH" default:"20000"`
 	// VerifyInterval is how often the maintain function verifies the whole store against the
 	// log (0: never; jobs/verify or POST /api/v1/maintenance/verify then do it). Its outcome is
 	// the audit_integrity_* metrics the alerts watch.
@@ -44,3 +44,8 @@ func (c Config) Keys() (*integrity.Signer, []integrity.PublicKey, error) {
 	}
 	return ParseKeys(c.SigningKey, c.PublicKeys)
 }
+
+// DefaultSealBatch is SEAL_BATCH's default. A seal has a fixed cost of about 8 ms (its
+// transaction, the log's right edge, the nodes, a signed checkpoint): 1.6 µs an event at 5000
+// events a seal, a tenth of the tamper evidence's whole cost per event.
+const DefaultSealBatch = 20000

@@ -157,7 +157,7 @@ type Sealer struct {
 	Store *store.Store
 	// Signer signs checkpoints; nil leaves them unsigned.
 	Signer *integrity.Signer
-	// Limit bounds the events of one checkpoint (default 5000).
+	// Limit bounds the events of one checkpoint (default DefaultSealBatch).
 	Limit int
 	// Observe, when set, is told each sealed event's lag from first sight to seal.
 	Observe func(lag time.Duration)
@@ -186,7 +186,7 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 	var rep SealReport
 	limit := s.Limit
 	if limit <= 0 {
-		limit = 5000
+		limit = DefaultSealBatch
 	}
 	p := store.SealParams{Limit: limit, Hash: Recompute}
 	if s.Signer != nil {
