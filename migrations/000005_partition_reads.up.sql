@@ -24,80 +24,28 @@ $$;
 -- Every existing partition (the setting recurses); ANALYZE, or autovacuum, samples anew.
 ALTER TABLE audit_events ALTER COLUMN event_data SET STATISTICS 500;
 
--- audit_create_partitions makes every missing month from p_from to p_to (inclusive, any day of
--- the month) for each retention class (default: the classes that exist, else the default set)
--- and returns the names it created. It runs as the owner so writers can create a missing month
--- on demand without owning anything. Each partition is made with CREATE TABLE ... LIKE and then
--- ATTACH PARTITION, which takes SHARE UPDATE EXCLUSIVE on the parent instead of the ACCESS
--- EXCLUSIVE of CREATE TABLE ... PARTITION OF, so writers are not stalled; lock_timeout bounds
--- the wait, and an advisory lock per name serialises concurrent creators of the same partition.
--- A month gets the larger statistics sample of event_data (LIKE does not copy it).
-CREATE OR REPLACE FUNCTION audit_create_partitions(p_from date, p_to date, p_classes integer[] DEFAULT NULL)
+-- Months made from now on get the same sample (CREATE TABLE ... LIKE does not copy it): the
+-- function that makes them is wrapped, the one of migration 000001 kept as it is.
+ALTER FUNCTION audit_create_partitions(date, date, integer[]) RENAME TO audit_create_partitions_v1;
+
+CREATE FUNCTION audit_create_partitions(p_from date, p_to date, p_classes integer[] DEFAULT NULL)
 RETURNS SETOF text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path FROM CURRENT
-SET timezone = 'UTC'
-SET lock_timeout = '2s'
 AS $$
 DECLARE
-    cls    integer;
-    m      date;
-    parent text;
-    leaf   text;
+    made text;
 BEGIN
-    IF p_from IS NULL OR p_to IS NULL OR p_to < p_from THEN
-        RAISE EXCEPTION 'audit_create_partitions: invalid month range % .. %', p_from, p_to
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_to > p_from + interval '120 months' THEN
-        RAISE EXCEPTION 'audit_create_partitions: range % .. % spans more than 10 years', p_from, p_to
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_classes IS NULL THEN
-        SELECT array_agg(substring(c.relname FROM '^audit_events_r([0-9]+)$')::integer)
-          INTO p_classes
-          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'audit_events'::regclass;
-        p_classes := coalesce(p_classes, ARRAY[90, 180, 365, 730, 1095, 1825, 2557]);
-    END IF;
-
-    FOREACH cls IN ARRAY p_classes LOOP
-        IF cls IS NULL OR cls < 90 OR cls > 2557 THEN
-            RAISE EXCEPTION 'audit_create_partitions: retention class % is not between 90 and 2557 days', cls
-                USING ERRCODE = '22023';
+    FOR made IN SELECT * FROM audit_create_partitions_v1(p_from, p_to, p_classes) LOOP
+        IF made ~ '_[0-9]{4}_[0-9]{2}$' THEN -- a month, not a class parent
+            EXECUTE format('ALTER TABLE %I ALTER COLUMN event_data SET STATISTICS 500', made);
         END IF;
-        parent := audit_partition_name(cls);
-        IF to_regclass(parent) IS NULL THEN
-            PERFORM pg_advisory_xact_lock(hashtext('auditstore.partition:' || parent));
-            -- Re-check in the catalog itself: to_regclass may answer from a cache that the
-            -- advisory lock did not refresh.
-            IF NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = parent AND relnamespace = current_schema()::regnamespace) THEN
-                EXECUTE format('CREATE TABLE %I (LIKE audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES) PARTITION BY RANGE (event_timestamp)', parent);
-                EXECUTE format('CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION audit_events_guard()', parent);
-                EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER audit_events_no_truncate', parent);
-                EXECUTE format('ALTER TABLE audit_events ATTACH PARTITION %I FOR VALUES IN (%s)', parent, cls);
-                RETURN NEXT parent;
-            END IF;
-        END IF;
-
-        m := date_trunc('month', p_from)::date;
-        WHILE m <= p_to LOOP
-            leaf := audit_partition_name(cls, m);
-            IF to_regclass(leaf) IS NULL THEN
-                PERFORM pg_advisory_xact_lock(hashtext('auditstore.partition:' || leaf));
-                IF NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = leaf AND relnamespace = current_schema()::regnamespace) THEN
-                    EXECUTE format('CREATE TABLE %I (LIKE audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)', leaf);
-                    EXECUTE format('ALTER TABLE %I ALTER COLUMN event_data SET STATISTICS 500', leaf);
-                    EXECUTE format('CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION audit_events_guard()', leaf);
-                    EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER audit_events_no_truncate', leaf);
-                    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-                        parent, leaf, m::timestamptz, (m + interval '1 month')::date::timestamptz);
-                    RETURN NEXT leaf;
-                END IF;
-            END IF;
-            m := (m + interval '1 month')::date;
-        END LOOP;
+        RETURN NEXT made;
     END LOOP;
 END
 $$;
+ALTER FUNCTION audit_create_partitions(date, date, integer[]) OWNER TO auditstore_owner;
+REVOKE ALL ON FUNCTION audit_create_partitions(date, date, integer[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_create_partitions(date, date, integer[]) TO auditstore_writer, auditstore_maintainer;
+REVOKE ALL ON FUNCTION audit_create_partitions_v1(date, date, integer[]) FROM auditstore_writer, auditstore_maintainer;
