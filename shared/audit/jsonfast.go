@@ -84,18 +84,10 @@ func (p *fastParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			m[k] = v // a repeated member: the last wins, as with json.Parse
-			p.space()
-			if p.i >= len(p.src) {
+			if more, ok := p.next('}'); !ok {
 				return nil, false
-			}
-			switch p.src[p.i] {
-			case ',':
-				p.i++
-			case '}':
-				p.i++
+			} else if !more {
 				return m, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '[':
@@ -116,18 +108,10 @@ func (p *fastParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			a = append(a, v)
-			p.space()
-			if p.i >= len(p.src) {
+			if more, ok := p.next(']'); !ok {
 				return nil, false
-			}
-			switch p.src[p.i] {
-			case ',':
-				p.i++
-			case ']':
-				p.i++
+			} else if !more {
 				return a, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '"':
@@ -142,6 +126,24 @@ func (p *fastParser) value(depth int) (any, bool) {
 		return p.number()
 	}
 	return nil, false
+}
+
+// next reads what follows a member or element: a comma (more follows) or close (the end, ok);
+// anything else is not JSON.
+func (p *fastParser) next(close byte) (more, ok bool) {
+	p.space()
+	if p.i >= len(p.src) {
+		return false, false
+	}
+	switch p.src[p.i] {
+	case ',':
+		p.i++
+		return true, true
+	case close:
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 func (p *fastParser) literal(lit string) bool {
