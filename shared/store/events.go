@@ -217,7 +217,6 @@ func (s *Store) QueryEvents(ctx context.Context, p QueryParams) (Page, error) {
 	var err error
 	if p.Filter.timelineOnly() || s.flatOnly.Load() {
 		events, err = s.queryParent(ctx, p, limit)
-		err = interpretError(err)
 	} else {
 		events, err = s.queryLeaves(ctx, p, limit)
 	}
@@ -245,7 +244,7 @@ func (p *QueryParams) order(where string, args *[]any) (string, string) {
 	return where, fmt.Sprintf("ORDER BY event_timestamp %s, event_id %s", dir, dir)
 }
 
-// queryParent reads limit+1 rows of p through the partitioned table.
+// queryParent reads limit+1 rows of p through the partitioned table; its errors are the store's.
 func (s *Store) queryParent(ctx context.Context, p QueryParams, limit int) ([]audit.Event, error) {
 	var args []any
 	where, orderBy := p.order(p.where(&args), &args)
@@ -255,7 +254,8 @@ func (s *Store) queryParent(ctx context.Context, p QueryParams, limit int) ([]au
 	if !p.Filter.timelineOnly() {
 		args = customPlan(args)
 	}
-	return s.collectEvents(ctx, sql, args, nil)
+	events, err := s.collectEvents(ctx, sql, args, nil)
+	return events, interpretError(err)
 }
 
 // collectEvents runs sql and appends its rows to events.
@@ -292,8 +292,7 @@ func (s *Store) queryLeaves(ctx context.Context, p QueryParams, limit int) ([]au
 			// A role that may read audit_events but not its partitions (a database set up
 			// by hand, without migration 000005's grants) still gets every answer.
 			s.flatOnly.Store(true)
-			events, err := s.queryParent(ctx, p, limit)
-			return events, interpretError(err)
+			return s.queryParent(ctx, p, limit)
 		case err != nil:
 			return nil, interpretError(err)
 		}
