@@ -311,6 +311,11 @@ func fillRepeats(first map[uuid.UUID]int, results []InsertResult) {
 // met a stored event whose key had been pruned: it claims the ids like claimSQL and inserts
 // with ON CONFLICT DO NOTHING in the same statement,
 // so the primary key of audit_events turns that event into a reported row, not an error.
+//
+// It reads nothing of audit_event_keys: pgx keeps it prepared, and PostgreSQL's generic plan,
+// made when the table was small, joined the keys by a sequential scan of the whole table for
+// every statement from then on (700 us of database CPU an event at 20k keys). Ids it neither
+// stored nor claimed are looked up by rereadKeys, planned with its values each time.
 const insertSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $28::bytea[], $30::bytea[])
@@ -348,9 +353,8 @@ WITH input AS (
 )
 SELECT i.event_id,
        EXISTS (SELECT 1 FROM stored s WHERE s.event_id = i.event_id),
-       EXISTS (SELECT 1 FROM claimed c WHERE c.event_id = i.event_id),
-       k.event_timestamp, k.content_hash
-FROM input i LEFT JOIN audit_event_keys k ON k.event_id = i.event_id`
+       EXISTS (SELECT 1 FROM claimed c WHERE c.event_id = i.event_id)
+FROM input i`
 
 // eventColumns holds a batch as the column arrays insertSQL unnests.
 type eventColumns struct {
@@ -442,13 +446,11 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 	type row struct {
 		id              uuid.UUID
 		stored, claimed bool
-		ts              *time.Time
-		hash            []byte
 	}
 	var pending []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.id, &r.stored, &r.claimed, &r.ts, &r.hash); err != nil {
+		if err := rows.Scan(&r.id, &r.stored, &r.claimed); err != nil {
 			return false, classifyInsertError(err)
 		}
 		pending = append(pending, r)
@@ -465,8 +467,6 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 		switch {
 		case r.stored:
 			results[i].Status, results[i].EventTimestamp = Inserted, e.EventTimestamp
-		case r.ts != nil:
-			setExisting(&results[i], e, *r.ts, r.hash)
 		case r.claimed:
 			pruned = append(pruned, r.id) // key pruned, event still stored: see resolvePruned
 		default:
@@ -498,11 +498,11 @@ func setExisting(res *InsertResult, e *audit.Event, ts time.Time, hash []byte) {
 	}
 }
 
-// rereadKeys classifies ids whose key a concurrent transaction committed while insertSQL ran:
-// a new statement sees them.
+// rereadKeys classifies ids that are already taken: by a stored event, or by a concurrent
+// transaction that committed while insertSQL or claimSQL ran, which a new statement sees.
 func (s *Store) rereadKeys(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID) error {
 	found, err := classifyStored(ctx, tx, events, first, results, ids,
-		`SELECT event_id, event_timestamp, content_hash FROM audit_event_keys WHERE event_id = ANY($1)`)
+		`SELECT event_id, event_timestamp, content_hash FROM audit_event_keys WHERE event_id = ANY($1::uuid[])`)
 	if err == nil && found != len(ids) {
 		err = fmt.Errorf("%w: %d idempotency keys vanished during insert", ErrUnavailable, len(ids)-found)
 	}
@@ -519,7 +519,7 @@ func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event
 	found, err := classifyStored(ctx, tx, events, first, results, ids, `
 		UPDATE audit_event_keys k SET content_hash = e.content_hash, event_hash = e.event_hash, xid = NULL
 		FROM audit_events e
-		WHERE k.event_id = ANY($1) AND e.event_id = k.event_id
+		WHERE k.event_id = ANY($1::uuid[]) AND e.event_id = k.event_id
 		  AND e.event_timestamp = k.event_timestamp AND e.retention_days = k.retention_days
 		RETURNING k.event_id, e.event_timestamp, e.content_hash`)
 	if err == nil && found != len(ids) {
@@ -531,7 +531,14 @@ func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event
 // classifyStored runs sql over ids, which returns (event_id, stored timestamp, stored content
 // hash) rows, and judges each event a duplicate or a conflict of what is stored.
 func classifyStored(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID, sql string) (int, error) {
-	rows, err := tx.Query(ctx, sql, ids)
+	// Planned with its values: these run rarely, on a table that may have grown a
+	// thousandfold since a cached generic plan was made. (The ids go as text, which such
+	// unnamed statements can send without asking the server for the type.)
+	text := make([]string, len(ids))
+	for i, id := range ids {
+		text[i] = id.String()
+	}
+	rows, err := tx.Query(ctx, sql, customPlan([]any{text})...)
 	if err != nil {
 		return 0, interpretError(err)
 	}

@@ -254,3 +254,41 @@ func TestOpen_WarmTimelines(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertEvents_SmallGroupsNeverScanKeys guards the write path against a generic plan made
+// while audit_event_keys was small: the one-statement path for small groups once joined the
+// keys by a sequential scan, kept for every statement as the table grew (700 us of database CPU
+// an event at 20k keys). Plans are made on an empty table, the table then grows, and neither new
+// events nor retries of stored ones may scan it.
+func TestInsertEvents_SmallGroupsNeverScanKeys(t *testing.T) {
+	t.Parallel()
+	pc := newPlanCapture(t)
+	s := store.New(pc.pool)
+	var early [][]audit.Event
+	for range 8 { // past the five runs after which PostgreSQL may keep a generic plan
+		group := []audit.Event{audittest.Event(t, nil), audittest.Event(t, nil)}
+		require.Equal(t, []store.InsertStatus{store.Inserted, store.Inserted}, statuses(insert(t, s, group...)))
+		early = append(early, group)
+	}
+	bulk := make([]audit.Event, 3000)
+	for i := range bulk {
+		bulk[i] = audittest.Event(t, nil)
+	}
+	insert(t, s, bulk...)
+
+	pc.mu.Lock()
+	pc.plans = nil
+	pc.mu.Unlock()
+	for _, group := range early {
+		fresh := audittest.Event(t, nil)
+		res := insert(t, s, group[0], fresh, group[1])
+		require.Equal(t, []store.InsertStatus{store.Duplicate, store.Inserted, store.Duplicate}, statuses(res))
+		require.Equal(t, group[0].EventTimestamp.UnixMicro(), res[0].EventTimestamp.UnixMicro())
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	require.NotEmpty(t, pc.plans)
+	for _, plan := range pc.plans {
+		require.NotContains(t, plan, "Seq Scan on audit_event_keys", plan)
+	}
+}
