@@ -325,19 +325,33 @@ func (b *bench) directExport(ctx context.Context, k spec) (int64, time.Duration,
 type statement struct {
 	sql  string
 	args []any
+	// settings is the set_config statement the store ran before it in the same transaction
+	// (the bitmap-only reads of a sparse containment), or "".
+	settings string
 }
 
-// lastQuery remembers the last statement the direct pool sent, so the slowest key of a
-// scenario can be explained with exactly the SQL and values the store used.
+// lastQuery remembers the last query the direct pool sent, so the slowest key of a scenario
+// can be explained with exactly the SQL, values and settings the store used. Transaction
+// control and settings are not queries of their own: a setting is kept for the queries after
+// it, until its transaction ends.
 type lastQuery struct {
-	mu   sync.Mutex
-	last statement
+	mu       sync.Mutex
+	last     statement
+	settings string
 }
 
 func (t *lastQuery) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	sql := strings.TrimSpace(d.SQL)
 	t.mu.Lock()
-	t.last = statement{sql: d.SQL, args: d.Args}
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	switch {
+	case strings.HasPrefix(strings.ToLower(sql), "begin"), strings.EqualFold(sql, "commit"), strings.EqualFold(sql, "rollback"):
+		t.settings = "" // set_config(..., true) lasts until the transaction ends
+	case strings.HasPrefix(sql, "SELECT set_config("):
+		t.settings = sql
+	default:
+		t.last = statement{sql: d.SQL, args: d.Args, settings: t.settings}
+	}
 	return ctx
 }
 
@@ -364,6 +378,11 @@ func (b *bench) explain(ctx context.Context, st statement) (string, error) {
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
 	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '5min'"); err != nil {
 		return "", err
+	}
+	if st.settings != "" {
+		if _, err := tx.Exec(ctx, st.settings); err != nil {
+			return "", err
+		}
 	}
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+st.sql, st.args...)
 	if err != nil {
