@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/audit"
@@ -61,15 +62,33 @@ func copyKeyRows(ctx context.Context, tx pgx.Tx, events []audit.Event, idx []int
 // copyRows runs sql, a COPY ... FROM STDIN (FORMAT binary), with n rows that row appends.
 // The rows are encoded while they are sent, a send buffer at a time.
 func copyRows(ctx context.Context, tx pgx.Tx, sql string, n int, row func(buf []byte, r int) ([]byte, error)) error {
-	src := &copyStream{n: n, row: row, buf: append(make([]byte, 0, 72<<10), copySignature...)}
+	bp := copyBuffers.Get().(*[]byte)
+	src := &copyStream{n: n, row: row, buf: append((*bp)[:0], copySignature...)}
 	src.buf = binary.BigEndian.AppendUint32(src.buf, 0) // flags
 	src.buf = binary.BigEndian.AppendUint32(src.buf, 0) // header extension length
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, src, sql)
 	if src.err != nil { // the server only saw the COPY fail
 		return src.err
 	}
+	// Only a COPY that succeeded gives its buffer back: when the connection fails, pgconn
+	// may return before its sending goroutine has stopped reading src. A buffer a huge row
+	// grew is let go too.
+	if err == nil && cap(src.buf) <= copyBufferSize {
+		*bp = src.buf[:0]
+		copyBuffers.Put(bp)
+	}
 	return err
 }
+
+// copyBufferSize is a COPY's encoding buffer: a little over pgconn's 64 KiB send buffer, so
+// each read fills one send. The buffers are recycled: one made for each COPY was a quarter of
+// the write function's allocated bytes under single events (two COPYs a transaction).
+const copyBufferSize = 72 << 10
+
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, copyBufferSize)
+	return &b
+}}
 
 var copySignature = []byte("PGCOPY\n\xff\r\n\x00")
 
