@@ -121,7 +121,11 @@ func (c *committer) work() {
 // one request's data can cause is isolated the same way, by storing each request alone.
 func (c *committer) commit(group []*pending) {
 	for len(group) > 0 {
-		var events []audit.Event
+		n := 0
+		for _, p := range group {
+			n += len(p.events)
+		}
+		events := make([]audit.Event, 0, n)
 		for _, p := range group {
 			events = append(events, p.events...)
 		}
