@@ -321,8 +321,12 @@ func (s *Store) hashStored(ctx context.Context, db DBTX, fresh []sealCandidate, 
 		ids[j], tss[j], classes[j] = fresh[i].id, fresh[i].ts, int32(fresh[i].class)
 		pos[fresh[i].id] = i
 	}
+	// Planned with its values each time (an unnamed statement, described first so the arrays
+	// go in binary): a generic plan made while the partitions were small joined the ids by a
+	// sequential scan of every partition, kept as they grew.
 	rows, err := db.Query(ctx, `SELECT `+selectColumns+` FROM audit_events
-WHERE (event_id, event_timestamp, retention_days) IN (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[]))`, ids, tss, classes)
+WHERE (event_id, event_timestamp, retention_days) IN (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[]))`,
+		pgx.QueryExecModeDescribeExec, ids, tss, classes)
 	if err != nil {
 		return fmt.Errorf("seal: stored events: %w", interpretError(err))
 	}
@@ -374,8 +378,10 @@ func (s *Store) logNodes(ctx context.Context, db DBTX, nodes []integrity.Node) (
 		}
 	}
 	if len(levels) > 0 {
+		// Planned with its values, like hashStored's read: a generic plan made on a small log
+		// scanned the whole node table for every seal and proof.
 		rows, err := db.Query(ctx, `SELECT level, node_index, hash FROM audit_log_nodes
-WHERE (level, node_index) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))`, levels, idx)
+WHERE (level, node_index) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))`, pgx.QueryExecModeDescribeExec, levels, idx)
 		if err != nil {
 			return nil, fmt.Errorf("log nodes: %w", interpretError(err))
 		}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
+	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/jackc/pgx/v5"
@@ -291,4 +293,56 @@ func TestInsertEvents_SmallGroupsNeverScanKeys(t *testing.T) {
 	for _, plan := range pc.plans {
 		require.NotContains(t, plan, "Seq Scan on audit_event_keys", plan)
 	}
+}
+
+// TestSeal_UnhashedEventsNeverScanPartitions guards the sealer's reads against the same trap:
+// of events stored without a hash (WRITE_EVENT_HASH=false, events from before tamper
+// evidence), whose generic plan, made while the partitions were small, joined the ids by a
+// sequential scan of every partition for every seal from then on; and of the log's stored
+// nodes, read by every seal and every proof.
+func TestSeal_UnhashedEventsNeverScanPartitions(t *testing.T) {
+	t.Parallel()
+	pc := newPlanCapture(t)
+	s := store.New(pc.pool)
+	ctx := context.Background()
+	hash := func(e audit.Event) (integrity.Hash, error) { return integrity.Hash(sha256.Sum256(e.EventID[:])), nil }
+	seal := func(want int) {
+		t.Helper()
+		res, err := s.Seal(ctx, store.SealParams{Limit: 5000, Now: time.Now(), Hash: hash})
+		require.NoError(t, err)
+		require.Equal(t, want, res.Sealed)
+	}
+	for range 8 { // past the five runs after which PostgreSQL may keep a generic plan
+		insert(t, s, audittest.Event(t, nil), audittest.Event(t, nil))
+		seal(2)
+	}
+	bulk := make([]audit.Event, 3000)
+	for i := range bulk {
+		bulk[i] = audittest.Event(t, nil)
+	}
+	insert(t, s, bulk...)
+	seal(len(bulk))
+
+	pc.mu.Lock()
+	pc.plans = nil
+	pc.mu.Unlock()
+	insert(t, s, audittest.Event(t, nil), audittest.Event(t, nil))
+	seal(2)
+	// The node table is too small here for its plan to show the difference: that its read is
+	// never a cached statement (which PostgreSQL may give a generic plan) is what holds.
+	var cached int
+	require.NoError(t, pc.pool.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements
+		WHERE statement LIKE '%FROM audit_log_nodes%' AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&cached))
+	require.Zero(t, cached, "the log's nodes are read by statements planned with their values")
+
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	read := 0
+	for _, plan := range pc.plans {
+		if strings.Contains(plan, "FROM audit_events\nWHERE (event_id, event_timestamp, retention_days) IN") {
+			read++
+			require.NotContains(t, plan, "Seq Scan on audit_events_", plan)
+		}
+	}
+	require.Equal(t, 1, read, "the seal read the two unhashed events once")
 }
