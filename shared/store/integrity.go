@@ -486,8 +486,10 @@ func (s *Store) LeavesOf(ctx context.Context, ids []uuid.UUID) ([]Leaf, error) {
 		}
 	}
 	var out []Leaf
+	// Planned with its values: a generic plan made while the log had few batches would read
+	// them all for every proof, one batch row per seal from then on.
 	err := s.forBatches(ctx, `SELECT first_leaf, leaf_count, leaves, hash_version, sealed_at FROM audit_log_batches
-WHERE id_seconds && $1 AND leaf_count > 0 ORDER BY first_leaf`, []any{secs}, func(l Leaf) error {
+WHERE id_seconds && $1 AND leaf_count > 0 ORDER BY first_leaf`, []any{pgx.QueryExecModeDescribeExec, secs}, func(l Leaf) error {
 		if asked[l.EventID] {
 			out = append(out, l)
 		}
