@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +24,6 @@ import (
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -411,7 +409,7 @@ func writeReply(w http.ResponseWriter, status int, body []byte) error {
 // message must need no escaping.
 func appendEventReply(b []byte, res store.InsertResult, duplicate bool, message string) []byte {
 	b = append(b, `{"event_id":"`...)
-	b = appendUUID(b, res.EventID)
+	b = audit.AppendUUID(b, res.EventID)
 	b = append(b, `","event_timestamp":"`...)
 	b = res.EventTimestamp.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","duplicate":`...)
@@ -430,7 +428,7 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 			b = append(b, ',')
 		}
 		b = append(b, '"')
-		b = appendUUID(b, res.EventID)
+		b = audit.AppendUUID(b, res.EventID)
 		b = append(b, '"')
 	}
 	dups := len(results) - inserted
@@ -443,21 +441,6 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 	b = append(b, " events stored, "...)
 	b = strconv.AppendInt(b, int64(dups), 10)
 	return append(b, " duplicates\"}\n"...)
-}
-
-// appendUUID appends id in its canonical 36-character form.
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], id[10:16])
-	return append(b, s[:]...)
 }
 
 // prepareEvents decodes and validates a request of one shape: its events ready to store

@@ -91,8 +91,9 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	b = append(b, '"')
+// AppendUUID appends id in its canonical 36-character form (uuid.UUID.String without the
+// allocation): into a [36]byte's b[:0] it allocates nothing.
+func AppendUUID(b []byte, id uuid.UUID) []byte {
 	b = hex.AppendEncode(b, id[0:4])
 	b = append(b, '-')
 	b = hex.AppendEncode(b, id[4:6])
@@ -101,8 +102,12 @@ func appendUUID(b []byte, id uuid.UUID) []byte {
 	b = append(b, '-')
 	b = hex.AppendEncode(b, id[8:10])
 	b = append(b, '-')
-	b = hex.AppendEncode(b, id[10:16])
-	return append(b, '"')
+	return hex.AppendEncode(b, id[10:16])
+}
+
+// appendUUID appends id as a JSON string.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	return append(AppendUUID(append(b, '"'), id), '"')
 }
 
 // appendTime is time.Time's MarshalJSON (RFC 3339 with nanoseconds, trailing zeros dropped).

@@ -319,9 +319,8 @@ func (in *Input) contentHash(e Event) []byte {
 	b.WriteString("auditstore.content.v1;")
 	if in.EventID != nil {
 		var id [36]byte
-		encodeUUID(id[:], e.EventID)
 		b.WriteString("event_id=36:")
-		b.Write(id[:])
+		b.Write(AppendUUID(id[:0], e.EventID))
 		b.WriteByte(';')
 	}
 	str("version", in.Version)
@@ -371,20 +370,6 @@ func (in *Input) contentHash(e Event) []byte {
 }
 
 var hashBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// encodeUUID writes id in its canonical 36-character form (uuid.UUID.String without the
-// allocation) into dst.
-func encodeUUID(dst []byte, id uuid.UUID) {
-	j := 0
-	for i, c := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst[j] = '-'
-			j++
-		}
-		dst[j], dst[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
-		j += 2
-	}
-}
 
 // parseUUID accepts only the 36-character hyphenated form, in either case.
 func parseUUID(s string) (uuid.UUID, error) {

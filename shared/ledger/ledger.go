@@ -6,7 +6,6 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,15 +61,8 @@ func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]b
 		return append(b, integrity.FormatNumber(float64(v))...)
 	}
 	id := func(b []byte, name string, v uuid.UUID) []byte {
-		var text [36]byte
 		b = append(append(append(b, '"'), name...), `":"`...)
-		hex.Encode(text[:8], v[:4])
-		hex.Encode(text[9:13], v[4:6])
-		hex.Encode(text[14:18], v[6:8])
-		hex.Encode(text[19:23], v[8:10])
-		hex.Encode(text[24:], v[10:])
-		text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
-		return append(append(b, text[:]...), '"')
+		return append(audit.AppendUUID(b, v), '"')
 	}
 	ts := func(b []byte, name string, t time.Time) []byte {
 		b = append(append(append(b, '"'), name...), '"', ':', '"')

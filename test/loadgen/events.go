@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -193,7 +192,7 @@ func (t *template) appendRequest(b []byte, host, path string, first int) []byte 
 		ids = make([][36]byte, t.events)
 	}
 	for i := range ids {
-		encodeUUID(ids[i][:], uuid.Must(uuid.NewV7()))
+		audit.AppendUUID(ids[i][:0], uuid.Must(uuid.NewV7()))
 	}
 	b = append(b, "POST "...)
 	b = append(b, path...)
@@ -236,17 +235,4 @@ func putCorrelation(dst []byte, n int) {
 		dst[i] = byte('0' + c%10)
 		c /= 10
 	}
-}
-
-// encodeUUID writes u in its canonical 36-character form into dst.
-func encodeUUID(dst []byte, u uuid.UUID) {
-	hex.Encode(dst[0:8], u[0:4])
-	dst[8] = '-'
-	hex.Encode(dst[9:13], u[4:6])
-	dst[13] = '-'
-	hex.Encode(dst[14:18], u[6:8])
-	dst[18] = '-'
-	hex.Encode(dst[19:23], u[8:10])
-	dst[23] = '-'
-	hex.Encode(dst[24:], u[10:16])
 }
