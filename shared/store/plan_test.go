@@ -273,10 +273,7 @@ func TestInsertEvents_SmallGroupsNeverScanKeys(t *testing.T) {
 		require.Equal(t, []store.InsertStatus{store.Inserted, store.Inserted}, statuses(insert(t, s, group...)))
 		early = append(early, group)
 	}
-	bulk := make([]audit.Event, 3000)
-	for i := range bulk {
-		bulk[i] = audittest.Event(t, nil)
-	}
+	bulk := manyEvents(t, 3000)
 	insert(t, s, bulk...)
 
 	pc.mu.Lock()
@@ -322,10 +319,7 @@ func TestIntegrity_ReadsKeepNoSmallTablePlans(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, leaves, 1)
 	}
-	bulk := make([]audit.Event, 3000)
-	for i := range bulk {
-		bulk[i] = audittest.Event(t, nil)
-	}
+	bulk := manyEvents(t, 3000)
 	insert(t, s, bulk...)
 	seal(len(bulk))
 
@@ -356,4 +350,14 @@ func TestIntegrity_ReadsKeepNoSmallTablePlans(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, read, "the seal read the two unhashed events once")
+}
+
+// manyEvents makes n events, to grow the tables past the sizes a cached plan was made for.
+func manyEvents(t *testing.T, n int) []audit.Event {
+	t.Helper()
+	events := make([]audit.Event, n)
+	for i := range events {
+		events[i] = audittest.Event(t, nil)
+	}
+	return events
 }
