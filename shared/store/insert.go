@@ -531,14 +531,10 @@ func (s *Store) resolvePruned(ctx context.Context, tx DBTX, events []audit.Event
 // classifyStored runs sql over ids, which returns (event_id, stored timestamp, stored content
 // hash) rows, and judges each event a duplicate or a conflict of what is stored.
 func classifyStored(ctx context.Context, tx DBTX, events []audit.Event, first map[uuid.UUID]int, results []InsertResult, ids []uuid.UUID, sql string) (int, error) {
-	// Planned with its values: these run rarely, on a table that may have grown a
-	// thousandfold since a cached generic plan was made. (The ids go as text, which such
-	// unnamed statements can send without asking the server for the type.)
-	text := make([]string, len(ids))
-	for i, id := range ids {
-		text[i] = id.String()
-	}
-	rows, err := tx.Query(ctx, sql, customPlan([]any{text})...)
+	// Planned with its values (an unnamed statement, described first so the ids go in
+	// binary): these run rarely, on a table that may have grown a thousandfold since a cached
+	// generic plan was made.
+	rows, err := tx.Query(ctx, sql, pgx.QueryExecModeDescribeExec, ids)
 	if err != nil {
 		return 0, interpretError(err)
 	}
