@@ -198,9 +198,9 @@ type loopHooks struct {
 	rejected func(*DeliveryError)
 	// retrying is called before waiting to send n events again after err.
 	retrying func(n int, err error)
-	// stop, when it returns true after a failed attempt, ends the retries: deliver returns
-	// what is left.
-	stop func() bool
+	// stop, when it returns true after a failed attempt (begun at started), ends the retries:
+	// deliver returns what is left.
+	stop func(started time.Time) bool
 	// interrupt, when closed, cuts the current wait short: the next attempt is made at once.
 	interrupt <-chan struct{}
 }
@@ -210,6 +210,7 @@ type loopHooks struct {
 // so. It returns the events left undelivered.
 func (c *Client) deliver(ctx context.Context, batch []pending, h loopHooks) []pending {
 	for attempt := 0; len(batch) > 0; {
+		started := time.Now()
 		d := c.tr.deliver(ctx, batch)
 		var again []pending
 		var rejected *DeliveryError
@@ -246,7 +247,7 @@ func (c *Client) deliver(ctx context.Context, batch []pending, h loopHooks) []pe
 		if h.retrying != nil {
 			h.retrying(len(batch), d.err)
 		}
-		if h.stop != nil && h.stop() {
+		if h.stop != nil && h.stop(started) {
 			return batch
 		}
 		t := time.NewTimer(c.backoff(attempt, d.retryAfter))

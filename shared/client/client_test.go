@@ -437,6 +437,100 @@ func TestEmitter_SpoolWhenBufferFills(t *testing.T) {
 	require.Zero(t, em.Stats().SpoolFiles)
 }
 
+// TestEmitter_CloseDrainsSpoolAfterAttemptInFlight: an attempt that was under way when Close
+// began and fails after it (the store coming back just then) does not end Close's draining of
+// the spool, and a batch the senders spill during Close is drained too.
+func TestEmitter_CloseDrainsSpoolAfterAttemptInFlight(t *testing.T) {
+	t.Parallel()
+	f := startWrite(t)
+	net := &outage{mode: outageFail, release: make(chan struct{})}
+	var errs errorLog
+	em, err := client.NewEmitter(newClient(t, client.Config{URL: f.url(), HTTPClient: &http.Client{Transport: net},
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}),
+		client.EmitterConfig{BatchSize: 100, MaxBatchAge: time.Hour, Senders: 1, SpoolDir: t.TempDir(),
+			SpoolAfter: time.Millisecond, OnError: errs.add})
+	require.NoError(t, err)
+	var ids []string
+	emit := func(n int) {
+		for range n {
+			in := event(t, len(ids))
+			ids = append(ids, *in.EventID)
+			require.NoError(t, em.Emit(in))
+		}
+	}
+	emit(300)
+	require.Eventually(t, func() bool { return em.Stats().Spooled == 300 }, 30*time.Second, 5*time.Millisecond)
+	emit(50) // a batch that will not fill: it waits in memory for Close
+
+	net.set(outageHold)
+	require.Eventually(t, func() bool { return net.holding() == 1 }, 30*time.Second, time.Millisecond,
+		"the replayer's next attempt is under way")
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		closed <- em.Close(ctx)
+	}()
+	require.Eventually(t, func() bool { return em.Stats().Spooled == 350 }, 30*time.Second, time.Millisecond,
+		"Close spooled the last batch: the store has been failing")
+	net.set(outagePass)
+	close(net.release) // the held attempt fails now, after Close began; the store answers from here on
+
+	require.NoError(t, <-closed)
+	require.Empty(t, errs.all())
+	ours, total := f.rows(t, ids)
+	require.Equal(t, 350, ours, "every event was delivered by Close, none left on disk")
+	require.Equal(t, 350, total)
+	st := em.Stats()
+	require.Zero(t, st.SpoolFiles)
+}
+
+// outage is an HTTP transport that fails every request, or holds each one until released and
+// then fails it, or passes it on, as the test sets.
+type outage struct {
+	mu      sync.Mutex
+	mode    int
+	held    int
+	release chan struct{}
+}
+
+const (
+	outageFail = iota
+	outageHold
+	outagePass
+)
+
+func (o *outage) set(mode int) {
+	o.mu.Lock()
+	o.mode = mode
+	o.mu.Unlock()
+}
+
+func (o *outage) holding() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.held
+}
+
+func (o *outage) RoundTrip(r *http.Request) (*http.Response, error) {
+	o.mu.Lock()
+	mode := o.mode
+	if mode == outageHold {
+		o.held++
+	}
+	o.mu.Unlock()
+	switch mode {
+	case outagePass:
+		return http.DefaultTransport.RoundTrip(r)
+	case outageHold:
+		<-o.release
+	}
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+	return nil, errors.New("connect: connection refused (simulated)")
+}
+
 // TestEmitter_CloseDrainsAndFlush: Close sends what is buffered, however young; Flush sends
 // what was emitted before it and waits for the store's acknowledgement.
 func TestEmitter_CloseDrainsAndFlush(t *testing.T) {

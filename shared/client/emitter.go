@@ -87,15 +87,21 @@ type Emitter struct {
 	flushTo       uint64        // events below this sequence number go out without waiting
 	changed       chan struct{} // closed and replaced on every change others wait for
 	closing       bool
+	closedAt      time.Time // when Close began
 	downSince     time.Time // when the store began failing; zero while it answers
 	spoolErrUntil time.Time // a spool write failed: do not spool before this
 
-	closed   chan struct{} // closed by Close
-	abort    context.Context
-	abortFn  context.CancelFunc
-	workers  sync.WaitGroup
-	done     chan struct{}
-	closeErr error
+	closed chan struct{} // closed by Close
+	// fillers are the senders and the spiller, which may still write to the spool during
+	// Close; fillersDone is closed when they have all returned, so the replayer drains the
+	// spool only after the last batch they spilled.
+	fillers     sync.WaitGroup
+	fillersDone chan struct{}
+	abort       context.Context
+	abortFn     context.CancelFunc
+	workers     sync.WaitGroup
+	done        chan struct{}
+	closeErr    error
 
 	emitted, sent, retried, spooled atomic.Uint64
 	dropped                         [len(dropReasons)]atomic.Uint64
@@ -131,6 +137,7 @@ func NewEmitter(c *Client, cfg EmitterConfig) (*Emitter, error) {
 		c: c, cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default()),
 		ring: newRing(cfg.BufferSize), nextSeq: 1, inflight: map[uint64]uint64{},
 		changed: make(chan struct{}), closed: make(chan struct{}), done: make(chan struct{}),
+		fillersDone: make(chan struct{}),
 	}
 	e.abort, e.abortFn = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
@@ -140,13 +147,19 @@ func NewEmitter(c *Client, cfg EmitterConfig) (*Emitter, error) {
 		}
 		e.spool = s
 		e.workers.Add(2)
+		e.fillers.Add(1)
 		go e.spiller()
 		go e.replayer()
 	}
 	e.workers.Add(cfg.Senders)
+	e.fillers.Add(cfg.Senders)
 	for range cfg.Senders {
 		go e.sender()
 	}
+	go func() {
+		e.fillers.Wait()
+		close(e.fillersDone)
+	}()
 	return e, nil
 }
 
@@ -255,6 +268,7 @@ func (e *Emitter) Close(ctx context.Context) error {
 		return e.closeErr
 	}
 	e.closing = true
+	e.closedAt = time.Now()
 	close(e.closed)
 	e.broadcastLocked()
 	e.mu.Unlock()
@@ -356,6 +370,7 @@ func (e *Emitter) finish(id uint64) {
 
 func (e *Emitter) sender() {
 	defer e.workers.Done()
+	defer e.fillers.Done()
 	for {
 		batch, id := e.take()
 		if batch == nil {
@@ -378,7 +393,7 @@ func (e *Emitter) send(batch []pending) {
 			delivered: e.onDelivered,
 			rejected:  e.onRejected,
 			retrying:  e.onRetrying,
-			stop:      func() bool { return e.spool != nil && e.shouldSpool() },
+			stop:      func(time.Time) bool { return e.spool != nil && e.shouldSpool() },
 			interrupt: e.closed,
 		})
 		if len(batch) == 0 {
@@ -428,6 +443,7 @@ func (e *Emitter) spill(batch []pending) bool {
 // store that is slower than the service, or down, does not make Emit drop events.
 func (e *Emitter) spiller() {
 	defer e.workers.Done()
+	defer e.fillers.Done()
 	e.mu.Lock()
 	for !e.closing {
 		if e.ring.len() > 0 && (e.ring.len() >= e.cfg.BufferSize/2 || e.queued >= e.cfg.BufferBytes/2) && !time.Now().Before(e.spoolErrUntil) {
@@ -457,19 +473,28 @@ func (e *Emitter) spiller() {
 
 // replayer sends spooled batches, oldest first, deleting each file once the store has
 // acknowledged or refused every event in it. Its retries are the probe that tells when the
-// store is back. After Close it stops at the first failure: the files stay for the next
-// Emitter on the directory.
+// store is back. During Close it goes on until the senders and the spiller have returned
+// and the spool is empty, and stops at the first attempt begun after Close that fails: the
+// files stay for the next Emitter on the directory.
 func (e *Emitter) replayer() {
 	defer e.workers.Done()
 	for {
+		// Whether the fillers are done is read before looking for a file: a batch they
+		// spilled just before returning is then found.
+		var fillersDone bool
+		select {
+		case <-e.fillersDone:
+			fillersDone = true
+		default:
+		}
 		name, ok := e.spool.next()
 		if !ok {
-			if e.isClosing() {
+			if fillersDone {
 				return
 			}
 			select {
 			case <-e.spool.ready:
-			case <-e.closed:
+			case <-e.fillersDone:
 			}
 			continue
 		}
@@ -483,7 +508,7 @@ func (e *Emitter) replayer() {
 			delivered: e.onDelivered,
 			rejected:  e.onRejected,
 			retrying:  e.onRetrying,
-			stop:      e.isClosing,
+			stop:      e.failedSinceClose,
 			interrupt: e.closed,
 		})
 		if len(rest) > 0 {
@@ -496,10 +521,13 @@ func (e *Emitter) replayer() {
 	}
 }
 
-func (e *Emitter) isClosing() bool {
+// failedSinceClose tells, of a failed attempt begun at started, whether Close had begun by
+// then: an attempt already under way when Close began (the store perhaps just back) does not
+// end the draining of the spool.
+func (e *Emitter) failedSinceClose(started time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.closing
+	return e.closing && !started.Before(e.closedAt)
 }
 
 func (e *Emitter) onDelivered(n int) {
