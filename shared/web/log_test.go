@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/web"
@@ -150,6 +151,9 @@ func TestRequestLog_QuietProbesAndStreams(t *testing.T) {
 	require.Equal(t, http.StatusOK, do(t, http.MethodGet, srv.URL+"/health/liveness").StatusCode)
 	require.Empty(t, logs.lines(t))
 	require.Equal(t, http.StatusOK, do(t, http.MethodGet, srv.URL+"/stream").StatusCode)
+	// The stream flushed its response before its handler returned, so the client can have it
+	// before the line is written.
+	require.Eventually(t, func() bool { return len(logs.lines(t)) > 0 }, 10*time.Second, time.Millisecond)
 	lines := logs.lines(t)
 	require.Len(t, lines, 1)
 	require.EqualValues(t, 1, lines[0]["bytes"])
