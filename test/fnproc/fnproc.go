@@ -1,6 +1,6 @@
 // Package fnproc builds and runs one of auditstore's functions as a process of its own, for
 // the load generator and the query benchmark, and reads what the kernel knows of it (peak
-// RSS, CPU time).
+// RSS, CPU time) and of the machine (time spent waiting for the disk).
 package fnproc
 
 import (
@@ -145,4 +145,54 @@ func Tail(path string, n int) string {
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// IOStall measures the share of wall time in which some task of the machine waited for the
+// disk (Linux pressure stall information, io "some"): it shows when a measurement's tail was
+// the disk's, e.g. when the page cache of a shared machine no longer held the tables read.
+type IOStall struct {
+	start time.Time
+	total int64 // microseconds stalled since boot; -1: not available
+}
+
+// StartIOStall starts measuring.
+func StartIOStall() IOStall { return IOStall{start: time.Now(), total: ioStallTotal()} }
+
+// Share returns the stalled share of the time since the start, or -1 when it is not known.
+func (s IOStall) Share() float64 {
+	now := ioStallTotal()
+	elapsed := time.Since(s.start).Microseconds()
+	if s.total < 0 || now < 0 || elapsed <= 0 {
+		return -1
+	}
+	return float64(now-s.total) / float64(elapsed)
+}
+
+// ioStallTotal reads the "some" total of /proc/pressure/io, or -1.
+func ioStallTotal() int64 {
+	b, err := os.ReadFile("/proc/pressure/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "some ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "total="); ok {
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// Percent formats a share such as IOStall.Share's as "1.2%", or "?" when it is unknown.
+func Percent(share float64) string {
+	if share < 0 {
+		return "?"
+	}
+	return strconv.FormatFloat(share*100, 'f', 1, 64) + "%"
 }

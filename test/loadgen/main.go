@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/auditstore/auditstore/test/ceiling"
+	"github.com/auditstore/auditstore/test/fnproc"
 	"github.com/auditstore/auditstore/test/pgcluster"
 	"github.com/google/uuid"
 )
@@ -432,8 +433,8 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 	p("%s; %d CPU cores shared by the load generator, the write function and PostgreSQL %s; %s; commit %s.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), pgVersion, runtime.Version(), gitDescribe())
 	p("Each measurement on a fresh migrated database; %s per scenario; write function settings: %s.\n\n", span(cfg), writeEnv())
-	p("| measurement | clients | events/s | × ceiling | p50 ms | p99 ms | max ms | peak RSS MiB | errors | CPU µs/event fn / pg / gen | other load (cores) |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+	p("| measurement | clients | events/s | × ceiling | p50 ms | p99 ms | max ms | peak RSS MiB | errors | CPU µs/event fn / pg / gen | other load (cores) | disk wait |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
 	ratio := func(r float64) string {
 		if best == 0 {
 			return "–"
@@ -449,7 +450,9 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 		}
 		return fmt.Sprintf("%s / %s / %s", per(m.cpu.fn, m.tally != nil), per(m.cpu.pg, m.cpu.pgKnown), per(m.cpu.gen, true))
 	}
-	other := func(m measurement) string { return fmt.Sprintf("%.2f", m.cpu.other.Seconds()/m.cpu.wall.Seconds()) }
+	other := func(m measurement) string {
+		return fmt.Sprintf("%.2f | %s", m.cpu.other.Seconds()/m.cpu.wall.Seconds(), fnproc.Percent(m.cpu.ioStall))
+	}
 	for _, m := range ceilings {
 		p("| %s (%s) | %s | %.0f | %s | – | – | – | – | 0 | %s | %s |\n", m.name, m.describe, m.clients, m.rate, ratio(m.rate), cpu(m), other(m))
 	}
@@ -465,7 +468,9 @@ func report(w io.Writer, cfg config, pgVersion string, ceilings []measurement, b
 	p("- CPU µs/event: the write function's process, the server processes of the measurement's database (its backends and autovacuum")
 	p(" workers, and the WAL writer, checkpointer and background writer every database shares; – when the server is not on this machine),")
 	p(" and the load generator, each divided by the events acknowledged. Other load: the CPU the rest of the machine used meanwhile,")
-	p(" in cores; anything much above 0 means the figures of that row are depressed by work that is not part of the test.\n")
+	p(" in cores; anything much above 0 means the figures of that row are depressed by work that is not part of the test.")
+	p(" Disk wait: the share of the time some task of the machine waited for the disk (Linux PSI, io some); high values go with")
+	p(" latency tails that are the disk's.\n")
 	for _, m := range ceilings {
 		if m.rows != m.events {
 			p("- **%s: %d rows stored for %d events written.**\n", m.name, m.rows, m.events)

@@ -131,6 +131,7 @@ type cpuMeter struct {
 	start         time.Time
 	fn, gen, busy time.Duration
 	pg            map[int]time.Duration
+	io            fnproc.IOStall
 }
 
 // usage is the CPU time each party used during a measurement.
@@ -140,10 +141,12 @@ type usage struct {
 	other time.Duration
 	// pgKnown: the server's processes were found on this machine.
 	pgKnown bool
+	// ioStall is the share of the time some task waited for the disk (-1: unknown).
+	ioStall float64
 }
 
 func startMeter(fnPid int) *cpuMeter {
-	m := &cpuMeter{fnPid: fnPid, start: time.Now(), pg: postgresCPU(), gen: selfCPU(), busy: machineBusy()}
+	m := &cpuMeter{fnPid: fnPid, start: time.Now(), pg: postgresCPU(), gen: selfCPU(), busy: machineBusy(), io: fnproc.StartIOStall()}
 	if fnPid != 0 {
 		m.fn, _, _ = cpuTime(fnPid)
 	}
@@ -153,7 +156,7 @@ func startMeter(fnPid int) *cpuMeter {
 // stop ends the measurement; pgPids are the server processes that worked for it (a process
 // started meanwhile counts from zero).
 func (m *cpuMeter) stop(pgPids []int) usage {
-	u := usage{wall: time.Since(m.start), gen: selfCPU() - m.gen}
+	u := usage{wall: time.Since(m.start), gen: selfCPU() - m.gen, ioStall: m.io.Share()}
 	if m.fnPid != 0 {
 		fn, _, _ := cpuTime(m.fnPid)
 		u.fn = fn - m.fn

@@ -50,6 +50,7 @@ import (
 
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/fnproc"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kelseyhightower/envconfig"
 )
@@ -222,13 +223,13 @@ func (b *bench) measure(ctx context.Context, cfg config, pl runPlan, rep *report
 			}
 			keys, warm := l.keys(cfg.keys), l.keys(cfg.warmup)
 			logf("%s: %d keys, e.g. %s", l.name, len(keys), keys[0])
-			stall := startIOStall()
+			stall := fnproc.StartIOStall()
 			ms, err := b.listScenario(ctx, keys, warm)
 			if err != nil {
 				_ = f.stop()
 				return fmt.Errorf("%s: %w", l.name, err)
 			}
-			res := listResult{id: l.id, name: l.name, goal: l.goal, goalP99: l.goalP99, m: ms, ioStall: stall.share()}
+			res := listResult{id: l.id, name: l.name, goal: l.goal, goalP99: l.goalP99, m: ms, ioStall: stall.Share()}
 			if cfg.explain {
 				slowest := slices.MaxFunc(ms, func(x, y measured) int { return cmp.Compare(x.direct, y.direct) })
 				res.slowest = slowest
@@ -238,7 +239,7 @@ func (b *bench) measure(ctx context.Context, cfg config, pl runPlan, rep *report
 			}
 			rep.lists = append(rep.lists, res)
 			logf("%s: HTTP p50 %s p99 %s; direct p50 %s p99 %s; waited for the disk %s of the time", l.name,
-				ms2(pct(ms, 0.5, httpOf)), ms2(pct(ms, 0.99, httpOf)), ms2(pct(ms, 0.5, directOf)), ms2(pct(ms, 0.99, directOf)), percent(res.ioStall))
+				ms2(pct(ms, 0.5, httpOf)), ms2(pct(ms, 0.99, httpOf)), ms2(pct(ms, 0.5, directOf)), ms2(pct(ms, 0.99, directOf)), fnproc.Percent(res.ioStall))
 		}
 		if pl.selected["f"] {
 			keys := pl.km.pagingFilters(cfg.keys)
@@ -359,53 +360,6 @@ type listResult struct {
 	ioStall        float64 // share of the scenario's time some task waited for the disk; -1: unknown
 }
 
-// ioStall measures the share of wall time in which some task of the machine waited for the
-// disk (Linux pressure stall information), which shows when a scenario's tail was the
-// disk's: the page cache of a shared machine does not always keep the seeded tables.
-type ioStall struct {
-	start time.Time
-	total int64 // microseconds stalled since boot; -1: not available
-}
-
-func startIOStall() ioStall { return ioStall{start: time.Now(), total: ioStallTotal()} }
-
-// share returns the stalled share of the time since start, or -1 when it is not known.
-func (s ioStall) share() float64 {
-	now := ioStallTotal()
-	if s.total < 0 || now < 0 {
-		return -1
-	}
-	return float64(now-s.total) / float64(time.Since(s.start).Microseconds())
-}
-
-// ioStallTotal reads the "some" total of /proc/pressure/io, or -1.
-func ioStallTotal() int64 {
-	b, err := os.ReadFile("/proc/pressure/io")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, "some ") {
-			continue
-		}
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "total="); ok {
-				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-					return n
-				}
-			}
-		}
-	}
-	return -1
-}
-
-func percent(share float64) string {
-	if share < 0 {
-		return "?"
-	}
-	return strconv.FormatFloat(share*100, 'f', 1, 64) + "%"
-}
-
 func httpOf(m measured) time.Duration   { return m.http }
 func directOf(m measured) time.Duration { return m.direct }
 
@@ -518,7 +472,7 @@ func (r *report) write(w io.Writer) {
 	if len(r.lists) > 0 {
 		stalls := make([]string, len(r.lists))
 		for i, l := range r.lists {
-			stalls[i] = "(" + l.id + ") " + percent(l.ioStall)
+			stalls[i] = "(" + l.id + ") " + fnproc.Percent(l.ioStall)
 		}
 		fmt.Fprintf(w, "\nShare of each scenario's time in which some task waited for the disk (Linux PSI, io some): %s. Much above 0 means the seeded tables were not all in memory and the tails are partly the disk's.\n",
 			strings.Join(stalls, ", "))
