@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/auditstore/auditstore/shared/integrity"
 )
 
 // MaxDataBytes is the largest event_data accepted, measured as compact JSON.
@@ -35,8 +37,8 @@ func canonicalize(raw []byte) ([]byte, map[string]any, error) {
 	if !utf8.Valid(raw) {
 		return nil, nil, errors.New("is not valid UTF-8")
 	}
-	obj, ok := parseObject(raw)
-	if !ok {
+	obj, fast := parseObject(raw)
+	if !fast {
 		// Not the plain case: json.Parse decodes it, or says what is wrong.
 		var v any
 		rest, err := json.Parse(raw, &v, json.UseNumber)
@@ -46,13 +48,25 @@ func canonicalize(raw []byte) ([]byte, map[string]any, error) {
 		if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
 			return nil, nil, errors.New("is not valid JSON: data after the value")
 		}
-		if obj, ok = v.(map[string]any); !ok {
+		var isObject bool
+		if obj, isObject = v.(map[string]any); !isObject {
 			return nil, nil, errors.New("must be a JSON object")
 		}
 	}
-	buf, err := appendCanonical(make([]byte, 0, len(raw)), obj, 1)
-	if err != nil {
-		return nil, nil, err
+	var buf []byte
+	if fast && integrity.IsCanonical(raw) && !bytes.Contains(raw, nulEscape) {
+		// Already canonical, as the SDK's builders and every encoder of sorted maps send it:
+		// for what IsCanonical takes (sorted unescaped names, integers of at most 15 digits,
+		// only the escapes JSON requires) RFC 8785's form is this one, so the bytes are kept
+		// as they are instead of walking the map (a sixth of the function's CPU under batches).
+		// U+0000 is the one difference: RFC 8785 escapes it, this form refuses it. Only the
+		// fast decoder's success vouches for the nesting limit, which IsCanonical's is above.
+		buf = bytes.Clone(raw)
+	} else {
+		var err error
+		if buf, err = appendCanonical(make([]byte, 0, len(raw)), obj, 1); err != nil {
+			return nil, nil, err
+		}
 	}
 	if len(buf) > MaxDataBytes {
 		return nil, nil, fmt.Errorf("is %d bytes as compact JSON; at most %d (256 KiB) are accepted", len(buf), MaxDataBytes)
@@ -198,3 +212,6 @@ func appendString(buf []byte, s string) ([]byte, error) {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// nulEscape is U+0000 as JSON escapes it.
+var nulEscape = []byte(`\u0000`)

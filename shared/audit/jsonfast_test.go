@@ -28,6 +28,11 @@ var canonicalCorpus = []string{
 	strings.Repeat(`{"a":`, 32) + `1` + strings.Repeat(`}`, 32),
 	strings.Repeat(`{"a":`, 33) + `1` + strings.Repeat(`}`, 33),
 	`{"a":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}`,
+	// Canonical already (kept as sent), and near misses that are not.
+	`{"a":1,"b":[2,"x\n\u001f\"\\"],"c":{"d":null,"e":true},"é":"ü"}`, `{"a":"\u0000"}`, `{"a":"x\\u0000"}`,
+	`{"a":-0}`, `{"a":1234567890123456}`, `{"a":"\/"}`, `{"a":"\u001F"}`, `{"a":"\u000a"}`, `{"b":1,"a":2}`,
+	`{"a":"🙂"}`, `{"a\n":1}`, `{"a":1.5}`,
+	strings.Repeat(`{"a":`, 33) + `{}` + strings.Repeat(`}`, 33),
 }
 
 // TestParseObject_AsJSONParse checks the fast decoder against json.Parse: the same value when
