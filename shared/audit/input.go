@@ -302,13 +302,23 @@ func (in *Input) contentHash(e Event) []byte {
 	// quarter of the bytes a single event's decoding allocated.
 	b := hashBuffers.Get().(*bytes.Buffer)
 	b.Reset()
+	// Each field is name=<length>:<value>; the head and the end are written here once, for
+	// values given as strings and as bytes alike (event_data is not copied into a string).
 	var num [20]byte
-	put := func(name, value string) {
+	head := func(name string, n int) {
 		b.WriteString(name)
 		b.WriteByte('=')
-		b.Write(strconv.AppendInt(num[:0], int64(len(value)), 10))
+		b.Write(strconv.AppendInt(num[:0], int64(n), 10))
 		b.WriteByte(':')
+	}
+	put := func(name, value string) {
+		head(name, len(value))
 		b.WriteString(value)
+		b.WriteByte(';')
+	}
+	putBytes := func(name string, value []byte) {
+		head(name, len(value))
+		b.Write(value)
 		b.WriteByte(';')
 	}
 	str := func(name string, v *string) {
@@ -319,9 +329,7 @@ func (in *Input) contentHash(e Event) []byte {
 	b.WriteString("auditstore.content.v1;")
 	if in.EventID != nil {
 		var id [36]byte
-		b.WriteString("event_id=36:")
-		b.Write(AppendUUID(id[:0], e.EventID))
-		b.WriteByte(';')
+		putBytes("event_id", AppendUUID(id[:0], e.EventID))
 	}
 	str("version", in.Version)
 	if in.EventTimestamp != nil {
@@ -357,11 +365,7 @@ func (in *Input) contentHash(e Event) []byte {
 	if in.IsSensitive != nil {
 		put("is_sensitive", strconv.FormatBool(*in.IsSensitive))
 	}
-	b.WriteString("event_data=")
-	b.Write(strconv.AppendInt(num[:0], int64(len(e.EventData)), 10))
-	b.WriteByte(':')
-	b.Write(e.EventData)
-	b.WriteByte(';')
+	putBytes("event_data", e.EventData)
 	sum := sha256.Sum256(b.Bytes())
 	if b.Cap() <= 1<<20 { // a buffer one huge event_data grew is let go
 		hashBuffers.Put(b)
