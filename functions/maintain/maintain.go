@@ -5,6 +5,7 @@
 package maintain
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -209,7 +210,11 @@ func (s *Service) setPolicy(w http.ResponseWriter, r *http.Request) error {
 	if category == "" || len(category) > 100 {
 		errs = append(errs, web.FieldError{Field: "category", Message: "must be 1 to 100 characters"})
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	body, err := web.ReadJSON(w, r, 4096, 4)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || req.RetentionDays < audit.MinRetentionDays || req.RetentionDays > audit.MaxRetentionDays {
 		errs = append(errs, web.FieldError{Field: "retention_days", Message: fmt.Sprintf(`is required: {"retention_days": N} with N from %d to %d`, audit.MinRetentionDays, audit.MaxRetentionDays)})
@@ -393,7 +398,12 @@ type holdRequest struct {
 
 func (s *Service) placeHold(w http.ResponseWriter, r *http.Request) error {
 	var req holdRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	// A filter holds event fields, event_data among them: its depth, and two levels above it.
+	body, err := web.ReadJSON(w, r, 64<<10, audit.MaxDataDepth+2)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return web.Invalid("the legal hold is not valid JSON", []web.FieldError{{Field: "body", Message: "must be a JSON object with reason and correlation_id and/or filter: " + err.Error()}})
@@ -431,7 +441,11 @@ func (s *Service) placeHold(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) listHolds(w http.ResponseWriter, r *http.Request) error {
-	all := r.URL.Query().Get("all") == "true"
+	q, err := web.Query(r)
+	if err != nil {
+		return err
+	}
+	all := q.Get("all") == "true"
 	holds, err := s.store.ListHolds(r.Context(), all)
 	if err != nil {
 		return storeError(err)
@@ -447,7 +461,11 @@ func (s *Service) releaseHold(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Reason string `json:"reason"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || strings.TrimSpace(req.Reason) == "" {
+	body, err := web.ReadJSON(w, r, 64<<10, 4)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, &req); err != nil || strings.TrimSpace(req.Reason) == "" {
 		return web.Invalid("a release needs a reason", []web.FieldError{{Field: "reason", Message: `is required: send {"reason": "..."}`}})
 	}
 	p, _ := auth.PrincipalFrom(r.Context())

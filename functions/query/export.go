@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
 )
 
 // exportFlushEvery is how many events an export writes between flushes: often enough that a
@@ -22,7 +23,11 @@ const exportFlushEvery = 256
 // failure after the first byte cannot change the status any more, so it aborts the
 // connection: the client sees a truncated response, never a silently short one.
 func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
-	q, err := h.parse(r.URL.Query(), true)
+	values, err := web.Query(r)
+	if err != nil {
+		return err
+	}
+	q, err := h.parse(values, true)
 	if err != nil {
 		return err
 	}

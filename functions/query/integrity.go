@@ -1,11 +1,11 @@
 package query
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -72,7 +72,11 @@ type proofsReply struct {
 
 func (h *Handler) proofs(w http.ResponseWriter, r *http.Request) error {
 	var req proofsRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	body, err := web.ReadJSON(w, r, 1<<20, 4)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return web.Invalid("the body must be a JSON object {\"event_ids\": [...]}", []web.FieldError{{Field: "body", Message: err.Error()}})
@@ -121,7 +125,10 @@ type checkpointsReply struct {
 // checkpoints lists signed checkpoints: from_size and limit page through them; first and
 // second (tree sizes) return those two with the consistency proof between them.
 func (h *Handler) checkpoints(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := web.Query(r)
+	if err != nil {
+		return err
+	}
 	num := func(name string, def uint64) (uint64, error) {
 		s := q.Get(name)
 		if s == "" {

@@ -26,6 +26,7 @@ import (
 	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/ijson"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
@@ -180,7 +181,11 @@ type pagination struct {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := h.parse(r.URL.Query(), false)
+	values, err := web.Query(r)
+	if err != nil {
+		return err
+	}
+	q, err := h.parse(values, false)
 	if err != nil {
 		return err
 	}
@@ -357,7 +362,11 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 		}
 	}
 	if s, ok := single("data"); ok {
-		if data, err := audit.CanonicalJSON([]byte(s)); err != nil {
+		// Checked in one linear scan first: the decoder behind CanonicalJSON costs time
+		// quadratic in the depth of what it is given.
+		if errs := ijson.Check([]byte(s), ijson.Limits{MaxDepth: audit.MaxDataDepth}); len(errs) > 0 {
+			bad("data", "%s", errs[0])
+		} else if data, err := audit.CanonicalJSON([]byte(s)); err != nil {
 			bad("data", "%s", err)
 		} else {
 			f.Data = json.RawMessage(data)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -74,7 +76,13 @@ func (r *ReadRecorder) record(req *http.Request, kind string, rows int) {
 	}
 	p, _ := auth.PrincipalFrom(req.Context())
 	filters := map[string][]string{}
-	for k, v := range req.URL.Query() {
+	q, err := web.Query(req)
+	if err != nil {
+		// Handlers refuse such a query before reading: a read is never recorded without the
+		// filters it was asked with.
+		q = url.Values{"unparsed_query": {req.URL.RawQuery[:min(len(req.URL.RawQuery), 1024)]}}
+	}
+	for k, v := range q {
 		if k != "cursor" { // opaque and long; the filters say what was read
 			filters[k] = slices.Clone(v)
 		}

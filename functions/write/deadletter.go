@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/ijson"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
@@ -30,6 +31,10 @@ import (
 // MaxBodyBytes because a delivery refused as too large must be kept too; beyond it the first
 // MaxDeadLetterBytes are kept and the dead letter says it was cut.
 const MaxDeadLetterBytes = 16 << 20
+
+// maxDeadLetterDepth is the deepest nesting a dead letter is kept with as JSON; a deeper one
+// is kept as it came, as bytes.
+const maxDeadLetterDepth = 256
 
 // knativeExtensions are the attributes Knative adds to a dead-lettered event; a replay removes
 // them, so the replayed event is the one the producer sent.
@@ -144,6 +149,11 @@ func deadLetterOf(ev *event.Event) (store.DeadLetter, error) {
 	if err != nil || !json.Valid(whole) {
 		return store.DeadLetter{}, fmt.Errorf("the CloudEvent cannot be written as JSON (its data does not match its datacontenttype): %v", err)
 	}
+	// Kept as it came when the database could not take it as JSON, or when listing it would
+	// cost a reader more than it is worth to read: anything nested deeper than this.
+	if errs := ijson.Check(whole, ijson.Limits{MaxDepth: maxDeadLetterDepth}); ijson.FirstFatal(errs) != nil {
+		return store.DeadLetter{}, fmt.Errorf("the CloudEvent is not kept as JSON: %v", ijson.FirstFatal(errs))
+	}
 	str := func(v string) *string {
 		if v == "" {
 			return nil
@@ -231,7 +241,10 @@ type deadLetterPage struct {
 // listDeadLetters lists dead letters, oldest first: pending=true for those not replayed,
 // type, since and until (RFC 3339) on the time received, limit 1..1000 and cursor.
 func (h *Handler) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := web.Query(r)
+	if err != nil {
+		return err
+	}
 	p := store.DeadLetterParams{Limit: 100}
 	var errs []web.FieldError
 	bad := func(field, msg string) { errs = append(errs, web.FieldError{Field: field, Message: msg}) }

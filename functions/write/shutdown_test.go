@@ -43,7 +43,7 @@ func TestWrite_GracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {
-		served <- web.ServeListener(ctx, web.ServeConfig{ShutdownTimeout: 10 * time.Second}, ln, handler)
+		served <- web.ServeListener(ctx, func() web.ServeConfig { c := web.DefaultServeConfig(); c.ShutdownTimeout = 10 * time.Second; return c }(), ln, handler)
 	}()
 	url := "http://" + ln.Addr().String() + "/api/v1/audit/events"
 

@@ -11,16 +11,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/ijson"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
@@ -259,7 +259,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, sh shape) error 
 			sh = shapeBatch
 		}
 	}
-	err = h.storeShape(w, r, sh, body)
+	err = checkJSON(r, sh, body)
+	if err == nil {
+		err = h.storeShape(w, r, sh, body)
+	}
 	if err != nil {
 		h.metrics.rejected.WithLabelValues(rejectReason(err)).Inc()
 	}
@@ -284,33 +287,83 @@ func rejectReason(err error) string {
 	return "internal"
 }
 
-// readBody reads at most MaxBodyBytes (413 beyond, reading no further) and checks UTF-8.
+// readBody reads at most MaxBodyBytes (413 beyond, reading no further; web.ReadBody).
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, web.Error(http.StatusRequestEntityTooLarge, "the request body is larger than 5 MiB", nil)
+	return web.ReadBody(w, r, MaxBodyBytes)
+}
+
+// checkJSON checks a body before any decoder reads it (ijson): I-JSON, and nested no deeper
+// than event_data may be plus the levels the shape puts above event_data, in time linear in
+// its size. The decoders after it are costlier the deeper the input; bounded here, a body
+// nested 40,000 levels deep costs one scan instead of time quadratic in its depth. Every
+// violation is named, as its sender knows the field.
+func checkJSON(r *http.Request, sh shape, body []byte) error {
+	above := 1 // a JSON event, a structured CloudEvent
+	switch {
+	case sh == shapeCE && !isStructuredCE(r) && r.Header.Get("Content-Type") != "" && !isJSONMedia(r.Header.Get("Content-Type")):
+		return nil // binary data that does not claim to be JSON: refused as such when mapped
+	case sh == shapeHeaders || sh == shapeCE && !isStructuredCE(r):
+		above = 0 // the body is event_data
+	case sh == shapeBatch:
+		above = 2
+	case sh == shapeCE && isCEBatch(r):
+		above = 2
 	}
-	var body []byte
-	var err error
-	if r.ContentLength >= 0 && r.ContentLength <= 1<<20 {
-		// The length is known (and the server never reads past it): one buffer of that size,
-		// instead of io.ReadAll's growing copies of a 100 KB batch. Beyond 1 MiB the buffer
-		// grows with what arrives, so a length alone cannot make the function allocate 5 MiB.
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	errs := ijson.Check(body, ijson.Limits{MaxDepth: audit.MaxDataDepth + above})
+	if len(errs) == 0 {
+		return nil
 	}
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, web.Error(http.StatusRequestEntityTooLarge, "the request body is larger than 5 MiB", err)
+	out := make([]audit.FieldError, 0, len(errs))
+	for _, e := range errs {
+		fe := audit.FieldError{Field: "event_data", Message: e.Message}
+		path := e.Path
+		if above == 2 && len(path) > 0 && path[0].Index >= 0 {
+			fe.Index = &path[0].Index
+			path = path[1:]
 		}
-		return nil, web.Error(http.StatusBadRequest, "the request body could not be read", err)
+		if above > 0 {
+			fe.Field = "body"
+			if len(path) > 0 && path[0].Index < 0 {
+				fe.Field, path = path[0].Name, path[1:]
+			}
+		}
+		switch {
+		case e.Kind == ijson.Syntax:
+			fe.Field, fe.Index = "body", nil
+			fe.Message = fmt.Sprintf("%s (at byte %d)", e.Message, e.Offset)
+		case e.Kind == ijson.Depth:
+			fe.Message = fmt.Sprintf("nests objects and arrays deeper than %d levels", audit.MaxDataDepth)
+		case len(path) > 0:
+			fe.Message = "at " + clipPath(ijson.FormatPath(path)) + ": " + e.Message
+		}
+		out = append(out, fe)
 	}
-	if !utf8.Valid(body) {
-		return nil, web.Invalid("the request body is not valid UTF-8", []web.FieldError{{Field: "body", Message: "is not valid UTF-8"}})
+	switch sh {
+	case shapeCE:
+		out = ceErrors(out)
+	case shapeHeaders:
+		out = renameFields(out, headerFieldNames)
 	}
-	return body, nil
+	return web.Invalid("the request body is not an acceptable JSON text; nothing was stored", toWebErrors(out))
+}
+
+// clipPath keeps a reply short when the path into event_data is long.
+func clipPath(p string) string {
+	if len(p) > 120 {
+		return p[:117] + "..."
+	}
+	return p
+}
+
+// isJSONMedia reports whether a Content-Type is JSON: application/json or a +json type.
+func isJSONMedia(ct string) bool {
+	mt, err := mediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+func isStructuredCE(r *http.Request) bool {
+	mt, err := mediaType(r.Header.Get("Content-Type"))
+	return err == nil && (mt == "application/cloudevents+json" || mt == "application/cloudevents-batch+json")
 }
 
 func firstByte(b []byte) byte {

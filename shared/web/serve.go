@@ -26,6 +26,43 @@ type ServeConfig struct {
 	// a listener of its own and never on PORT: for measuring a function under load. Off by
 	// default, since a profile shows internals and costs CPU while it is taken.
 	ProfileAddr string `envconfig:"PPROF_ADDR"`
+	// ReadHeaderTimeout bounds how long a request's headers may take to arrive.
+	ReadHeaderTimeout time.Duration `envconfig:"HTTP_READ_HEADER_TIMEOUT" default:"10s"`
+	// BodyTimeout bounds how long a request's body may take to arrive after its headers: a
+	// slower sender gets a 408 and its connection is closed (5 MiB in 30 s is 175 KB/s).
+	BodyTimeout time.Duration `envconfig:"HTTP_BODY_TIMEOUT" default:"30s"`
+	// IdleTimeout is how long a kept-alive connection may wait for its next request.
+	IdleTimeout time.Duration `envconfig:"HTTP_IDLE_TIMEOUT" default:"120s"`
+	// MaxConns bounds the open connections; one over it is answered 503 and closed at once.
+	MaxConns int `envconfig:"HTTP_MAX_CONNECTIONS" default:"1024"`
+	// MaxConnsPerClient bounds the open connections of one client IP address. Behind
+	// Knative's queue-proxy every connection comes from the pod itself: keep it above the
+	// Service's container concurrency.
+	MaxConnsPerClient int `envconfig:"HTTP_MAX_CONNECTIONS_PER_CLIENT" default:"256"`
+}
+
+// check refuses settings that cannot work.
+func (c ServeConfig) check() error {
+	switch {
+	case c.ReadHeaderTimeout <= 0:
+		return errors.New("HTTP_READ_HEADER_TIMEOUT must be positive")
+	case c.BodyTimeout <= 0:
+		return errors.New("HTTP_BODY_TIMEOUT must be positive")
+	case c.IdleTimeout <= 0:
+		return errors.New("HTTP_IDLE_TIMEOUT must be positive")
+	case c.MaxConns < 1:
+		return errors.New("HTTP_MAX_CONNECTIONS must be at least 1")
+	case c.MaxConnsPerClient < 1 || c.MaxConnsPerClient > c.MaxConns:
+		return errors.New("HTTP_MAX_CONNECTIONS_PER_CLIENT must be between 1 and HTTP_MAX_CONNECTIONS")
+	}
+	return nil
+}
+
+// DefaultServeConfig is ServeConfig with its defaults, for tests and tools that do not read
+// the environment.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{Port: 8080, ShutdownTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
+		BodyTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxConns: 1024, MaxConnsPerClient: 256}
 }
 
 // Serve serves h on cfg.Port until ctx ends or SIGTERM/SIGINT arrives, then stops accepting
@@ -41,13 +78,23 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 }
 
 // ServeListener is Serve on an existing listener (tests use port 0). Every request is logged
-// once (RequestLog).
+// once (RequestLog), its query string is checked (CheckQuery) and its body must arrive within
+// cfg.BodyTimeout. Connections are bounded in total and per client. On shutdown, connections
+// still sending a request are cut and requests whose body has arrived are answered.
 func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           RequestLog(slog.Default(), h),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+	if err := cfg.check(); err != nil {
+		return err
 	}
+	conns := newConnTracker(cfg.BodyTimeout)
+	srv := &http.Server{
+		Handler:           RequestLog(slog.Default(), conns.guard(queryGuard(h))),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ConnContext:       conns.connContext,
+		ConnState:         conns.connState,
+	}
+	srv.RegisterOnShutdown(conns.shutdown)
+	ln = &connLimits{Listener: ln, max: cfg.MaxConns, perClient: cfg.MaxConnsPerClient, client: map[string]int{}}
 	if cfg.ProfileAddr != "" {
 		stopProfiles, err := serveProfiles(cfg.ProfileAddr)
 		if err != nil {
