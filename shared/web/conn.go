@@ -67,16 +67,7 @@ func (l *connLimits) release(ip string) {
 	l.mu.Unlock()
 }
 
-func clientIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
-}
+func clientIP(a net.Addr) string { return remoteIP(a.String()) }
 
 // refusal is the whole answer to a connection over the bounds: a problem+json 503 that says
 // when to come back. It is written before the request is read, which HTTP/1.1 clients accept

@@ -39,6 +39,16 @@ type ServeConfig struct {
 	// Knative's queue-proxy every connection comes from the pod itself: keep it above the
 	// Service's container concurrency.
 	MaxConnsPerClient int `envconfig:"HTTP_MAX_CONNECTIONS_PER_CLIENT" default:"256"`
+	// RefusalsPerSec is how many refused requests (400, 401, 403, 408, 413, 414, 415, 431)
+	// a client gets answered at once each second, after a burst of RefusalBurst; beyond it
+	// each refusal is held up to RefusalMaxWait before it is sent, so that a sender of
+	// hostile input cannot take the machine from the others. Requests that are not refused
+	// are never held.
+	RefusalsPerSec float64 `envconfig:"HTTP_REFUSALS_PER_SEC" default:"20"`
+	// RefusalBurst is the refusals a client gets answered at once before they are paced.
+	RefusalBurst int `envconfig:"HTTP_REFUSAL_BURST" default:"40"`
+	// RefusalMaxWait bounds how long one refusal is held.
+	RefusalMaxWait time.Duration `envconfig:"HTTP_REFUSAL_MAX_WAIT" default:"1s"`
 }
 
 // check refuses settings that cannot work.
@@ -54,6 +64,8 @@ func (c ServeConfig) check() error {
 		return errors.New("HTTP_MAX_CONNECTIONS must be at least 1")
 	case c.MaxConnsPerClient < 1 || c.MaxConnsPerClient > c.MaxConns:
 		return errors.New("HTTP_MAX_CONNECTIONS_PER_CLIENT must be between 1 and HTTP_MAX_CONNECTIONS")
+	case c.RefusalsPerSec <= 0 || c.RefusalBurst < 1 || c.RefusalMaxWait < 0:
+		return errors.New("HTTP_REFUSALS_PER_SEC must be positive, HTTP_REFUSAL_BURST at least 1 and HTTP_REFUSAL_MAX_WAIT not negative")
 	}
 	return nil
 }
@@ -62,7 +74,8 @@ func (c ServeConfig) check() error {
 // the environment.
 func DefaultServeConfig() ServeConfig {
 	return ServeConfig{Port: 8080, ShutdownTimeout: 30 * time.Second, ReadHeaderTimeout: 10 * time.Second,
-		BodyTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxConns: 1024, MaxConnsPerClient: 256}
+		BodyTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxConns: 1024, MaxConnsPerClient: 256,
+		RefusalsPerSec: 20, RefusalBurst: 40, RefusalMaxWait: time.Second}
 }
 
 // Serve serves h on cfg.Port until ctx ends or SIGTERM/SIGINT arrives, then stops accepting
@@ -86,8 +99,9 @@ func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http
 		return err
 	}
 	conns := newConnTracker(cfg.BodyTimeout)
+	refusals := newRefusalPacer(cfg.RefusalsPerSec, cfg.RefusalBurst, cfg.RefusalMaxWait)
 	srv := &http.Server{
-		Handler:           RequestLog(slog.Default(), conns.guard(queryGuard(h))),
+		Handler:           RequestLog(slog.Default(), refusals.pace(conns.guard(queryGuard(h)))),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ConnContext:       conns.connContext,

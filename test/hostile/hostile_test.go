@@ -34,7 +34,7 @@ type fixture struct {
 	client *http.Client
 }
 
-func setup(t *testing.T, change func(*web.ServeConfig)) *fixture {
+func setup(t testing.TB, change func(*web.ServeConfig)) *fixture {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t, pgtest.Options{})
 	cfg := web.DefaultServeConfig()
@@ -47,7 +47,7 @@ func setup(t *testing.T, change func(*web.ServeConfig)) *fixture {
 	return &fixture{srv: srv, pool: pgtest.Connect(t, dbURL), client: &http.Client{Timeout: time.Minute}}
 }
 
-func (f *fixture) stored(t *testing.T) int {
+func (f *fixture) stored(t testing.TB) int {
 	t.Helper()
 	var n int
 	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events`).Scan(&n))
@@ -485,4 +485,29 @@ func TestHostile_ForgedIdentity(t *testing.T) {
 	status, body, err = hostile.Post(f.client, f.srv.URL+"/api/v1/audit/events", hostile.ReaderToken, hostile.Event("forged3", 1))
 	require.NoError(t, err)
 	problem(t, status, body, http.StatusForbidden)
+}
+
+// TestHostile_RefusalsPaced: past its burst, a client's refusals are held before they are
+// sent (HTTP_REFUSALS_PER_SEC), while what it sends valid is stored.
+func TestHostile_RefusalsPaced(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *web.ServeConfig) {
+		c.RefusalsPerSec, c.RefusalBurst, c.RefusalMaxWait = 2, 2, 400*time.Millisecond
+	})
+	events := f.srv.URL + "/api/v1/audit/events"
+	var held []time.Duration
+	for range 5 {
+		start := time.Now()
+		status, body, err := hostile.Post(f.client, events, hostile.WriterToken, hostile.DeepEvent(100))
+		require.NoError(t, err)
+		problem(t, status, body, http.StatusBadRequest)
+		held = append(held, time.Since(start))
+	}
+	// The third and later refusals wait for their token: at least 300 ms of the 400 ms bound.
+	for _, d := range held[2:] {
+		require.GreaterOrEqual(t, d, 300*time.Millisecond, "refusals were not held: %v", held)
+	}
+	status, body, err := hostile.Post(f.client, events, hostile.WriterToken, hostile.Event("paced", 1))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, status, "%s", body)
 }
