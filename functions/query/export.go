@@ -22,6 +22,9 @@ const exportFlushEvery = 256
 // failure after the first byte cannot change the status any more, so it aborts the
 // connection: the client sees a truncated response, never a silently short one.
 func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
+	if h.log != nil && wantsJSONExport(r) {
+		return h.exportJSON(w, r) // kubernaut's shape
+	}
 	q, err := h.parse(r.URL.Query(), true)
 	if err != nil {
 		return err
