@@ -1,9 +1,7 @@
 package maintain_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/kubernauttest"
+	"github.com/auditstore/auditstore/test/openapitest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/stretchr/testify/require"
 )
@@ -63,16 +62,17 @@ func TestKubernautLegalHold(t *testing.T) {
 	t.Cleanup(srv.Close)
 	do := func(token, method, path, body string) (int, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, bytes.NewBufferString(body))
+		req, err := http.NewRequest(method, srv.URL+path, nil)
 		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
+		var reqBody []byte
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+			reqBody = []byte(body)
+		}
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("X-User-ID", "mallory") // kubernaut's way to name the user: ignored
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
+		// Every exchange is also checked against the OpenAPI document.
+		resp, b := openapitest.Do(t, req, reqBody)
 		return resp.StatusCode, b
 	}
 
