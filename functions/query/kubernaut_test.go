@@ -200,15 +200,7 @@ func (f *kubernautFixture) do(t *testing.T, method, path string, body []byte, he
 // tamper changes a stored event behind the guards, as a superuser who switches them off.
 func (f *kubernautFixture) tamper(t *testing.T, sql string, args ...any) {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := f.pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
-	_, err = tx.Exec(ctx, "ALTER TABLE audit_events DISABLE TRIGGER ALL")
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, sql, args...)
-	require.NoError(t, err)
-	require.NoError(t, tx.Commit(ctx))
+	pgtest.Tamper(t, f.pool, sql, args...)
 }
 
 func TestKubernautVerifyChain(t *testing.T) {
@@ -276,18 +268,8 @@ func TestKubernautExport_Signed(t *testing.T) {
 	f := setupKubernaut(t, true)
 	resp, body := f.do(t, http.MethodGet, "/api/v1/audit/integrity/public-key", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	var keys struct {
-		Keys []struct {
-			KeyID     string `json:"key_id"`
-			PublicKey string `json:"public_key"`
-		} `json:"keys"`
-	}
-	require.NoError(t, json.Unmarshal(body, &keys))
-	require.Len(t, keys.Keys, 1)
-	raw, err := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
-	require.NoError(t, err)
-	published := ed25519.PublicKey(raw)
-	_, err = f.st.PlaceHold(context.Background(), store.LegalHold{CorrelationID: &f.events[0].CorrelationID, Reason: "subpoena", PlacedBy: "legal"})
+	published := publishedKey(t, body)
+	_, err := f.st.PlaceHold(context.Background(), store.LegalHold{CorrelationID: &f.events[0].CorrelationID, Reason: "subpoena", PlacedBy: "legal"})
 	require.NoError(t, err)
 
 	resp, body = f.do(t, http.MethodGet, "/api/v1/audit/export?format=json&correlation_id=rr-chain&include_detached_signature=true", nil)
@@ -314,7 +296,7 @@ func TestKubernautExport_Signed(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ed25519.Verify(published, members["events"], sig))
 	require.Equal(t, "Ed25519", x.ExportMetadata.SignatureAlgorithm)
-	require.Equal(t, keys.Keys[0].KeyID, x.ExportMetadata.CertificateFingerprint)
+	require.Equal(t, integrity.KeyID(published), x.ExportMetadata.CertificateFingerprint)
 	require.Equal(t, "auditor", x.ExportMetadata.ExportedBy)
 	require.Equal(t, "json", x.ExportMetadata.ExportFormat)
 	require.Equal(t, map[string]any{"correlation_id": "rr-chain", "offset": 0.0, "limit": 1000.0}, x.ExportMetadata.QueryFilters)
