@@ -179,13 +179,14 @@ func (a *archiver) Archive(ctx context.Context, leaf store.LeafPartition) (lifec
 // SetClock replaces the clock of runs (tests simulate years with it).
 func (s *Service) SetClock(now func() time.Time) { s.runner.Now = now }
 
-// Routes registers the maintenance and legal-hold APIs on mux.
+// Routes registers the maintenance and legal-hold APIs (auditstore's and kubernaut's) on mux.
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/maintenance/run", s.guard(web.Handle(s.postRun)))
 	mux.Handle("POST /api/v1/maintenance/verify", s.guard(web.Handle(s.postVerify)))
 	mux.Handle("POST /api/v1/audit/legal-holds", s.guard(web.Handle(s.placeHold)))
 	mux.Handle("GET /api/v1/audit/legal-holds", s.guard(web.Handle(s.listHolds)))
 	mux.Handle("DELETE /api/v1/audit/legal-holds/{id}", s.guard(web.Handle(s.releaseHold)))
+	s.correlationHoldRoutes(mux)
 	mux.Handle("GET /api/v1/audit/retention-policies", s.guard(web.Handle(s.listPolicies)))
 	mux.Handle("PUT /api/v1/audit/retention-policies/{category}", s.guard(web.Handle(s.setPolicy)))
 	mux.Handle("DELETE /api/v1/audit/retention-policies/{category}", s.guard(web.Handle(s.deletePolicy)))

@@ -27,6 +27,9 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if h.log != nil && wantsJSONExport(r, values) {
+		return h.exportJSON(w, r, values) // kubernaut's shape
+	}
 	q, err := h.parse(values, true)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ func (h *Handler) integrityRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/integrity/proofs", h.guard(web.Handle(h.proofs)))
 	mux.Handle("GET /api/v1/audit/integrity/checkpoints", h.guard(web.Handle(h.checkpoints)))
 	mux.Handle("GET /api/v1/audit/integrity/public-key", h.guard(web.Handle(h.publicKey)))
+	h.kubernautRoutes(mux)
 }
 
 func (h *Handler) proof(w http.ResponseWriter, r *http.Request) error {

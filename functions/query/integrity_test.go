@@ -91,22 +91,7 @@ func TestIntegrityAPI(t *testing.T) {
 	// The published key verifies the checkpoint, the proof leads to its root.
 	status, body = do("GET", "/api/v1/audit/integrity/public-key", nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
-	var keys struct {
-		Keys []struct {
-			KeyID     string `json:"key_id"`
-			PublicKey string `json:"public_key"`
-			PEM       string `json:"pem"`
-		} `json:"keys"`
-	}
-	require.NoError(t, json.Unmarshal(body, &keys))
-	require.Len(t, keys.Keys, 1)
-	raw, err := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
-	require.NoError(t, err)
-	published := ed25519.PublicKey(raw)
-	require.Equal(t, integrity.KeyID(published), keys.Keys[0].KeyID)
-	fromPEM, err := integrity.ParsePublicKey(keys.Keys[0].PEM)
-	require.NoError(t, err)
-	require.Equal(t, published, fromPEM)
+	published := publishedKey(t, body)
 
 	for _, e := range events {
 		status, body = do("GET", "/api/v1/audit/events/"+e.EventID.String()+"/proof", nil)
@@ -166,4 +151,27 @@ func TestIntegrityAPI(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &got))
 	require.Equal(t, events[2].EventHash, got.EventHash)
 	require.Equal(t, integrity.HashVersion, got.HashVersion)
+}
+
+// publishedKey reads the one key of a GET /api/v1/audit/integrity/public-key answer, checking
+// that its key_id and PEM name the same key.
+func publishedKey(t *testing.T, body []byte) ed25519.PublicKey {
+	t.Helper()
+	var keys struct {
+		Keys []struct {
+			KeyID     string `json:"key_id"`
+			PublicKey string `json:"public_key"`
+			PEM       string `json:"pem"`
+		} `json:"keys"`
+	}
+	require.NoError(t, json.Unmarshal(body, &keys))
+	require.Len(t, keys.Keys, 1)
+	raw, err := base64.StdEncoding.DecodeString(keys.Keys[0].PublicKey)
+	require.NoError(t, err)
+	published := ed25519.PublicKey(raw)
+	require.Equal(t, integrity.KeyID(published), keys.Keys[0].KeyID)
+	fromPEM, err := integrity.ParsePublicKey(keys.Keys[0].PEM)
+	require.NoError(t, err)
+	require.Equal(t, published, fromPEM)
+	return published
 }

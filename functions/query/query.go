@@ -28,6 +28,7 @@ import (
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ijson"
 	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
@@ -54,6 +55,10 @@ type Config struct {
 	// IntegrityPublicKeys are the checkpoint keys published at
 	// /api/v1/audit/integrity/public-key (base64 of 32 bytes, comma-separated).
 	IntegrityPublicKeys []string `envconfig:"INTEGRITY_PUBLIC_KEYS"`
+	// SigningKey is the checkpoint signing key (Ed25519, PEM PKCS #8 or base64 of its seed),
+	// with which JSON exports are signed so the published public key verifies them; without it
+	// an export asking for a detached signature is refused.
+	SigningKey string `envconfig:"INTEGRITY_SIGNING_KEY"`
 }
 
 // PoolOptions are the options of the query pool: its own size, QUERY_TIMEOUT as every
@@ -103,6 +108,8 @@ type Handler struct {
 	// log is the integrity log (WithIntegrity); nil serves no integrity routes.
 	log  *store.Store
 	keys []integrity.PublicKey
+	// signer signs JSON exports (Config.SigningKey); nil signs none.
+	signer *integrity.Signer
 }
 
 // New returns a Handler over s, registering its metrics with reg (nil: none).
@@ -121,7 +128,11 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 			return nil, err
 		}
 	}
-	h := &Handler{guard: auth.Middleware(auth.None{}, auth.Read, nil), store: s, secret: secret, now: time.Now, cfg: cfg, metrics: newMetrics(reg)}
+	signer, _, err := ledger.ParseKeys(cfg.SigningKey, nil)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{signer: signer, guard: auth.Middleware(auth.None{}, auth.Read, nil), store: s, secret: secret, now: time.Now, cfg: cfg, metrics: newMetrics(reg)}
 	for _, o := range opts {
 		o(h)
 	}

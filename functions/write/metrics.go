@@ -58,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		counters: map[[3]string]prometheus.Counter{},
 		byShape:  map[shape]prometheus.Observer{},
 	}
-	for _, sh := range []shape{shapeJSON, shapeBatch, shapeHeaders, shapeCE} {
+	for _, sh := range []shape{shapeJSON, shapeBatch, shapeHeaders, shapeCE, shapeNotification} {
 		m.byShape[sh] = m.duration.WithLabelValues(string(sh))
 	}
 	if reg != nil {

@@ -97,6 +97,10 @@ type Handler struct {
 	// adminGuard lets only administrators through (the dead-letter API).
 	adminGuard  func(http.Handler) http.Handler
 	deadLetters DeadLetterStore
+
+	// events reads stored events back, when the store can (the answer to a notification
+	// record sent again).
+	events eventReader
 }
 
 // New checks cfg and returns a Handler over s, registering its metrics with reg (nil: none).
@@ -131,6 +135,7 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		committer: newCommitter(s, cfg.Committers, cfg.GroupMaxEvents, cfg.GroupWait, cfg.Timeout, func(n int) { m.batchSize.Observe(float64(n)) }),
 	}
 	h.adminGuard = auth.Middleware(auth.None{}, auth.Admin, nil)
+	h.events, _ = s.(eventReader)
 	for _, o := range opts {
 		o(h)
 	}
@@ -141,12 +146,14 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 func (h *Handler) Close() { h.committer.close() }
 
 // Routes registers the write API on mux: every shape at /api/v1/audit/events, JSON batches
-// also at /api/v1/audit/events/batch, CloudEvents at / for Knative triggers, and with
+// also at /api/v1/audit/events/batch, CloudEvents at / for Knative triggers, kubernaut's
+// notification records at /api/v1/audit/notifications, and with
 // WithDeadLetters the dead-letter sink and API.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/events", h.guard(web.Handle(h.post)))
 	mux.Handle("POST /api/v1/audit/events/batch", h.guard(web.Handle(h.postBatch)))
 	mux.Handle("POST /{$}", h.guard(web.Handle(h.postCloudEvents)))
+	mux.Handle("POST /api/v1/audit/notifications", h.guard(web.Handle(h.postNotification)))
 	h.deadLetterRoutes(mux)
 }
 
@@ -426,12 +433,19 @@ func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, b
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
+	if len(conflicts) > 0 && sh == shapeNotification {
+		return &web.HTTPError{Status: http.StatusConflict, Detail: "a notification record with this notification_id is already stored with other content",
+			Errors: []web.FieldError{{Field: "notification_id", Message: "is already stored with other content"}}}
+	}
 	if len(conflicts) > 0 {
 		detail := fmt.Sprintf("event_id %s is already stored with other content", results[0].EventID)
 		if atomic {
 			detail = "the batch conflicts with stored events; nothing was stored"
 		}
 		return &web.HTTPError{Status: http.StatusConflict, Detail: detail, Errors: conflicts}
+	}
+	if sh == shapeNotification {
+		return h.notificationReply(w, r, events[0], results[0])
 	}
 	if !atomic {
 		res := results[0]
@@ -517,6 +531,9 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 		inputs, errs = []*audit.Input{in}, jerrs
 	case shapeBatch:
 		inputs, errs = decodeBatch(body)
+	case shapeNotification:
+		in, nerrs := decodeNotification(body)
+		inputs, errs = []*audit.Input{in}, nerrs
 	}
 	// A traceparent header is the request's trace context; a CloudEvent's own traceparent
 	// extension, when it has one, wins.

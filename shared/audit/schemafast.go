@@ -46,7 +46,7 @@ var quickTypes = map[string]uint8{"object": qtObject, "array": qtArray, "string"
 // annotations are keywords that never change a verdict.
 var annotations = map[string]bool{"$schema": true, "$id": true, "$defs": true, "$comment": true,
 	"title": true, "description": true, "examples": true, "default": true, "deprecated": true,
-	"readOnly": true, "writeOnly": true}
+	"readOnly": true, "writeOnly": true, PersonalDataKeyword: true}
 
 // compileQuick compiles a schema document (decoded with UseNumber), or reports false when it
 // uses anything quickSchema does not know: that schema is then left to the library alone.

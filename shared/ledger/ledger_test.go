@@ -89,17 +89,7 @@ func (f *fixture) verify(t *testing.T, external ...integrity.Checkpoint) ledger.
 // attack runs SQL as a superuser who first switches the guard triggers off (and leaves them so).
 func (f *fixture) attack(t *testing.T, sql string, args ...any) {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := f.pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
-	for _, table := range []string{"audit_events", "audit_log_batches", "audit_checkpoints", "audit_log_nodes"} {
-		_, err = tx.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER ALL")
-		require.NoError(t, err)
-	}
-	_, err = tx.Exec(ctx, sql, args...)
-	require.NoError(t, err)
-	require.NoError(t, tx.Commit(ctx))
+	pgtest.Tamper(t, f.pool, sql, args...)
 }
 
 // cutLog removes the leaves from index from on, as an attacker would: batches beyond it go, the

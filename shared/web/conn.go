@@ -117,7 +117,7 @@ type connTracker struct {
 type connInfo struct {
 	conn     net.Conn
 	state    http.ConnState
-	handlers int               // requests being served (their handlers run)
+	handlers int // requests being served (their handlers run)
 	bodies   map[*guardedBody]struct{}
 }
 

@@ -107,7 +107,7 @@ func RequestLog(logger *slog.Logger, h http.Handler) http.Handler {
 		switch {
 		case status >= 500:
 			level = slog.LevelError
-		case strings.HasPrefix(r.URL.Path, "/health/") || r.URL.Path == "/metrics":
+		case strings.HasPrefix(r.URL.Path, "/health/") || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics":
 			level = slog.LevelDebug
 		}
 		// The line names its request itself: logging it with the request's context would add

@@ -116,7 +116,6 @@ func CheckJSON(body []byte, maxDepth int) error {
 	return Invalid("the request body is not an acceptable JSON text", fes)
 }
 
-
 // ReadJSON reads a JSON body of at most max bytes (ReadBody) and checks it (CheckJSON, nested
 // at most maxDepth deep) before any decoder sees it.
 func ReadJSON(w http.ResponseWriter, r *http.Request, max int64, maxDepth int) ([]byte, error) {

@@ -160,17 +160,26 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // Health adds /health/liveness (the process serves) and /health/readiness (ready reports no
-// error, e.g. the database answers) to mux.
+// error, e.g. the database answers) to mux, and the same checks at /healthz and /readyz, the
+// paths kubernaut's probes and tests ask, answering {"status":"healthy"} when up.
 func Health(mux *http.ServeMux, ready func(ctx context.Context) error) {
-	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, _ *http.Request) {
-		_ = WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /health/readiness", Handle(func(w http.ResponseWriter, r *http.Request) error {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := ready(ctx); err != nil {
-			return Unavailable("not ready: the database does not answer", 5*time.Second, err)
+	live := func(status string) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			_ = WriteJSON(w, http.StatusOK, map[string]string{"status": status})
 		}
-		return WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	}))
+	}
+	readiness := func(status string) http.Handler {
+		return Handle(func(w http.ResponseWriter, r *http.Request) error {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := ready(ctx); err != nil {
+				return Unavailable("not ready: the database does not answer", 5*time.Second, err)
+			}
+			return WriteJSON(w, http.StatusOK, map[string]string{"status": status})
+		})
+	}
+	mux.HandleFunc("GET /health/liveness", live("ok"))
+	mux.Handle("GET /health/readiness", readiness("ready"))
+	mux.HandleFunc("GET /healthz", live("healthy"))
+	mux.Handle("GET /readyz", readiness("healthy"))
 }

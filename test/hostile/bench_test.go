@@ -138,4 +138,3 @@ func writerLatency(b *testing.B, f *fixture, url string, window time.Duration, a
 	slices.Sort(lat)
 	return [2]time.Duration{lat[len(lat)/2], lat[len(lat)*99/100]}
 }
-

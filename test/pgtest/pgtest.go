@@ -279,3 +279,27 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Tamper runs sql in one transaction as the superuser tests connect as, with every trigger of
+// the event and log tables switched off (and left so), as an attacker with the owner's or a
+// superuser's rights would: what the guards stop, tamper evidence must reveal.
+func Tamper(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: tamper: %v", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after a commit, nothing to roll back
+	for _, table := range []string{"audit_events", "audit_log_batches", "audit_checkpoints", "audit_log_nodes"} {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER ALL"); err != nil {
+			t.Fatalf("pgtest: tamper: %v", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("pgtest: tamper: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("pgtest: tamper: %v", err)
+	}
+}

@@ -34,7 +34,8 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, keys, err := ledger.ParseKeys("", cfg.Query.IntegrityPublicKeys)
+	// The key that signs exports is published with the others.
+	_, keys, err := ledger.ParseKeys(cfg.Query.SigningKey, cfg.Query.IntegrityPublicKeys)
 	if err != nil {
 		return err
 	}

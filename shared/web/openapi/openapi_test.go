@@ -41,10 +41,20 @@ func TestOperations(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, _ = get("/health/readiness")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+	// kubernaut's probe paths answer the same checks with its body.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, body = get(path)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.JSONEq(t, `{"status":"healthy"}`, string(body))
+	}
 	readyErr = errors.New("connection refused")
 	resp, _ = get("/health/readiness")
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	resp, _ = get("/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, _ = get("/healthz")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "liveness does not depend on the database")
 
 	resp, body = get("/metrics")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
