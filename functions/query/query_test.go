@@ -178,7 +178,8 @@ func TestQuery_Filters(t *testing.T) {
 	var e audit.Event
 	require.NoError(t, json.Unmarshal(b, &e))
 	require.Equal(t, tl[2].EventID, e.EventID)
-	require.Contains(t, string(b), `"actor_ip":null`, "absent optional fields are present as null")
+	require.NotContains(t, string(b), `"actor_ip"`, "an absent optional field is left out")
+	require.NotContains(t, string(b), `null`, "never null")
 	status, _ = f.get(t, "/api/v1/audit/events/01a215d3-8005-732f-a9f2-5aea589037c8")
 	require.Equal(t, http.StatusNotFound, status)
 }
