@@ -37,8 +37,10 @@ const MaxBatch = 1000
 type Config struct {
 	// MaxClockSkew is how far in the future an event_timestamp may lie.
 	MaxClockSkew time.Duration `envconfig:"MAX_CLOCK_SKEW" default:"5m"`
-	// MaxEventAge is how far in the past an event_timestamp may lie.
-	MaxEventAge time.Duration `envconfig:"MAX_EVENT_AGE" default:"720h"`
+	// MaxEventAge, when set, is how far in the past an event_timestamp may lie. Unset, an event
+	// is refused only when its own retention has already passed (a client replaying what it
+	// buffered through an outage loses nothing).
+	MaxEventAge time.Duration `envconfig:"MAX_EVENT_AGE"`
 	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
 	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
 	// Committers is how many transactions the group committer runs at once.
@@ -109,8 +111,8 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 	switch {
 	case cfg.MaxClockSkew < 0:
 		return nil, errors.New("MAX_CLOCK_SKEW must not be negative")
-	case cfg.MaxEventAge <= 0:
-		return nil, errors.New("MAX_EVENT_AGE must be positive")
+	case cfg.MaxEventAge < 0:
+		return nil, errors.New("MAX_EVENT_AGE must not be negative (unset: any age the event's retention covers)")
 	case cfg.Committers < 1 || cfg.Committers > 64:
 		return nil, errors.New("WRITE_COMMITTERS must be between 1 and 64")
 	case cfg.GroupMaxEvents < MaxBatch || cfg.GroupMaxEvents > 10000:

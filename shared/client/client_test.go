@@ -81,7 +81,7 @@ func (f *inflight) stop() {
 }
 
 func writeConfig() write.Config {
-	return write.Config{MaxClockSkew: 5 * time.Minute, MaxEventAge: 30 * 24 * time.Hour,
+	return write.Config{MaxClockSkew: 5 * time.Minute,
 		RetentionClasses: "90,180,365,730,1095,1825,2557", Committers: 2, GroupMaxEvents: 1000,
 		GroupWait: 2 * time.Millisecond, Timeout: 10 * time.Second}
 }

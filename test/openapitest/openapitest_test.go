@@ -185,7 +185,7 @@ func TestCheckSchema(t *testing.T) {
 		"bad event type":        strings.Replace(valid, `gateway.signal.received`, `Gateway`, 1),
 		"required null":         strings.Replace(valid, `"rr-1"`, `null`, 1),
 		"event_data not object": strings.Replace(valid, `{"a":1}`, `[1]`, 1),
-		"retention too short":   with(`"retention_days":30`),
+		"retention too short":   with(`"retention_days":0`),
 		"negative duration":     with(`"duration_ms":-1`),
 		"not an IP":             with(`"actor_ip":"localhost"`),
 		"not a UUID":            with(`"parent_event_id":"123"`),
