@@ -12,6 +12,11 @@ import (
 	"github.com/google/uuid"
 )
 
+// OwnCategory is the event_category of auditstore's own events (auditstore.query.executed,
+// auditstore.maintenance.run, ...). A query returns them only when it asks for them: a client
+// that decodes event_data as one of its own payloads would fail on them.
+const OwnCategory = "auditstore"
+
 // Outcomes accepted in event_outcome.
 var Outcomes = []string{"success", "failure", "pending", "unknown"}
 
