@@ -667,7 +667,7 @@ func TestEmitter_BearerToken(t *testing.T) {
 // every event arrives once.
 func TestEmitter_RateLimited(t *testing.T) {
 	t.Parallel()
-	f := startWrite(t, write.WithRateLimiter(auth.NewRateLimiter(400, 100)))
+	f := startWrite(t, write.WithRateLimiter(auth.NewRateLimiter(400, 100, 0))) // refused at once, never held
 	var errs errorLog
 	em, err := client.NewEmitter(newClient(t, client.Config{URL: f.url(), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}),
 		client.EmitterConfig{BatchSize: 100, OnError: errs.add})
