@@ -152,7 +152,7 @@ func TestQueryAnswersDecode(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "10.0.0.7", got.ActorIP)
 	require.Equal(t, "critical", *got.Severity)
-	require.Equal(t, parent, got.ParentEventID.String())
+	require.Equal(t, parent, *got.ParentEventID)
 	bare, err := c.Get(ctx, ids[0])
 	require.NoError(t, err)
 	require.NotContains(t, bare.Raw, "actor_ip", "left out, not null")

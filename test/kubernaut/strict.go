@@ -43,7 +43,8 @@ var nonNullable = []string{"actor_type", "actor_id", "actor_ip", "resource_type"
 var required = []string{"version", "event_type", "event_timestamp", "event_category", "event_action",
 	"event_outcome", "correlation_id", "event_data"}
 
-// Event is an event as kubernaut's services send it (AuditEventRequest).
+// Event is an event as kubernaut's services send it (AuditEventRequest). retention_days is
+// what their services add to it.
 type Event struct {
 	Version        string          `json:"version"`
 	EventType      string          `json:"event_type"`
@@ -65,32 +66,16 @@ type Event struct {
 	EventData      json.RawMessage `json:"event_data"`
 }
 
-// AuditEvent is an event as kubernaut's client reads it back: the request's members plus
-// event_id and the optional integrity members. Members it does not know are skipped, as
+// AuditEvent is an event as kubernaut's client reads it back (its allOf: the request's members,
+// event_id and the optional integrity members). Members it does not know are skipped, as
 // ogen's decoder skips them; Raw keeps them all for a test to look at.
 type AuditEvent struct {
-	EventID        uuid.UUID                  `json:"event_id"`
-	Version        string                     `json:"version"`
-	EventType      string                     `json:"event_type"`
-	EventTimestamp time.Time                  `json:"event_timestamp"`
-	EventCategory  string                     `json:"event_category"`
-	EventAction    string                     `json:"event_action"`
-	EventOutcome   string                     `json:"event_outcome"`
-	ActorType      string                     `json:"actor_type"`
-	ActorID        string                     `json:"actor_id"`
-	ActorIP        string                     `json:"actor_ip"`
-	ResourceType   string                     `json:"resource_type"`
-	ResourceID     string                     `json:"resource_id"`
-	CorrelationID  string                     `json:"correlation_id"`
-	ParentEventID  *uuid.UUID                 `json:"parent_event_id"`
-	Namespace      *string                    `json:"namespace"`
-	Severity       *string                    `json:"severity"`
-	DurationMS     *int64                     `json:"duration_ms"`
-	EventData      json.RawMessage            `json:"event_data"`
-	EventDate      *string                    `json:"event_date"`
-	EventHash      *string                    `json:"event_hash"`
-	LegalHold      *bool                      `json:"legal_hold"`
-	Raw            map[string]json.RawMessage `json:"-"`
+	Event
+	EventID   uuid.UUID                  `json:"event_id"`
+	EventDate *string                    `json:"event_date"`
+	EventHash *string                    `json:"event_hash"`
+	LegalHold *bool                      `json:"legal_hold"`
+	Raw       map[string]json.RawMessage `json:"-"`
 }
 
 // DecodeEvent decodes one event as strictly as kubernaut's client: a null in a non-nullable
