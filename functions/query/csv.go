@@ -16,6 +16,8 @@ import (
 type csvField struct {
 	name  string
 	index int
+	// omitEmpty: the JSON form leaves the field out when it is empty, and its cell is empty.
+	omitEmpty bool
 }
 
 // csvFields are the columns of a CSV export: the Event's JSON fields in its order, read from
@@ -24,11 +26,11 @@ var csvFields = func() []csvField {
 	var out []csvField
 	t := reflect.TypeFor[audit.Event]()
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if name == "" || name == "-" || !t.Field(i).IsExported() {
 			continue
 		}
-		out = append(out, csvField{name: name, index: i})
+		out = append(out, csvField{name: name, index: i, omitEmpty: opts == "omitempty"})
 	}
 	return out
 }()
@@ -42,13 +44,18 @@ func csvHeader() []string {
 	return h
 }
 
-// csvRecord fills rec with e's values: an absent optional field is an empty cell, times are
-// RFC 3339 in UTC with the stored microseconds, event_data and hashes are as JSON shows them.
+// csvRecord fills rec with e's values: a field the JSON form leaves out is an empty cell, times
+// are RFC 3339 in UTC with the stored microseconds, event_data and hashes are as JSON shows them.
 func csvRecord(e *audit.Event, rec []string) []string {
 	v := reflect.ValueOf(e).Elem()
 	rec = rec[:0]
 	for _, f := range csvFields {
-		rec = append(rec, defuse(csvValue(v.Field(f.index).Interface())))
+		field := v.Field(f.index)
+		if f.omitEmpty && field.IsZero() {
+			rec = append(rec, "")
+			continue
+		}
+		rec = append(rec, defuse(csvValue(field.Interface())))
 	}
 	return rec
 }

@@ -3,6 +3,7 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -291,7 +292,7 @@ var listParams = map[string]func(f *store.Filter) *[]string{
 }
 
 var otherParams = []string{"event_type", "parent_event_id", "since", "until", "data", "data_path",
-	"order", "limit", "offset", "cursor", "include_total"}
+	"detail_key", "detail_value", "order", "limit", "offset", "cursor", "include_total"}
 
 // pagingParams page a list; an export returns every match.
 var pagingParams = []string{"limit", "offset", "cursor", "include_total"}
@@ -300,6 +301,13 @@ var pagingParams = []string{"limit", "offset", "cursor", "include_total"}
 var exportParams = []string{"format"}
 
 var eventTypeParam = regexp.MustCompile(`^[a-z0-9_.-]{1,100}$`)
+
+// detailKeyParam is kubernaut's pattern for detail_key: a top-level event_data member name.
+var detailKeyParam = regexp.MustCompile(`^[a-zA-Z0-9_]{1,255}$`)
+
+// MaxOffset bounds offset: far beyond any page a client walks to (kubernaut's spec has no
+// maximum), while QUERY_TIMEOUT bounds what reading that deep costs.
+const MaxOffset = 1_000_000
 
 // parse reads and checks every parameter, naming each bad one and what is accepted. An export
 // takes the filters and order, not the paging parameters.
@@ -383,6 +391,9 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 			f.Data = json.RawMessage(data)
 		}
 	}
+	if err := detailFilter(f, v); err != nil {
+		errs = append(errs, *err)
+	}
 	if s, ok := single("data_path"); ok {
 		if n := utf8.RuneCountInString(s); n == 0 || n > 1000 {
 			bad("data_path", "must be an SQL/JSON path predicate of 1 to 1000 characters, e.g. $.payload.retries > 3")
@@ -413,8 +424,8 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 	}
 	if s, ok := single("offset"); ok {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 10000 {
-			bad("offset", "%q is not a whole number from 0 to 10000", s)
+		if err != nil || n < 0 || n > MaxOffset {
+			bad("offset", "%q is not a whole number from 0 to %d", s, MaxOffset)
 		}
 		p.params.Offset = n
 	}
@@ -431,6 +442,12 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 		}
 		p.format = s
 	}
+	for i, s := range f.Severities {
+		f.Severities[i] = strings.ToLower(s) // stored lower-case, sent in any case
+	}
+	if !asksForOwn(f) {
+		f.ExceptCategories = []string{audit.OwnCategory}
+	}
 	p.filterKey = filterKey(v)
 	if s, ok := single("cursor"); ok {
 		if _, hasOffset := v["offset"]; hasOffset {
@@ -446,6 +463,68 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 		return p, web.Invalid("the query has invalid parameters", errs)
 	}
 	return p, nil
+}
+
+// asksForOwn reports whether f asks for auditstore's own events, by their category or an
+// event_type of theirs (auditstore.query.executed, auditstore.*). Other queries leave them out:
+// a kubernaut client decodes every returned event_data as one of its services' payloads, and
+// one event of ours failed its whole answer.
+func asksForOwn(f *store.Filter) bool {
+	if slices.Contains(f.EventCategories, audit.OwnCategory) {
+		return true
+	}
+	own := func(t string) bool { return strings.HasPrefix(t, audit.OwnCategory+".") }
+	return slices.ContainsFunc(f.EventTypes, own) ||
+		slices.ContainsFunc(f.EventTypePrefixes, func(p string) bool { return strings.HasPrefix(p, audit.OwnCategory) })
+}
+
+// detailFilter adds kubernaut's detail_key/detail_value filter to f: the top-level event_data
+// member detail_key equal to the string detail_value, the same as
+// data={"<detail_key>":"<detail_value>"} (with data too, both must hold).
+func detailFilter(f *store.Filter, v url.Values) *web.FieldError {
+	keys, values := v["detail_key"], v["detail_value"]
+	bad := func(field, format string, args ...any) *web.FieldError {
+		return &web.FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case len(keys) == 0 && len(values) == 0:
+		return nil
+	case len(keys) != 1 || len(values) != 1:
+		if len(keys) == 0 || len(values) == 0 {
+			return bad("detail_key", "and detail_value are given together, once each")
+		}
+		return bad("detail_key", "and detail_value may be given once each")
+	case !detailKeyParam.MatchString(keys[0]):
+		return bad("detail_key", "%q must be 1 to 255 letters, digits and _ (an event_data member name)", keys[0])
+	case utf8.RuneCountInString(values[0]) > 1000:
+		return bad("detail_value", "must be at most 1000 characters")
+	}
+	data := map[string]any{}
+	if len(f.Data) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(f.Data))
+		dec.UseNumber() // numbers as sent, not rounded to doubles
+		if err := dec.Decode(&data); err != nil {
+			return nil // data itself is reported invalid
+		}
+		if prev, ok := data[keys[0]]; ok && prev != values[0] {
+			return bad("detail_value", "asks event_data.%s to be %q, and data asks it to be something else", keys[0], values[0])
+		}
+	}
+	data[keys[0]] = values[0]
+	b, err := audit.CanonicalJSON(mustMarshal(data))
+	if err != nil {
+		return bad("detail_value", "%s", err)
+	}
+	f.Data = json.RawMessage(b)
+	return nil
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil { // a map of strings and decoded JSON always encodes
+		panic(err)
+	}
+	return b
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {

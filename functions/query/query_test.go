@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,7 +180,8 @@ func TestQuery_Filters(t *testing.T) {
 	var e audit.Event
 	require.NoError(t, json.Unmarshal(b, &e))
 	require.Equal(t, tl[2].EventID, e.EventID)
-	require.Contains(t, string(b), `"actor_ip":null`, "absent optional fields are present as null")
+	require.NotContains(t, string(b), `"actor_ip"`, "an absent optional field is left out")
+	require.NotContains(t, string(b), `null`, "never null")
 	status, _ = f.get(t, "/api/v1/audit/events/01a215d3-8005-732f-a9f2-5aea589037c8")
 	require.Equal(t, http.StatusNotFound, status)
 }
@@ -190,7 +193,10 @@ func TestQuery_BadParameters(t *testing.T) {
 	for _, tc := range []struct{ params, field string }{
 		{"colour=red", "colour"},
 		{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=ten", "limit"},
-		{"offset=-1", "offset"}, {"offset=10001", "offset"},
+		{"offset=-1", "offset"}, {"offset=1000001", "offset"},
+		{"detail_key=service", "detail_key"}, {"detail_value=x", "detail_key"},
+		{"detail_key=a.b&detail_value=x", "detail_key"}, {"detail_key=a&detail_key=b&detail_value=x&detail_value=y", "detail_key"},
+		{"detail_key=service&detail_value=x&data=" + url.QueryEscape(`{"service":"y"}`), "detail_value"},
 		{"order=up", "order"},
 		{"since=yesterday", "since"}, {"until=2026-13-01", "until"}, {"since=1d&since=2d", "since"},
 		{"event_type=Gateway.*", "event_type"}, {"event_type=" + url.QueryEscape("a'b"), "event_type"},
@@ -210,6 +216,85 @@ func TestQuery_BadParameters(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status)
 	status, b := f.get(t, "/api/v1/audit/export?limit=5")
 	require.Equal(t, http.StatusBadRequest, status, string(b))
+}
+
+// TestQuery_OwnEventsOnlyWhenAsked: auditstore's own events (category auditstore) are left out
+// of every query, timeline, count and export that does not ask for them by category or event
+// type, and returned to one that does.
+func TestQuery_OwnEventsOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	f := newQueryFixture(t, query.Config{})
+	now := time.Now().UTC().Add(-time.Hour)
+	theirs := audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-own", EventType: "gateway.signal.received", EventTimestamp: now})
+	var ours []audit.Event
+	for i, typ := range []string{"auditstore.query.executed", "auditstore.maintenance.run", "auditstore.legalhold.placed"} {
+		ours = append(ours, audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-own", EventType: typ, ActorID: "auditstore-query",
+			EventTimestamp: now.Add(time.Duration(i+1) * time.Second),
+			EventData:      json.RawMessage(`{"version":"1.0","service":"auditstore","operation":"x","status":"success"}`)}))
+	}
+	f.insert(t, append([]audit.Event{theirs}, ours...)...)
+
+	for _, params := range []string{"", "correlation_id=rr-own", "correlation_id=rr-own&order=desc", "actor_id=auditstore-query",
+		"since=1d", "event_type=gateway.*", "event_outcome=success&include_total=true", "event_type=a*", "offset=0&limit=2"} {
+		page := f.list(t, params)
+		for _, e := range page.Data {
+			require.NotEqual(t, audit.OwnCategory, e.EventCategory, "%q returned %s", params, e.EventType)
+		}
+		if page.Pagination.Total != nil {
+			require.EqualValues(t, len(page.Data), *page.Pagination.Total, "the count leaves them out too")
+		}
+	}
+	require.Equal(t, []string{theirs.EventID.String()}, idsOf(f.list(t, "correlation_id=rr-own").Data))
+	status, b := f.get(t, "/api/v1/audit/export?correlation_id=rr-own")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 1, strings.Count(string(b), "\n"), "the export leaves them out: %s", b)
+	require.NotContains(t, string(b), "auditstore.")
+
+	for params, want := range map[string]int{
+		"event_category=auditstore":                           3,
+		"event_category=auditstore&event_category=gateway":    4,
+		"event_type=auditstore.*":                             3,
+		"event_type=auditstore.maintenance.run":               1,
+		"event_type=auditstore.*&event_type=gateway.*":        4,
+		"correlation_id=rr-own&event_category=auditstore":     3,
+		"correlation_id=rr-own&event_type=auditstore.query.*": 1,
+	} {
+		require.Len(t, f.list(t, params).Data, want, params)
+	}
+	status, b = f.get(t, "/api/v1/audit/export?event_category=auditstore")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 3, strings.Count(string(b), "\n"), string(b))
+	status, _ = f.get(t, "/api/v1/audit/events/"+ours[0].EventID.String())
+	require.Equal(t, http.StatusOK, status, "asked for by id")
+}
+
+// TestQuery_KubernautFilters: detail_key/detail_value is a top-level event_data member equal to
+// a string (with data, both hold); severity matches in any case; offsets go deep.
+func TestQuery_KubernautFilters(t *testing.T) {
+	t.Parallel()
+	f := newQueryFixture(t, query.Config{})
+	base := time.Now().UTC().Add(-time.Hour)
+	timeline, noise := remediation(t, base)
+	f.insert(t, append(timeline, noise...)...)
+
+	page := f.list(t, "detail_key=service&detail_value=workflow")
+	require.Len(t, page.Data, 2)
+	for _, e := range page.Data {
+		require.Equal(t, "workflow", e.ActorID)
+	}
+	require.Len(t, f.list(t, "detail_key=service&detail_value=workflow&data="+url.QueryEscape(`{"status":"failure"}`)).Data, 1)
+	require.Len(t, f.list(t, "detail_key=service&detail_value=workflow&data="+url.QueryEscape(`{"service":"workflow"}`)).Data, 2)
+	require.Empty(t, f.list(t, "detail_key=service&detail_value=WORKFLOW").Data, "an exact string")
+	require.Empty(t, f.list(t, "detail_key=payload&detail_value=wf-1").Data, "top-level members only")
+
+	require.Equal(t, len(f.list(t, "severity=info").Data), len(f.list(t, "severity=INFO").Data))
+	require.NotEmpty(t, f.list(t, "severity=Info").Data)
+
+	all := f.list(t, "limit=1000").Data
+	deep := f.list(t, "offset="+strconv.Itoa(len(all)-1)).Data
+	require.Len(t, deep, 1)
+	require.Equal(t, all[len(all)-1].EventID, deep[0].EventID)
+	require.Empty(t, f.list(t, "offset=1000000").Data)
 }
 
 func TestQuery_InjectionIsInert(t *testing.T) {

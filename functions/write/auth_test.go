@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
@@ -85,7 +86,7 @@ func TestWrite_RateLimit(t *testing.T) {
 	t.Parallel()
 	// 1 event/s, burst 10: a burst of 7-event batches gets exactly one through, the second
 	// would take the budget to 14.
-	f := authFixture(t, auth.NewRateLimiter(1, 10))
+	f := authFixture(t, auth.NewRateLimiter(1, 10, 0))
 	batch := func() []byte {
 		var items []json.RawMessage
 		for range 7 {
@@ -108,4 +109,29 @@ func TestWrite_RateLimit(t *testing.T) {
 	r = f.post(t, "/api/v1/audit/events", "application/json", []byte(`{"colour":1}`), "Authorization", "Bearer writer-token")
 	require.Equal(t, http.StatusBadRequest, r.status)
 	require.Equal(t, 10, f.count(t))
+}
+
+// TestWrite_RateLimitHolds: over the limit a request is held until the budget admits it, then
+// stored; only one the bound cannot admit is refused, at once and with nothing stored.
+func TestWrite_RateLimitHolds(t *testing.T) {
+	t.Parallel()
+	f := authFixture(t, auth.NewRateLimiter(1, 10, 2*time.Second))
+	batch := func(n int) []byte {
+		var items []json.RawMessage
+		for range n {
+			items = append(items, eventJSON(t, nil))
+		}
+		b, _ := json.Marshal(items)
+		return b
+	}
+	r := f.post(t, "/api/v1/audit/events/batch", "application/json", batch(10), "Authorization", "Bearer writer-token")
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	// The budget is spent: one more event is admitted about a second later.
+	r = f.post(t, "/api/v1/audit/events/batch", "application/json", batch(1), "Authorization", "Bearer writer-token")
+	require.Equal(t, http.StatusCreated, r.status, "held, then stored: %s", r.body)
+	// Seven more would take seven seconds, past the two-second bound.
+	r = f.post(t, "/api/v1/audit/events/batch", "application/json", batch(7), "Authorization", "Bearer writer-token")
+	require.Equal(t, http.StatusTooManyRequests, r.status, string(r.body))
+	require.NotEmpty(t, r.header.Get("Retry-After"))
+	require.Equal(t, 11, f.count(t))
 }

@@ -17,6 +17,8 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	batchSize prometheus.Histogram
 	rejected  *prometheus.CounterVec
+	// held is how long requests over the rate limit were held before they went on.
+	held prometheus.Histogram
 	// deadLetters counts deliveries the broker dead-lettered and the sink stored.
 	deadLetters *prometheus.CounterVec
 
@@ -50,6 +52,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "audit_write_rejected_total",
 			Help: "Write requests refused, by reason.",
 		}, []string{"reason"}),
+		held: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "audit_write_rate_limit_wait_seconds",
+			Help:    "Time write requests over the rate limit were held until their principal's budget admitted them (RATE_LIMIT_MAX_WAIT at most).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30, 60},
+		}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "audit_deadletters_total",
 			Help: "Dead-lettered deliveries stored by the dead-letter sink, by the HTTP status of the last failed attempt (knativeerrorcode; none when absent).",
@@ -62,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.byShape[sh] = m.duration.WithLabelValues(string(sh))
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.duration, m.batchSize, m.rejected, m.deadLetters)
+		reg.MustRegister(m.events, m.duration, m.batchSize, m.rejected, m.held, m.deadLetters)
 	}
 	return m
 }

@@ -37,8 +37,10 @@ const MaxBatch = 1000
 type Config struct {
 	// MaxClockSkew is how far in the future an event_timestamp may lie.
 	MaxClockSkew time.Duration `envconfig:"MAX_CLOCK_SKEW" default:"5m"`
-	// MaxEventAge is how far in the past an event_timestamp may lie.
-	MaxEventAge time.Duration `envconfig:"MAX_EVENT_AGE" default:"720h"`
+	// MaxEventAge, when set, is how far in the past an event_timestamp may lie. Unset, an event
+	// is refused only when its own retention has already passed (a client replaying what it
+	// buffered through an outage loses nothing).
+	MaxEventAge time.Duration `envconfig:"MAX_EVENT_AGE"`
 	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
 	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
 	// Committers is how many transactions the group committer runs at once.
@@ -62,7 +64,11 @@ type Store interface {
 
 // Limiter bounds the events a principal may write; auth.RateLimiter is one.
 type Limiter interface {
-	Allow(principal string, n int) (ok bool, retryAfter time.Duration)
+	// Wait holds the request until the principal's budget admits n events (held says how
+	// long). When it would not within the limiter's bound it takes nothing and says how long
+	// until the request would fit (retryAfter > 0); a request whose context ends while held
+	// gets ctx's error.
+	Wait(ctx context.Context, principal string, n int) (held, retryAfter time.Duration, err error)
 }
 
 // Option changes a Handler.
@@ -76,8 +82,8 @@ func WithAuthorizer(az auth.Authorizer, m *auth.Metrics) Option {
 	}
 }
 
-// WithRateLimiter limits the events each principal writes; over it a request gets 429 and
-// nothing of it is stored.
+// WithRateLimiter limits the events each principal writes: over it a request is held for a
+// bounded time, and beyond that gets 429 and nothing of it is stored.
 func WithRateLimiter(l Limiter) Option {
 	return func(h *Handler) { h.limiter = l }
 }
@@ -113,8 +119,8 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 	switch {
 	case cfg.MaxClockSkew < 0:
 		return nil, errors.New("MAX_CLOCK_SKEW must not be negative")
-	case cfg.MaxEventAge <= 0:
-		return nil, errors.New("MAX_EVENT_AGE must be positive")
+	case cfg.MaxEventAge < 0:
+		return nil, errors.New("MAX_EVENT_AGE must not be negative (unset: any age the event's retention covers)")
 	case cfg.Committers < 1 || cfg.Committers > 64:
 		return nil, errors.New("WRITE_COMMITTERS must be between 1 and 64")
 	case cfg.GroupMaxEvents < MaxBatch || cfg.GroupMaxEvents > 10000:
@@ -388,10 +394,18 @@ func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, b
 		return err
 	}
 	if h.limiter != nil {
+		// Last, after every check that can refuse the request for good (401/403, 413/415,
+		// 400): only a request that would be stored waits, and it holds no connection yet.
 		p := principal(r)
-		if ok, retry := h.limiter.Allow(p, len(events)); !ok {
+		held, retry, err := h.limiter.Wait(r.Context(), p, len(events))
+		switch {
+		case err != nil:
+			return storeError(err)
+		case retry > 0:
 			return &web.HTTPError{Status: http.StatusTooManyRequests, RetryAfter: max(retry, time.Second),
 				Detail: fmt.Sprintf("%s is over its rate limit of events; nothing was stored, retry after %s", p, max(retry, time.Second).Round(time.Second))}
+		case held > 0:
+			h.metrics.held.Observe(held.Seconds())
 		}
 	}
 	results, err := h.committer.submit(r.Context(), events, atomic)

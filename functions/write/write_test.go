@@ -34,7 +34,7 @@ type fixture struct {
 }
 
 func defaultConfig() write.Config {
-	return write.Config{MaxClockSkew: 5 * time.Minute, MaxEventAge: 30 * 24 * time.Hour,
+	return write.Config{MaxClockSkew: 5 * time.Minute,
 		RetentionClasses: "90,180,365,730,1095,1825,2557", Committers: 4, GroupMaxEvents: 1000, Timeout: 10 * time.Second,
 		EventHash: true}
 }
@@ -327,7 +327,7 @@ func TestWrite_BadInputs(t *testing.T) {
 		{"event_data too large", "application/json", with("event_data", map[string]any{"x": strings.Repeat("a", 256<<10)}), nil, 400, "event_data"},
 		{"event_data not an object", "application/json", with("event_data", []int{1}), nil, 400, "event_data"},
 		{"future timestamp", "application/json", with("event_timestamp", time.Now().Add(time.Hour).Format(time.RFC3339)), nil, 400, "event_timestamp"},
-		{"old timestamp", "application/json", with("event_timestamp", time.Now().AddDate(0, -2, 0).Format(time.RFC3339)), nil, 400, "event_timestamp"},
+		{"timestamp past its retention", "application/json", with("event_timestamp", time.Now().AddDate(0, 0, -2558).Format(time.RFC3339)), nil, 400, "event_timestamp"},
 		{"bad outcome", "application/json", with("event_outcome", "ok"), nil, 400, "event_outcome"},
 		{"empty batch", "application/json", []byte(`[]`), nil, 400, "body"},
 		{"unsupported content type", "text/plain", valid, nil, 415, ""},
@@ -414,7 +414,7 @@ func TestConfig_Rejected(t *testing.T) {
 		func(c *write.Config) { c.RetentionClasses = "30,2557" },
 		func(c *write.Config) { c.Committers = 0 },
 		func(c *write.Config) { c.GroupWait = time.Second },
-		func(c *write.Config) { c.MaxEventAge = 0 },
+		func(c *write.Config) { c.MaxEventAge = -time.Hour },
 	} {
 		cfg := defaultConfig()
 		mutate(&cfg)

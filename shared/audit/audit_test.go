@@ -51,7 +51,7 @@ func TestPrepare_EveryErrorAtOnce(t *testing.T) {
 		ParentEventID:  s("{123}"),
 		Severity:       s("fatal"),
 		DurationMS:     i(-1),
-		RetentionDays:  i(30),
+		RetentionDays:  i(0),
 		ResourceName:   s("a\x00b"),
 		Namespace:      s(strings.Repeat("n", 254)),
 		EventData:      json.RawMessage(`[1]`),
@@ -65,7 +65,7 @@ func TestPrepare_EveryErrorAtOnce(t *testing.T) {
 		"event_type", "namespace", "parent_event_id", "resource_name", "retention_days", "severity"}, sortedKeys(fields))
 	require.Equal(t, `"ok" is not one of success, failure, pending, unknown`, fields["event_outcome"])
 	require.Contains(t, fields["event_timestamp"], "in the future")
-	require.Contains(t, fields["retention_days"], "between 90")
+	require.Contains(t, fields["retention_days"], "between 1 and 2557")
 	require.Contains(t, fields["resource_name"], "U+0000")
 	require.Equal(t, "must be a JSON object", fields["event_data"])
 
@@ -85,8 +85,10 @@ func TestPrepare_TimestampWindow(t *testing.T) {
 	}{
 		{now.Add(4 * time.Minute).Format(time.RFC3339), true},
 		{now.Add(6 * time.Minute).Format(time.RFC3339), false},
-		{now.Add(-29 * 24 * time.Hour).Format(time.RFC3339), true},
-		{now.Add(-31 * 24 * time.Hour).Format(time.RFC3339), false},
+		// Any age its retention (2557 days here) still covers.
+		{now.Add(-31 * 24 * time.Hour).Format(time.RFC3339), true},
+		{now.AddDate(0, 0, -2556).Format(time.RFC3339), true},
+		{now.AddDate(0, 0, -2557).Format(time.RFC3339), false},
 		{"2026-11-25 12:00:00", false},
 		{"2026-11-25T12:00:00.123456789+01:00", true},
 	} {
@@ -95,6 +97,89 @@ func TestPrepare_TimestampWindow(t *testing.T) {
 		_, errs := in.Prepare(defaults(), audit.DefaultLimits)
 		require.Equal(t, tc.ok, len(errs) == 0, "%s: %v", tc.ts, errs)
 	}
+}
+
+// TestPrepare_AgeByRetention: without MAX_EVENT_AGE an event is refused only when its own
+// retention (its class) has already passed; MAX_EVENT_AGE, when set, is a tighter bound.
+func TestPrepare_AgeByRetention(t *testing.T) {
+	t.Parallel()
+	prepare := func(age time.Duration, retention int64, lim audit.Limits) []audit.FieldError {
+		in := audittest.Input(t, nil)
+		ts := now.Add(-age).Format(time.RFC3339)
+		in.EventTimestamp, in.RetentionDays = &ts, &retention
+		_, errs := in.Prepare(defaults(), lim)
+		return errs
+	}
+	day := 24 * time.Hour
+	require.Empty(t, prepare(89*day, 30, audit.DefaultLimits), "30 days is stored as 90, which still covers it")
+	errs := prepare(91*day, 30, audit.DefaultLimits)
+	require.Len(t, errs, 1)
+	require.Equal(t, "event_timestamp", errs[0].Field)
+	require.Contains(t, errs[0].Message, "older than its retention of 90 days")
+	require.Empty(t, prepare(179*day, 100, audit.DefaultLimits), "100 days is the 180-day class")
+	require.NotEmpty(t, prepare(2*day, 30, audit.Limits{MaxClockSkew: time.Minute, MaxEventAge: day}), "an explicit MAX_EVENT_AGE is tighter")
+	require.Empty(t, prepare(2*day, 30, audit.Limits{MaxClockSkew: time.Minute, MaxEventAge: 3 * day}))
+}
+
+// TestPrepare_Lenient: values kubernaut's services send are stored as the contract says.
+func TestPrepare_Lenient(t *testing.T) {
+	t.Parallel()
+	s := func(v string) *string { return &v }
+	for _, tc := range []struct{ sent, stored string }{
+		{"10.1.2.3:54321", "10.1.2.3"},
+		{"[::1]:5", "::1"},
+		{"[2001:db8::1]:8080", "2001:db8::1"},
+		{"10.1.2.3", "10.1.2.3"},
+		{"2001:db8::1", "2001:db8::1"},
+	} {
+		in := audittest.Input(t, nil)
+		in.ActorIP = s(tc.sent)
+		e, errs := in.Prepare(defaults(), audit.DefaultLimits)
+		require.Empty(t, errs, tc.sent)
+		require.Equal(t, tc.stored, *e.ActorIP)
+	}
+	for _, bad := range []string{"10.1.2.3:", "10.1.2.3:99999", "[::1]", "fe80::1%eth0", "[fe80::1%eth0]:5", "host:80"} {
+		in := audittest.Input(t, nil)
+		in.ActorIP = s(bad)
+		_, errs := in.Prepare(defaults(), audit.DefaultLimits)
+		require.Len(t, errs, 1, bad)
+		require.Equal(t, "actor_ip", errs[0].Field)
+	}
+
+	for _, tc := range []struct {
+		sent   int64
+		stored int
+	}{{1, 90}, {30, 90}, {90, 90}, {91, 180}, {2555, 2557}, {2557, 2557}} {
+		in := audittest.Input(t, nil)
+		in.RetentionDays = &tc.sent
+		e, errs := in.Prepare(defaults(), audit.DefaultLimits)
+		require.Empty(t, errs, tc.sent)
+		require.Equal(t, tc.stored, e.RetentionDays, "retention_days %d", tc.sent)
+	}
+	for _, bad := range []int64{0, -1, 2558} {
+		in := audittest.Input(t, nil)
+		in.RetentionDays = &bad
+		_, errs := in.Prepare(defaults(), audit.DefaultLimits)
+		require.Len(t, errs, 1, bad)
+		require.Equal(t, "retention_days", errs[0].Field)
+	}
+
+	var hashes [][]byte
+	base := audittest.Input(t, nil)
+	for _, sent := range []string{"HIGH", "High", "high"} {
+		in := *base
+		in.Severity = s(sent)
+		e, errs := in.Prepare(defaults(), audit.DefaultLimits)
+		require.Empty(t, errs, sent)
+		require.Equal(t, "high", *e.Severity)
+		hashes = append(hashes, e.ContentHash)
+	}
+	require.Equal(t, hashes[0], hashes[2], "a retry spelled in another case is the same event")
+	in := audittest.Input(t, nil)
+	in.Severity = s("Fatal")
+	_, errs := in.Prepare(defaults(), audit.DefaultLimits)
+	require.Len(t, errs, 1)
+	require.Equal(t, `"Fatal" is not one of debug, info, low, medium, warning, high, error, critical (in any case)`, errs[0].Message)
 }
 
 func TestContentHash_SameContentSameHash(t *testing.T) {

@@ -127,7 +127,8 @@ func (b *EventBuilder[B]) WithError(code, message string) B {
 	return b.self
 }
 
-// WithRetentionDays asks for the event to be kept at least this many days (90..2557).
+// WithRetentionDays asks for the event to be kept at least this many days (1..2557; below the
+// shortest retention class means that class).
 func (b *EventBuilder[B]) WithRetentionDays(days int) B {
 	return setPtr(b.self, &b.in.RetentionDays, int64(days))
 }

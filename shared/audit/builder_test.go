@@ -174,7 +174,7 @@ func TestBuilders_RefuseInvalid(t *testing.T) {
 		{"execution", audit.NewExecutionEvent("action.completed").WithCorrelationID("c").WithAction("restart", "").
 			WithSafetyCheck("rbac", "maybe").WithActorIP("not-an-ip").Build,
 			[]string{"actor_ip", "event_data.payload.safety_checks.0.result"}},
-		{"datastorage", audit.NewDataStorageEvent("batch.written").WithCorrelationID("c").WithRetentionDays(10).
+		{"datastorage", audit.NewDataStorageEvent("batch.written").WithCorrelationID("c").WithRetentionDays(0).
 			WithTimestamp(time.Now().Add(time.Hour)).Build,
 			[]string{"event_timestamp", "retention_days", "event_data.payload.record_count"}},
 	} {

@@ -12,14 +12,20 @@ import (
 	"github.com/google/uuid"
 )
 
+// OwnCategory is the event_category of auditstore's own events (auditstore.query.executed,
+// auditstore.maintenance.run, ...). A query returns them only when it asks for them: a client
+// that decodes event_data as one of its own payloads would fail on them.
+const OwnCategory = "auditstore"
+
 // Outcomes accepted in event_outcome.
 var Outcomes = []string{"success", "failure", "pending", "unknown"}
 
 // Severities accepted in severity.
 var Severities = []string{"debug", "info", "low", "medium", "warning", "high", "error", "critical"}
 
-// Event is one stored audit event, as it is read back (CONTRACT "Event"): every field is
-// present, an absent optional one is nil and encodes as null.
+// Event is one stored audit event, as it is read back (CONTRACT "Event"): an absent optional
+// field is nil and is left out of the JSON form, never null (kubernaut's generated client
+// refuses null for actor_ip, resource_type and resource_id).
 type Event struct {
 	EventID        uuid.UUID       `json:"event_id"`
 	Version        string          `json:"version"`
@@ -31,19 +37,19 @@ type Event struct {
 	CorrelationID  string          `json:"correlation_id"`
 	ActorType      string          `json:"actor_type"`
 	ActorID        string          `json:"actor_id"`
-	ActorIP        *string         `json:"actor_ip"`
-	ResourceType   *string         `json:"resource_type"`
-	ResourceID     *string         `json:"resource_id"`
-	ResourceName   *string         `json:"resource_name"`
-	ParentEventID  *uuid.UUID      `json:"parent_event_id"`
-	TraceID        *string         `json:"trace_id"`
-	SpanID         *string         `json:"span_id"`
-	Namespace      *string         `json:"namespace"`
-	ClusterID      *string         `json:"cluster_id"`
-	Severity       *string         `json:"severity"`
-	DurationMS     *int64          `json:"duration_ms"`
-	ErrorCode      *string         `json:"error_code"`
-	ErrorMessage   *string         `json:"error_message"`
+	ActorIP        *string         `json:"actor_ip,omitempty"`
+	ResourceType   *string         `json:"resource_type,omitempty"`
+	ResourceID     *string         `json:"resource_id,omitempty"`
+	ResourceName   *string         `json:"resource_name,omitempty"`
+	ParentEventID  *uuid.UUID      `json:"parent_event_id,omitempty"`
+	TraceID        *string         `json:"trace_id,omitempty"`
+	SpanID         *string         `json:"span_id,omitempty"`
+	Namespace      *string         `json:"namespace,omitempty"`
+	ClusterID      *string         `json:"cluster_id,omitempty"`
+	Severity       *string         `json:"severity,omitempty"`
+	DurationMS     *int64          `json:"duration_ms,omitempty"`
+	ErrorCode      *string         `json:"error_code,omitempty"`
+	ErrorMessage   *string         `json:"error_message,omitempty"`
 	RetentionDays  int             `json:"retention_days"`
 	IsSensitive    bool            `json:"is_sensitive"`
 	EventData      json.RawMessage `json:"event_data"`
@@ -51,11 +57,11 @@ type Event struct {
 	SubmittedBy    string          `json:"submitted_by"`
 
 	// EventHash is the SHA-256 of the canonical form of every stored field above (the
-	// integrity encoding of version HashVersion), set when the event is written; nil for an
-	// event stored before tamper evidence existed.
-	EventHash Digest `json:"event_hash"`
-	// HashVersion is the version of EventHash's encoding; 0 when EventHash is nil.
-	HashVersion int `json:"hash_version"`
+	// integrity encoding of version HashVersion), set when the event is written; nil (and left
+	// out of the JSON form) for an event stored before tamper evidence existed.
+	EventHash Digest `json:"event_hash,omitempty"`
+	// HashVersion is the version of EventHash's encoding; 0 (left out) when EventHash is nil.
+	HashVersion int `json:"hash_version,omitempty"`
 
 	// ContentHash is the SHA-256 of the canonical form of what the client sent (see
 	// Input.ContentHash). It is stored, never shown: it decides duplicate versus conflict.

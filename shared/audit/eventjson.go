@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// AppendJSON appends e as encoding/json's Encoder writes it (HTML-safe, event_data compacted),
-// byte for byte, without reflection: a page of 100 events cost encoding/json 0.6 ms and 400
+// AppendJSON appends e as encoding/json's Encoder writes it (HTML-safe, event_data compacted,
+// absent optional fields left out), byte for byte, without reflection: a page of 100 events cost encoding/json 0.6 ms and 400
 // allocations, which was most of what HTTP added to a query.
 func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"event_id":`...)
@@ -34,40 +34,25 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = appendJSONString(b, e.ActorType)
 	b = append(b, `,"actor_id":`...)
 	b = appendJSONString(b, e.ActorID)
-	b = append(b, `,"actor_ip":`...)
-	b = appendJSONStringPtr(b, e.ActorIP)
-	b = append(b, `,"resource_type":`...)
-	b = appendJSONStringPtr(b, e.ResourceType)
-	b = append(b, `,"resource_id":`...)
-	b = appendJSONStringPtr(b, e.ResourceID)
-	b = append(b, `,"resource_name":`...)
-	b = appendJSONStringPtr(b, e.ResourceName)
-	b = append(b, `,"parent_event_id":`...)
-	if e.ParentEventID == nil {
-		b = append(b, "null"...)
-	} else {
+	b = appendOptString(b, `,"actor_ip":`, e.ActorIP)
+	b = appendOptString(b, `,"resource_type":`, e.ResourceType)
+	b = appendOptString(b, `,"resource_id":`, e.ResourceID)
+	b = appendOptString(b, `,"resource_name":`, e.ResourceName)
+	if e.ParentEventID != nil {
+		b = append(b, `,"parent_event_id":`...)
 		b = appendUUID(b, *e.ParentEventID)
 	}
-	b = append(b, `,"trace_id":`...)
-	b = appendJSONStringPtr(b, e.TraceID)
-	b = append(b, `,"span_id":`...)
-	b = appendJSONStringPtr(b, e.SpanID)
-	b = append(b, `,"namespace":`...)
-	b = appendJSONStringPtr(b, e.Namespace)
-	b = append(b, `,"cluster_id":`...)
-	b = appendJSONStringPtr(b, e.ClusterID)
-	b = append(b, `,"severity":`...)
-	b = appendJSONStringPtr(b, e.Severity)
-	b = append(b, `,"duration_ms":`...)
-	if e.DurationMS == nil {
-		b = append(b, "null"...)
-	} else {
+	b = appendOptString(b, `,"trace_id":`, e.TraceID)
+	b = appendOptString(b, `,"span_id":`, e.SpanID)
+	b = appendOptString(b, `,"namespace":`, e.Namespace)
+	b = appendOptString(b, `,"cluster_id":`, e.ClusterID)
+	b = appendOptString(b, `,"severity":`, e.Severity)
+	if e.DurationMS != nil {
+		b = append(b, `,"duration_ms":`...)
 		b = strconv.AppendInt(b, *e.DurationMS, 10)
 	}
-	b = append(b, `,"error_code":`...)
-	b = appendJSONStringPtr(b, e.ErrorCode)
-	b = append(b, `,"error_message":`...)
-	b = appendJSONStringPtr(b, e.ErrorMessage)
+	b = appendOptString(b, `,"error_code":`, e.ErrorCode)
+	b = appendOptString(b, `,"error_message":`, e.ErrorMessage)
 	b = append(b, `,"retention_days":`...)
 	b = strconv.AppendInt(b, int64(e.RetentionDays), 10)
 	b = append(b, `,"is_sensitive":`...)
@@ -78,16 +63,15 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = appendTime(b, e.ReceivedAt)
 	b = append(b, `,"submitted_by":`...)
 	b = appendJSONString(b, e.SubmittedBy)
-	b = append(b, `,"event_hash":`...)
-	if e.EventHash == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '"')
+	if e.EventHash != nil {
+		b = append(b, `,"event_hash":"`...)
 		b = hex.AppendEncode(b, e.EventHash)
 		b = append(b, '"')
 	}
-	b = append(b, `,"hash_version":`...)
-	b = strconv.AppendInt(b, int64(e.HashVersion), 10)
+	if e.HashVersion != 0 {
+		b = append(b, `,"hash_version":`...)
+		b = strconv.AppendInt(b, int64(e.HashVersion), 10)
+	}
 	return append(b, '}')
 }
 
@@ -117,11 +101,13 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
-func appendJSONStringPtr(b []byte, s *string) []byte {
+// appendOptString appends member (`,"name":`) and s, or nothing when s is nil: an absent
+// optional field is left out, never null.
+func appendOptString(b []byte, member string, s *string) []byte {
 	if s == nil {
-		return append(b, "null"...)
+		return b
 	}
-	return appendJSONString(b, *s)
+	return appendJSONString(append(b, member...), *s)
 }
 
 // appendJSONString quotes s as encoding/json does. Plain printable ASCII, all but every stored

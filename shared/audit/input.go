@@ -75,12 +75,15 @@ func (e FieldError) Error() string {
 type Limits struct {
 	// MaxClockSkew is how far in the future an event_timestamp may lie (MAX_CLOCK_SKEW).
 	MaxClockSkew time.Duration
-	// MaxEventAge is how far in the past an event_timestamp may lie (MAX_EVENT_AGE).
+	// MaxEventAge, when set, is how far in the past an event_timestamp may lie (MAX_EVENT_AGE).
+	// Whatever it is, an event whose own retention has already passed is refused: it would be
+	// deleted as soon as it was stored.
 	MaxEventAge time.Duration
 }
 
-// DefaultLimits are the contract's defaults: 5 minutes of clock skew, 30 days of age.
-var DefaultLimits = Limits{MaxClockSkew: 5 * time.Minute, MaxEventAge: 30 * 24 * time.Hour}
+// DefaultLimits are the contract's defaults: 5 minutes of clock skew, and any age an event's
+// retention still covers (a client replaying its buffer after an outage loses nothing).
+var DefaultLimits = Limits{MaxClockSkew: 5 * time.Minute}
 
 // Defaults are what the server fills in for an event that leaves a field out.
 type Defaults struct {
@@ -190,7 +193,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 			bad("event_timestamp", "%q is not an RFC 3339 timestamp such as 2026-11-25T10:00:00Z", *in.EventTimestamp)
 		case ts.After(d.Now.Add(lim.MaxClockSkew)):
 			bad("event_timestamp", "is more than %s in the future", lim.MaxClockSkew)
-		case ts.Before(d.Now.Add(-lim.MaxEventAge)):
+		case lim.MaxEventAge > 0 && ts.Before(d.Now.Add(-lim.MaxEventAge)):
 			bad("event_timestamp", "is more than %s in the past", formatDays(lim.MaxEventAge))
 		default:
 			e.EventTimestamp = ts
@@ -228,9 +231,8 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		e.ActorID = *v
 	}
 	if in.ActorIP != nil {
-		addr, err := netip.ParseAddr(*in.ActorIP)
-		if err != nil || addr.Zone() != "" {
-			bad("actor_ip", "%q is not an IPv4 or IPv6 address", *in.ActorIP)
+		if addr, ok := parseIP(*in.ActorIP); !ok {
+			bad("actor_ip", "%q is not an IPv4 or IPv6 address (with or without a port: 10.0.0.1:8080, [2001:db8::1]:8080)", *in.ActorIP)
 		} else {
 			s := addr.String()
 			e.ActorIP = &s
@@ -253,8 +255,12 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		}
 	}
 	if v := text("severity", in.Severity, 0, 100); v != nil {
-		oneOf("severity", v, Severities)
-		e.Severity = v
+		// Matched in any case and stored lower-case: services spell it as their logs do.
+		lower := strings.ToLower(*v)
+		if !slices.Contains(Severities, lower) {
+			bad("severity", "%q is not one of %s (in any case)", *v, strings.Join(Severities, ", "))
+		}
+		e.Severity = &lower
 	}
 	if in.DurationMS != nil {
 		if *in.DurationMS < 0 {
@@ -265,8 +271,8 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	}
 	e.ErrorCode = text("error_code", in.ErrorCode, 0, 100)
 	e.ErrorMessage = text("error_message", in.ErrorMessage, 0, 4096)
-	if in.RetentionDays != nil && (*in.RetentionDays < MinRetentionDays || *in.RetentionDays > MaxRetentionDays) {
-		bad("retention_days", "is %d; it must be between %d (90 days) and %d (7 years)", *in.RetentionDays, MinRetentionDays, MaxRetentionDays)
+	if in.RetentionDays != nil && (*in.RetentionDays < 1 || *in.RetentionDays > MaxRetentionDays) {
+		bad("retention_days", "is %d; it must be between 1 and %d (7 years); below the shortest retention class it means that class", *in.RetentionDays, MaxRetentionDays)
 	}
 	if in.IsSensitive != nil {
 		e.IsSensitive = *in.IsSensitive
@@ -288,8 +294,31 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		policy, hasPolicy = d.CategoryRetention(e.EventCategory)
 	}
 	e.RetentionDays = ResolveRetention(in.RetentionDays, policy, hasPolicy, d.RetentionClasses)
+	// Its retention decides how old an event may be: one already expired would be deleted by
+	// the next maintenance run (and the database's delete guard would allow it), so it is
+	// refused. Anything younger is stored, in a month made on demand if need be; maintenance
+	// drops a month only once its last day's events have expired too.
+	if expires := e.EventTimestamp.AddDate(0, 0, e.RetentionDays); !expires.After(d.Now) {
+		return Event{}, []FieldError{{Field: "event_timestamp", Message: fmt.Sprintf(
+			"%s is older than its retention of %d days: it expired on %s", e.EventTimestamp.Format(time.RFC3339), e.RetentionDays, expires.Format(time.DateOnly))}}
+	}
 	e.ContentHash = in.contentHash(e)
 	return e, nil
+}
+
+// parseIP reads an IPv4 or IPv6 address, also with a port ("10.0.0.1:8080", "[::1]:8080": a
+// server's record of its peer), which is dropped. A zone is refused: it names an interface of
+// the sender's host, not an address.
+func parseIP(s string) (netip.Addr, bool) {
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		if perr != nil {
+			return netip.Addr{}, false
+		}
+		addr = ap.Addr()
+	}
+	return addr, addr.Zone() == ""
 }
 
 // contentHash is the SHA-256 of what the client sent, in canonical form: fields it left out
@@ -353,7 +382,7 @@ func (in *Input) contentHash(e Event) []byte {
 	str("span_id", in.SpanID)
 	str("namespace", in.Namespace)
 	str("cluster_id", in.ClusterID)
-	str("severity", in.Severity)
+	str("severity", e.Severity) // lower-case: a retry spelled in another case is the same event
 	if in.DurationMS != nil {
 		put("duration_ms", strconv.FormatInt(*in.DurationMS, 10))
 	}

@@ -88,6 +88,9 @@ type Config struct {
 	RateLimit float64 `envconfig:"RATE_LIMIT_EVENTS_PER_SEC" default:"500"`
 	// RateBurst is how many events a principal may write at once above the rate.
 	RateBurst int `envconfig:"RATE_LIMIT_BURST" default:"1000"`
+	// RateMaxWait is how long a write over the limit is held for the principal's budget to
+	// admit it before it is refused with 429 (0: refused at once).
+	RateMaxWait time.Duration `envconfig:"RATE_LIMIT_MAX_WAIT" default:"2s"`
 }
 
 // None is the Authorizer of AUTH_MODE=none: everyone is anonymous and may do everything.
@@ -220,6 +223,11 @@ func Setup(cfg Config, reg prometheus.Registerer) (Kit, error) {
 	if cfg.RateLimit <= 0 || cfg.RateBurst < 1 {
 		return Kit{}, errors.New("RATE_LIMIT_EVENTS_PER_SEC must be positive and RATE_LIMIT_BURST at least 1")
 	}
+	if cfg.RateMaxWait < 0 || cfg.RateMaxWait > time.Minute {
+		// A held request keeps its connection and its client waiting: beyond a minute, clients
+		// and proxies time out first.
+		return Kit{}, errors.New("RATE_LIMIT_MAX_WAIT must be between 0 and 1m")
+	}
 	if cfg.CacheTTL < 0 {
 		return Kit{}, errors.New("AUTH_CACHE_TTL must not be negative")
 	}
@@ -227,5 +235,5 @@ func Setup(cfg Config, reg prometheus.Registerer) (Kit, error) {
 	if err != nil {
 		return Kit{}, err
 	}
-	return Kit{Authorizer: az, Metrics: NewMetrics(reg), Limiter: NewRateLimiter(cfg.RateLimit, cfg.RateBurst)}, nil
+	return Kit{Authorizer: az, Metrics: NewMetrics(reg), Limiter: NewRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateMaxWait)}, nil
 }

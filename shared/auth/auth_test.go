@@ -309,21 +309,21 @@ func TestStatic_RejectsBadFiles(t *testing.T) {
 
 func TestRateLimiter_Burst(t *testing.T) {
 	t.Parallel()
-	r := auth.NewRateLimiter(10, 100)
+	r := auth.NewRateLimiter(10, 100, 0) // refused at once, never held
 	accepted := 0
 	for range 30 {
-		if ok, _ := r.Allow("gateway", 7); ok {
+		if res, _ := r.Reserve("gateway", 7); res != nil {
 			accepted += 7
 		}
 	}
 	require.Equal(t, 98, accepted, "exactly the burst's worth of 7-event requests (14 of them) fit at once")
-	ok, retry := r.Allow("gateway", 7)
-	require.False(t, ok)
+	res, retry := r.Reserve("gateway", 7)
+	require.Nil(t, res)
 	require.Greater(t, retry, time.Duration(0))
 	require.LessOrEqual(t, retry, time.Second)
-	ok, _ = r.Allow("someone-else", 100)
-	require.True(t, ok, "limits are per principal")
-	ok, retry = r.Allow("big", 101)
-	require.False(t, ok, "a request larger than the burst never fits")
+	res, _ = r.Reserve("someone-else", 100)
+	require.NotNil(t, res, "limits are per principal")
+	res, retry = r.Reserve("big", 101)
+	require.Nil(t, res, "a request larger than the burst never fits")
 	require.Equal(t, 11*time.Second, retry)
 }

@@ -81,7 +81,7 @@ func (f *inflight) stop() {
 }
 
 func writeConfig() write.Config {
-	return write.Config{MaxClockSkew: 5 * time.Minute, MaxEventAge: 30 * 24 * time.Hour,
+	return write.Config{MaxClockSkew: 5 * time.Minute,
 		RetentionClasses: "90,180,365,730,1095,1825,2557", Committers: 2, GroupMaxEvents: 1000,
 		GroupWait: 2 * time.Millisecond, Timeout: 10 * time.Second}
 }
@@ -667,7 +667,7 @@ func TestEmitter_BearerToken(t *testing.T) {
 // every event arrives once.
 func TestEmitter_RateLimited(t *testing.T) {
 	t.Parallel()
-	f := startWrite(t, write.WithRateLimiter(auth.NewRateLimiter(400, 100)))
+	f := startWrite(t, write.WithRateLimiter(auth.NewRateLimiter(400, 100, 0))) // refused at once, never held
 	var errs errorLog
 	em, err := client.NewEmitter(newClient(t, client.Config{URL: f.url(), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}),
 		client.EmitterConfig{BatchSize: 100, OnError: errs.add})

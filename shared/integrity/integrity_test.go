@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,28 @@ func TestEventHashIgnoresSpellingAndIntegrityFields(t *testing.T) {
 	c, err := integrity.EventHash([]byte(`{"event_data":{"s":"é","n":1.6},"event_id":"x"}`))
 	require.NoError(t, err)
 	require.NotEqual(t, a, c)
+}
+
+// TestEventHashAbsentIsNull: the API leaves absent optional fields out, and version 1 of the
+// encoding hashed them as null, so both spellings of one event hash alike, and a value does not.
+func TestEventHashAbsentIsNull(t *testing.T) {
+	t.Parallel()
+	omitted, err := integrity.EventHash([]byte(`{"event_id":"x","actor_id":"a","event_data":{}}`))
+	require.NoError(t, err)
+	var nulls strings.Builder
+	nulls.WriteString(`{"event_id":"x","actor_id":"a","event_data":{}`)
+	for _, f := range integrity.OptionalFields {
+		fmt.Fprintf(&nulls, `,%q:null`, f)
+	}
+	nulls.WriteString("}")
+	spelled, err := integrity.EventHash([]byte(nulls.String()))
+	require.NoError(t, err)
+	require.Equal(t, spelled, omitted)
+	withIP, err := integrity.EventHash([]byte(`{"event_id":"x","actor_id":"a","event_data":{},"actor_ip":"10.0.0.1"}`))
+	require.NoError(t, err)
+	require.NotEqual(t, omitted, withIP)
+	_, err = integrity.EventHash([]byte(`[1]`))
+	require.Error(t, err, "an event is an object")
 }
 
 // The reference functions below are written from RFC 9162 §2.1 directly, independent of the

@@ -31,6 +31,20 @@ func Canonicalize(raw []byte, drop ...string) ([]byte, error) {
 
 // AppendCanonical appends Canonicalize(raw, drop...) to buf.
 func AppendCanonical(buf, raw []byte, drop ...string) ([]byte, error) {
+	v, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if obj, ok := v.(map[string]any); ok && len(drop) > 0 {
+		for _, k := range drop {
+			delete(obj, k)
+		}
+	}
+	return appendValue(buf, v)
+}
+
+// parse decodes one JSON value, numbers as json.Number, refusing invalid UTF-8 and trailing data.
+func parse(raw []byte) (any, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("JSON is not valid UTF-8")
 	}
@@ -42,12 +56,7 @@ func AppendCanonical(buf, raw []byte, drop ...string) ([]byte, error) {
 	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
 		return nil, errors.New("JSON has data after the value")
 	}
-	if obj, ok := v.(map[string]any); ok && len(drop) > 0 {
-		for _, k := range drop {
-			delete(obj, k)
-		}
-	}
-	return appendValue(buf, v)
+	return v, nil
 }
 
 // AppendCanonicalValue appends the RFC 8785 form of a decoded JSON value: maps, slices,

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/stretchr/testify/require"
 )
@@ -52,4 +54,30 @@ func TestPlanPartitions(t *testing.T) {
 	}
 	require.Equal(t, 0, lifecycle.MonthsAhead(now, existing, []int{90, 365}))
 	require.Equal(t, 3, lifecycle.MonthsAhead(now, append(existing, plan.Create...), []int{90, 365}))
+}
+
+// TestPartition_AcceptedEventIsNotDropped: the write path takes an event of any age its
+// retention still covers, making its month on demand; maintenance must not then drop that
+// month as expired, for any class, at the edge of what is accepted.
+func TestPartition_AcceptedEventIsNotDropped(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	d := audit.Defaults{Now: now, Principal: "p", RetentionClasses: audit.DefaultRetentionClasses}
+	for _, class := range audit.DefaultRetentionClasses {
+		for _, age := range []time.Duration{0, 24 * time.Hour, time.Duration(class)*24*time.Hour - time.Second, time.Duration(class) * 24 * time.Hour} {
+			in := audittest.Input(t, nil)
+			ts, days := now.Add(-age).Format(time.RFC3339), int64(class)
+			in.EventTimestamp, in.RetentionDays = &ts, &days
+			e, errs := in.Prepare(d, audit.DefaultLimits)
+			if age == time.Duration(class)*24*time.Hour {
+				require.NotEmpty(t, errs, "class %d: an event whose retention has passed is refused", class)
+				continue
+			}
+			require.Empty(t, errs, "class %d, age %s", class, age)
+			p := lifecycle.Partition{Class: e.RetentionDays, Month: lifecycle.MonthOf(e.EventTimestamp)}
+			require.False(t, p.Expired(now), "class %d, age %s: %s would be dropped", class, age, p)
+			plan := lifecycle.PlanPartitions(now, []lifecycle.Partition{p}, lifecycle.Policy{Classes: audit.DefaultRetentionClasses, PremakeMonths: 3})
+			require.Empty(t, plan.Expired)
+		}
+	}
 }

@@ -74,6 +74,30 @@ type Problem struct {
 	Status int          `json:"status"`
 	Detail string       `json:"detail"`
 	Errors []FieldError `json:"errors,omitempty"`
+	// FieldErrors are Errors as kubernaut's problem schema reads them (field path → message);
+	// WriteProblem fills them in from Errors.
+	FieldErrors map[string]string `json:"field_errors,omitempty"`
+}
+
+// FieldErrors maps each error's field path to its message: an event of a batch is prefixed
+// with its index ("[3].event_type"), and several messages for one path are joined with "; ".
+func FieldErrors(errs []FieldError) map[string]string {
+	if len(errs) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(errs))
+	for _, e := range errs {
+		path := e.Field
+		if e.Index != nil {
+			path = "[" + strconv.Itoa(*e.Index) + "]." + e.Field
+		}
+		if prev, ok := m[path]; ok {
+			m[path] = prev + "; " + e.Message
+		} else {
+			m[path] = e.Message
+		}
+	}
+	return m
 }
 
 // ProblemType is the type URI of a status's problems.
@@ -139,8 +163,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	})
 }
 
-// WriteProblem writes p as application/problem+json.
+// WriteProblem writes p as application/problem+json, with field_errors made from its errors.
 func WriteProblem(w http.ResponseWriter, p Problem) {
+	if p.FieldErrors == nil {
+		p.FieldErrors = FieldErrors(p.Errors)
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
