@@ -113,7 +113,7 @@ func TestNotifications_RateLimited(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
 	h, err := write.New(store.New(pool), defaultConfig(), prometheus.NewRegistry(),
-		write.WithAuthorizer(staticAuth(t), nil), write.WithRateLimiter(auth.NewRateLimiter(0.001, 1)))
+		write.WithAuthorizer(staticAuth(t), nil), write.WithRateLimiter(auth.NewRateLimiter(0.001, 1, 0)))
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	h.Routes(mux)
