@@ -214,28 +214,6 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 	}
 }
 
-// Run seals every interval until ctx ends; a failed round is logged and retried next time.
-func (s *Sealer) Run(ctx context.Context, interval time.Duration) {
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if rep, err := s.SealAll(ctx); err != nil && ctx.Err() == nil {
-			log.Error("seal", "err", err)
-		} else if rep.Sealed > 0 {
-			log.Debug("sealed", "events", rep.Sealed, "tree_size", rep.Latest.TreeSize)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Proof is an inclusion proof of one event against a checkpoint.
 type Proof struct {
 	EventID     uuid.UUID            `json:"event_id"`
