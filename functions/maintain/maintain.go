@@ -81,6 +81,7 @@ func (s *Service) UseIntegrity(ctx context.Context, cfg ledger.Config) (func(), 
 		return nil, err
 	}
 	s.sealer.Signer, s.sealer.Limit, s.sealInterval, s.trusted = signer, cfg.SealBatch, cfg.SealInterval, trusted
+	s.sealer.Replicas = cfg.Replicas()
 	if signer == nil {
 		slog.Warn("INTEGRITY_SIGNING_KEY is not set: checkpoints are stored unsigned")
 	}

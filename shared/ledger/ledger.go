@@ -4,6 +4,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -158,7 +159,21 @@ type Sealer struct {
 	// Copies, when set, receives the latest checkpoint of every SealAll that made one
 	// (archive.Copies at CHECKPOINT_URL).
 	Copies Copier
+	// Replicas are the standbys that must have flushed an event's commit before it is sealed,
+	// and a checkpoint's before it is copied (the zero value: the synchronous ones). A failover
+	// to one of them then never takes away what a checkpoint covers.
+	Replicas store.Replicas
+	// ReplicaWait bounds how long one SealAll waits for them (default DefaultReplicaWait);
+	// what they have not flushed by then is sealed by a later SealAll.
+	ReplicaWait time.Duration
+
+	mu       sync.Mutex
+	round    *store.SealSnapshot   // taken, not yet flushed by the standbys
+	uncopied *integrity.Checkpoint // made, not yet copied: the standbys had not flushed it
 }
+
+// DefaultReplicaWait is how long a SealAll waits at most for the standbys to flush.
+const DefaultReplicaWait = 5 * time.Second
 
 // Copier keeps checkpoints outside the database.
 type Copier interface {
@@ -170,11 +185,20 @@ type SealReport struct {
 	Sealed      int                   `json:"sealed"`
 	Checkpoints int                   `json:"checkpoints"`
 	Latest      *integrity.Checkpoint `json:"latest_checkpoint,omitempty"`
+	// AwaitingStandbys says the standbys had not flushed what was committed when the seal
+	// began (or the checkpoint it made): it is sealed (or copied) by a later SealAll.
+	AwaitingStandbys bool `json:"awaiting_standbys,omitempty"`
 }
 
 // SealAll seals every event written so far, one checkpoint per Limit events. Another sealer
 // at work is not an error: it seals the same events.
+//
+// With standbys to wait for, a round ends at a snapshot taken first, and is sealed only once
+// the standbys have flushed the WAL up to where that snapshot was taken: the events it sees
+// then survive a failover to any of them.
 func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var rep SealReport
 	limit := s.Limit
 	if limit <= 0 {
@@ -184,14 +208,38 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 	if s.Signer != nil {
 		p.Sign = s.Signer.Sign
 	}
-	for {
+	aware := s.Replicas != store.ReplicasNone
+	for stale := 0; ; {
 		p.Now = time.Now()
+		if aware {
+			if s.round == nil {
+				snap, err := s.Store.TakeSealSnapshot(ctx)
+				if err != nil {
+					return rep, err
+				}
+				s.round = &snap
+			}
+			flushed, err := s.standbysFlushed(ctx, s.round.LSN)
+			if err != nil || !flushed {
+				rep.AwaitingStandbys = !flushed
+				return rep, err
+			}
+			p.Round = s.round
+		}
 		res, err := s.Store.Seal(ctx, p)
 		if errors.Is(err, store.ErrSealing) {
 			return rep, nil
 		}
 		if err != nil {
 			return rep, err
+		}
+		if res.Stale {
+			// Another sealer sealed past the snapshot meanwhile: take a new one, twice at most.
+			s.round = nil
+			if stale++; stale <= 2 {
+				continue
+			}
+			return rep, nil
 		}
 		rep.Sealed += res.Sealed
 		if res.Checkpoint != nil {
@@ -204,12 +252,56 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 			}
 		}
 		if !res.More {
-			if s.Copies != nil && rep.Latest != nil {
-				if err := s.Copies.Put(ctx, *rep.Latest); err != nil {
-					return rep, err
-				}
-			}
-			return rep, nil
+			s.round = nil
+			return rep, s.copyLatest(ctx, &rep)
+		}
+	}
+}
+
+// copyLatest copies the newest checkpoint outside the database, once the standbys have its
+// seal: a copy of a seal that a failover then took away would be a fork of the log's own
+// making.
+func (s *Sealer) copyLatest(ctx context.Context, rep *SealReport) error {
+	if rep.Latest != nil {
+		s.uncopied = rep.Latest
+	}
+	if s.Copies == nil || s.uncopied == nil {
+		return nil
+	}
+	if s.Replicas != store.ReplicasNone {
+		pos, err := s.Store.WALPosition(ctx)
+		if err != nil {
+			return err
+		}
+		flushed, err := s.standbysFlushed(ctx, pos)
+		if err != nil || !flushed {
+			rep.AwaitingStandbys = !flushed
+			return err
+		}
+	}
+	if err := s.Copies.Put(ctx, *s.uncopied); err != nil {
+		return err
+	}
+	s.uncopied = nil
+	return nil
+}
+
+// standbysFlushed waits up to ReplicaWait for the standbys to flush the WAL up to pos, and says
+// whether they did (also when there is none to wait for).
+func (s *Sealer) standbysFlushed(ctx context.Context, pos store.LSN) (bool, error) {
+	deadline := time.Now().Add(cmp.Or(s.ReplicaWait, DefaultReplicaWait))
+	for pause := 2 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		flushed, wait, err := s.Store.StandbyFlush(ctx, s.Replicas)
+		if err != nil || !wait || flushed >= pos {
+			return err == nil, err
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(pause):
 		}
 	}
 }

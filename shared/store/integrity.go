@@ -39,6 +39,11 @@ type SealParams struct {
 	Hash func(audit.Event) (integrity.Hash, error)
 	// Sign signs the new checkpoint; nil stores it unsigned.
 	Sign func(integrity.Checkpoint) integrity.Checkpoint
+	// Round, when set, is where a new round ends instead of the current snapshot: one the
+	// standbys have flushed (TakeSealSnapshot). A round already begun goes on to its own end. A
+	// Round taken before the log's last seal begins nothing (SealResult.Stale): another sealer
+	// went further meanwhile.
+	Round *SealSnapshot
 }
 
 // SealResult says what one Seal did.
@@ -51,6 +56,8 @@ type SealResult struct {
 	Checkpoint *integrity.Checkpoint
 	// Lags are, for each sealed event, the time from its first sight to its seal.
 	Lags []time.Duration
+	// Stale says SealParams.Round was taken before the log's last seal: take another.
+	Stale bool
 }
 
 // sealCandidate is a key not sealed yet. Ids are [16]byte, which pgx encodes and decodes in
@@ -124,11 +131,28 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	if err != nil {
 		return res, fmt.Errorf("seal: log state: %w", interpretError(err))
 	}
+	// newRound begins the round after the last: from its snapshot to now, or to p.Round.
+	newRound := func() (bool, error) {
+		next := sealRound{prev: round.snapshot}
+		switch {
+		case p.Round == nil:
+			if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&next.snapshot); err != nil {
+				return false, fmt.Errorf("seal: %w", interpretError(err))
+			}
+		case p.Round.After != sealNo-1:
+			res.Stale = true
+			return false, nil
+		default:
+			// Taken after the last seal committed, so it sees all that seal's snapshot saw.
+			next.snapshot = p.Round.Snapshot
+		}
+		round = next
+		return true, nil
+	}
 	if round.afterXID == nil {
-		// The last round is complete: the next runs from its snapshot to now.
-		round = sealRound{prev: round.snapshot}
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
-			return res, fmt.Errorf("seal: %w", interpretError(err))
+		// The last round is complete: the next begins.
+		if ok, err := newRound(); !ok {
+			return res, err
 		}
 	}
 	cands, err := sealCandidates(ctx, tx, round, p.Limit)
@@ -137,9 +161,8 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	}
 	if len(cands) == 0 && round.afterXID != nil {
 		// The unfinished round had exactly p.Limit keys: it ends here, and the next begins.
-		round = sealRound{prev: round.snapshot}
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
-			return res, fmt.Errorf("seal: %w", interpretError(err))
+		if ok, err := newRound(); !ok {
+			return res, err
 		}
 		if cands, err = sealCandidates(ctx, tx, round, p.Limit); err != nil {
 			return res, err
