@@ -279,9 +279,46 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 13`)
 		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 13`)
 		require.True(t, f.verify(t).OK, "without an outside copy the cut is invisible: what the outside copy is for")
-		got := kinds(f.verify(t, external...))
-		require.Equal(t, []string{"size 19", "size 20"}, got[ledger.ProblemCheckpointMissing])
-		require.Equal(t, []string{"size 20"}, got[ledger.ProblemTruncated])
+		// The log and the database's checkpoints agree: sealed events are lost, as after a
+		// failover, and verify says so (how many, since which checkpoint), not that a leaf changed.
+		rep := f.verify(t, external...)
+		require.Equal(t, map[string][]string{ledger.ProblemFork: {"size 20"}}, kinds(rep))
+		require.Contains(t, rep.Problems[0].Detail, "up to 8 sealed events, sealed after the checkpoint of size 12")
+		require.Contains(t, rep.Problems[0].Detail, "acknowledged events lost after a failover")
+	})
+	t.Run("a fork: the log sealed anew after a cut", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		cps, err := f.st.Checkpoints(ctx, 0, 1<<40, 0)
+		require.NoError(t, err)
+		var external []integrity.Checkpoint
+		for _, c := range cps {
+			external = append(external, c.Checkpoint)
+		}
+		// What a failover to a standby without the last seal and its newest events leaves: the
+		// log, its nodes and checkpoints end at 13, and new events are sealed into the same sizes.
+		f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= 13),
+			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
+			DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`)
+		f.attack(t, `DELETE FROM audit_log_batches WHERE first_leaf >= 7 AND leaf_count > 0`)
+		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 7`)
+		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 7`)
+		f.attack(t, `DELETE FROM audit_log_batches WHERE seal_no > (SELECT max(seal_no) FROM audit_log_batches WHERE first_leaf + leaf_count <= 7 AND leaf_count > 0)`)
+		var newer []audit.Event
+		for range 20 {
+			e := audittest.Event(t, &audittest.EventOpts{CorrelationID: "rem-2"})
+			require.NoError(t, ledger.Hash(&e))
+			newer = append(newer, e)
+		}
+		f.insert(t, newer)
+		for range 2 { // the round the cut left unfinished, then the new events
+			_, err = f.sealer.SealAll(ctx)
+			require.NoError(t, err)
+		}
+		rep := f.verify(t, external...)
+		require.Greater(t, rep.Leaves, uint64(20), "the new log passed the sizes of the old checkpoints, with other roots")
+		require.Equal(t, map[string][]string{ledger.ProblemFork: {"size 20"}}, kinds(rep))
+		require.Contains(t, rep.Problems[0].Detail, "up to 8 sealed events, sealed after the checkpoint of size 12")
 	})
 	t.Run("swap two events", func(t *testing.T) {
 		t.Parallel()
