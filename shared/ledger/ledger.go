@@ -163,12 +163,11 @@ type Sealer struct {
 	// and a checkpoint's before it is copied (the zero value: the synchronous ones). A failover
 	// to one of them then never takes away what a checkpoint covers.
 	Replicas store.Replicas
-	// ReplicaWait bounds how long one SealAll waits for them (default DefaultReplicaWait);
-	// what they have not flushed by then is sealed by a later SealAll.
+	// ReplicaWait bounds how long one seal waits for them (default DefaultReplicaWait); what
+	// they have not flushed by then is sealed by a later SealAll.
 	ReplicaWait time.Duration
 
 	mu       sync.Mutex
-	round    *store.SealSnapshot   // taken, not yet flushed by the standbys
 	uncopied *integrity.Checkpoint // made, not yet copied: the standbys had not flushed it
 }
 
@@ -208,24 +207,9 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 	if s.Signer != nil {
 		p.Sign = s.Signer.Sign
 	}
-	aware := s.Replicas != store.ReplicasNone
-	for stale := 0; ; {
+	p.Replicas, p.ReplicaWait = s.Replicas, cmp.Or(s.ReplicaWait, DefaultReplicaWait)
+	for {
 		p.Now = time.Now()
-		if aware {
-			if s.round == nil {
-				snap, err := s.Store.TakeSealSnapshot(ctx)
-				if err != nil {
-					return rep, err
-				}
-				s.round = &snap
-			}
-			flushed, err := s.standbysFlushed(ctx, s.round.LSN)
-			if err != nil || !flushed {
-				rep.AwaitingStandbys = !flushed
-				return rep, err
-			}
-			p.Round = s.round
-		}
 		res, err := s.Store.Seal(ctx, p)
 		if errors.Is(err, store.ErrSealing) {
 			return rep, nil
@@ -233,15 +217,8 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		if res.Stale {
-			// Another sealer sealed past the snapshot meanwhile: take a new one, twice at most.
-			s.round = nil
-			if stale++; stale <= 2 {
-				continue
-			}
-			return rep, nil
-		}
 		rep.Sealed += res.Sealed
+		rep.AwaitingStandbys = res.AwaitingStandbys
 		if res.Checkpoint != nil {
 			rep.Checkpoints++
 			rep.Latest = res.Checkpoint
@@ -252,7 +229,6 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 			}
 		}
 		if !res.More {
-			s.round = nil
 			return rep, s.copyLatest(ctx, &rep)
 		}
 	}
@@ -268,42 +244,23 @@ func (s *Sealer) copyLatest(ctx context.Context, rep *SealReport) error {
 	if s.Copies == nil || s.uncopied == nil {
 		return nil
 	}
-	if s.Replicas != store.ReplicasNone {
-		pos, err := s.Store.WALPosition(ctx)
-		if err != nil {
-			return err
-		}
-		flushed, err := s.standbysFlushed(ctx, pos)
-		if err != nil || !flushed {
-			rep.AwaitingStandbys = !flushed
-			return err
-		}
+	flushed, err := s.Store.AwaitStandbys(ctx, s.Replicas, cmp.Or(s.ReplicaWait, DefaultReplicaWait))
+	if err != nil || !flushed {
+		rep.AwaitingStandbys = !flushed
+		return err
+	}
+	// After a failover the database may no longer have it: a copy would fork the log.
+	if held, err := s.Store.Checkpoints(ctx, s.uncopied.TreeSize, s.uncopied.TreeSize, 1); err != nil {
+		return err
+	} else if len(held) == 0 || held[0].RootHash != s.uncopied.RootHash {
+		s.uncopied = nil
+		return nil
 	}
 	if err := s.Copies.Put(ctx, *s.uncopied); err != nil {
 		return err
 	}
 	s.uncopied = nil
 	return nil
-}
-
-// standbysFlushed waits up to ReplicaWait for the standbys to flush the WAL up to pos, and says
-// whether they did (also when there is none to wait for).
-func (s *Sealer) standbysFlushed(ctx context.Context, pos store.LSN) (bool, error) {
-	deadline := time.Now().Add(cmp.Or(s.ReplicaWait, DefaultReplicaWait))
-	for pause := 2 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
-		flushed, wait, err := s.Store.StandbyFlush(ctx, s.Replicas)
-		if err != nil || !wait || flushed >= pos {
-			return err == nil, err
-		}
-		if time.Now().Add(pause).After(deadline) {
-			return false, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(pause):
-		}
-	}
 }
 
 // Proof is an inclusion proof of one event against a checkpoint.

@@ -249,7 +249,7 @@ func checkCheckpoints(rep *Report, sizes []uint64, db map[uint64]store.StoredChe
 	}
 	var problems []Problem // those the database's own checkpoints raise
 	var forked []uint64    // sizes of outside copies the log does not extend
-	shared := uint64(0)    // the largest size at which an outside copy and the log agree
+	shared := uint64(0)    // the largest size before the fork at which an outside copy and the log agree
 	var longest uint64
 	for i, size := range sizes {
 		cp, inDB := db[size]
@@ -257,7 +257,9 @@ func checkCheckpoints(rep *Report, sizes []uint64, db map[uint64]store.StoredChe
 		longest = max(longest, size)
 		switch {
 		case outside && extends(size, ext.RootHash):
-			shared = max(shared, size)
+			if len(forked) == 0 {
+				shared = size // copies past the fork, of the log sealed anew, agree too
+			}
 			if !inDB {
 				rep.Add(Problem{Kind: ProblemCheckpointMissing, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d made at %s is kept outside the database but missing from it", size, ext.Timestamp.Format(time.RFC3339))})
 			} else if cp.RootHash != ext.RootHash {

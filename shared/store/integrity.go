@@ -39,11 +39,15 @@ type SealParams struct {
 	Hash func(audit.Event) (integrity.Hash, error)
 	// Sign signs the new checkpoint; nil stores it unsigned.
 	Sign func(integrity.Checkpoint) integrity.Checkpoint
-	// Round, when set, is where a new round ends instead of the current snapshot: one the
-	// standbys have flushed (TakeSealSnapshot). A round already begun goes on to its own end. A
-	// Round taken before the log's last seal begins nothing (SealResult.Stale): another sealer
-	// went further meanwhile.
-	Round *SealSnapshot
+	// Replicas are the standbys that must have flushed a new round's events before they are
+	// sealed: the round's snapshot is taken with the WAL position it lies below, and the seal
+	// waits (its transaction open, up to ReplicaWait) until they have flushed that far. A wait
+	// that times out seals nothing (SealResult.AwaitingStandbys). Taken and awaited in the
+	// seal's own transaction, the snapshot is always of the server the seal writes to, also
+	// across a failover.
+	Replicas Replicas
+	// ReplicaWait bounds the wait for Replicas.
+	ReplicaWait time.Duration
 }
 
 // SealResult says what one Seal did.
@@ -56,8 +60,9 @@ type SealResult struct {
 	Checkpoint *integrity.Checkpoint
 	// Lags are, for each sealed event, the time from its first sight to its seal.
 	Lags []time.Duration
-	// Stale says SealParams.Round was taken before the log's last seal: take another.
-	Stale bool
+	// AwaitingStandbys says the standbys had not flushed the new round's events within
+	// SealParams.ReplicaWait: nothing was sealed.
+	AwaitingStandbys bool
 }
 
 // sealCandidate is a key not sealed yet. Ids are [16]byte, which pgx encodes and decodes in
@@ -131,20 +136,24 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	if err != nil {
 		return res, fmt.Errorf("seal: log state: %w", interpretError(err))
 	}
-	// newRound begins the round after the last: from its snapshot to now, or to p.Round.
+	// newRound begins the round after the last: from its snapshot to now, once the standbys
+	// (p.Replicas) have flushed what that snapshot sees.
 	newRound := func() (bool, error) {
 		next := sealRound{prev: round.snapshot}
-		switch {
-		case p.Round == nil:
-			if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&next.snapshot); err != nil {
-				return false, fmt.Errorf("seal: %w", interpretError(err))
-			}
-		case p.Round.After != sealNo-1:
-			res.Stale = true
-			return false, nil
-		default:
-			// Taken after the last seal committed, so it sees all that seal's snapshot saw.
-			next.snapshot = p.Round.Snapshot
+		var pos string
+		// The WAL position is read as the statement runs, after its snapshot was taken: every
+		// commit the snapshot sees lies below it (asynchronous ones too: a commit record is
+		// inserted before the transaction becomes visible).
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text`).Scan(&next.snapshot, &pos); err != nil {
+			return false, fmt.Errorf("seal: %w", interpretError(err))
+		}
+		lsn, err := ParseLSN(pos)
+		if err != nil {
+			return false, err
+		}
+		if ok, err := awaitStandbys(ctx, tx, p.Replicas, lsn, p.ReplicaWait); !ok || err != nil {
+			res.AwaitingStandbys = err == nil
+			return false, err
 		}
 		round = next
 		return true, nil

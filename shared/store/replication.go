@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LSN is a position in PostgreSQL's write-ahead log.
@@ -60,6 +61,10 @@ var ErrStandbysHidden = errors.New("pg_stat_replication hides the standbys' posi
 // ReplicasAll with no standby streaming). With wait and no such standby connected (synchronous
 // replication configured, its standby gone) flushed is 0: nothing is known to be safe.
 func (s *Store) StandbyFlush(ctx context.Context, set Replicas) (flushed LSN, wait bool, err error) {
+	return standbyFlush(ctx, s.db, set)
+}
+
+func standbyFlush(ctx context.Context, db DBTX, set Replicas) (flushed LSN, wait bool, err error) {
 	if set == ReplicasNone {
 		return 0, false, nil
 	}
@@ -69,7 +74,7 @@ func (s *Store) StandbyFlush(ctx context.Context, set Replicas) (flushed LSN, wa
 		minConn, minSync    *string
 	)
 	// A WAL sender of a base backup (state 'backup') or still starting is no standby yet.
-	err = s.db.QueryRow(ctx, `
+	err = db.QueryRow(ctx, `
 SELECT current_setting('synchronous_standby_names') <> '',
        count(*) FILTER (WHERE state IS NULL),
        count(*) FILTER (WHERE state IN ('streaming', 'catchup')),
@@ -101,38 +106,40 @@ FROM pg_stat_replication`).Scan(&syncConfigured, &hidden, &conn, &minConn, &nsyn
 	return flushed, true, err
 }
 
-// WALPosition is the end of the WAL the primary has inserted: every transaction committed (or
-// seen committed) before the call has its commit record below it.
-func (s *Store) WALPosition(ctx context.Context) (LSN, error) {
+// awaitStandbys waits, polling through db, until the standbys of set have flushed the WAL up
+// to pos or wait has passed, and says whether they did (also when there is none to wait for).
+func awaitStandbys(ctx context.Context, db DBTX, set Replicas, pos LSN, wait time.Duration) (bool, error) {
+	deadline := time.Now().Add(wait)
+	for pause := 2 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		flushed, must, err := standbyFlush(ctx, db, set)
+		if err != nil || !must || flushed >= pos {
+			return err == nil, err
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, interpretError(ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// AwaitStandbys waits up to wait for the standbys of set to flush the WAL as far as the
+// primary has written it now, and says whether they did: a checkpoint is copied outside the
+// database only once a failover cannot take its seal away.
+func (s *Store) AwaitStandbys(ctx context.Context, set Replicas, wait time.Duration) (bool, error) {
+	if set == ReplicasNone {
+		return true, nil
+	}
 	var pos string
 	if err := s.db.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("WAL position: %w", interpretError(err))
+		return false, fmt.Errorf("WAL position: %w", interpretError(err))
 	}
-	return ParseLSN(pos)
-}
-
-// SealSnapshot is where a seal round may end: a snapshot of the database, a WAL position that
-// every transaction the snapshot sees committed below, and the log's last seal when it was
-// taken. Once the standbys have flushed LSN, what the snapshot sees survives a failover.
-type SealSnapshot struct {
-	Snapshot string
-	LSN      LSN
-	// After is the seal_no of the log's last batch then (-1: none).
-	After int64
-}
-
-// TakeSealSnapshot takes the snapshot a replication-aware seal runs to (SealParams.Round). The
-// WAL position is read while the statement runs, after its snapshot was taken, so every commit
-// the snapshot sees lies below it (asynchronous commits too: their records are inserted before
-// they become visible).
-func (s *Store) TakeSealSnapshot(ctx context.Context) (SealSnapshot, error) {
-	var snap SealSnapshot
-	var pos string
-	err := s.db.QueryRow(ctx, `SELECT pg_current_snapshot()::text,
-       coalesce((SELECT max(seal_no) FROM audit_log_batches), -1), pg_current_wal_insert_lsn()::text`).Scan(&snap.Snapshot, &snap.After, &pos)
+	lsn, err := ParseLSN(pos)
 	if err != nil {
-		return snap, fmt.Errorf("seal snapshot: %w", interpretError(err))
+		return false, err
 	}
-	snap.LSN, err = ParseLSN(pos)
-	return snap, err
+	return awaitStandbys(ctx, s.db, set, lsn, wait)
 }
