@@ -111,6 +111,22 @@ func (f *fixture) cutLog(t *testing.T, from int) {
 		WHERE first_leaf < $1 AND first_leaf + leaf_count > $1`, from)
 }
 
+// cutEvents removes the events sealed from leaf index from on, with their keys, and returns
+// the checkpoints as they were before: the copies kept outside the database (CHECKPOINT_URL).
+func (f *fixture) cutEvents(t *testing.T, from int) []integrity.Checkpoint {
+	t.Helper()
+	cps, err := f.st.Checkpoints(context.Background(), 0, 1<<40, 0)
+	require.NoError(t, err)
+	var external []integrity.Checkpoint
+	for _, c := range cps {
+		external = append(external, c.Checkpoint)
+	}
+	f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= $1),
+		ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
+		DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`, from)
+	return external
+}
+
 func kinds(rep ledger.Report) map[string][]string {
 	out := map[string][]string{}
 	for _, p := range rep.Problems {
@@ -265,16 +281,7 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 	t.Run("truncate events, leaves, keys and checkpoints", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		// The checkpoints kept outside the database (CHECKPOINT_URL) before the attack.
-		cps, err := f.st.Checkpoints(ctx, 0, 1<<40, 0)
-		require.NoError(t, err)
-		var external []integrity.Checkpoint
-		for _, c := range cps {
-			external = append(external, c.Checkpoint)
-		}
-		f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= 13),
-			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
-			DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`)
+		external := f.cutEvents(t, 13)
 		f.cutLog(t, 13)
 		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 13`)
 		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 13`)
@@ -289,17 +296,9 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 	t.Run("a fork: the log sealed anew after a cut", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		cps, err := f.st.Checkpoints(ctx, 0, 1<<40, 0)
-		require.NoError(t, err)
-		var external []integrity.Checkpoint
-		for _, c := range cps {
-			external = append(external, c.Checkpoint)
-		}
-		// What a failover to a standby without the last seal and its newest events leaves: the
-		// log, its nodes and checkpoints end at 13, and new events are sealed into the same sizes.
-		f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= 13),
-			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
-			DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`)
+		// What a failover to a standby without the last seals and the newest events leaves: the
+		// log, its nodes and checkpoints end at 7, and new events are sealed into the same sizes.
+		external := f.cutEvents(t, 13)
 		f.attack(t, `DELETE FROM audit_log_batches WHERE first_leaf >= 7 AND leaf_count > 0`)
 		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 7`)
 		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 7`)
@@ -312,7 +311,7 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 		}
 		f.insert(t, newer)
 		for range 2 { // the round the cut left unfinished, then the new events
-			_, err = f.sealer.SealAll(ctx)
+			_, err := f.sealer.SealAll(ctx)
 			require.NoError(t, err)
 		}
 		rep := f.verify(t, external...)

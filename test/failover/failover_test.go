@@ -203,6 +203,17 @@ func (s *service) outcome(t *testing.T, p *pgcluster.Pair) outcome {
 	return o
 }
 
+// requireSound holds what every failover must keep: nothing stored twice, no answer but 201 and
+// 503 with Retry-After, and writes going on on the promoted replica.
+func (o outcome) requireSound(t *testing.T) {
+	t.Helper()
+	require.Zero(t, o.duplicated)
+	for status := range o.statuses {
+		require.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, status, "statuses %v", o.statuses)
+	}
+	require.NotZero(t, o.firstOK, "writes go on on the promoted replica")
+}
+
 func (o outcome) String() string {
 	kinds := map[string]int{}
 	for _, p := range o.report.Problems {
@@ -283,11 +294,7 @@ func TestFailover_Synchronous(t *testing.T) {
 		t.Logf("synchronous, sealing %s: %s", s.replicas, o)
 		require.NotZero(t, o.acked)
 		require.Zero(t, o.lost, "acknowledged events lost")
-		require.Zero(t, o.duplicated)
-		for status := range o.statuses {
-			require.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, status, "statuses %v", o.statuses)
-		}
-		require.NotZero(t, o.firstOK, "writes go on on the promoted replica")
+		o.requireSound(t)
 		require.True(t, o.report.OK, "%+v", o.report.Problems)
 	}
 }
@@ -304,10 +311,7 @@ func TestFailover_AsyncStalled(t *testing.T) {
 	for _, s := range []*service{def, all} {
 		o := s.outcome(t, p)
 		t.Logf("asynchronous, WAL sender stalled, sealing %s: %s", s.replicas, o)
-		require.Zero(t, o.duplicated)
-		for status := range o.statuses {
-			require.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, status, "statuses %v", o.statuses)
-		}
+		o.requireSound(t)
 		for _, pr := range o.report.Problems {
 			require.Equal(t, ledger.ProblemFork, pr.Kind, "a lost event is a fork, never tampering: %s", pr.Detail)
 		}
