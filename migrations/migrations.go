@@ -25,6 +25,22 @@ func Up(databaseURL string) error {
 	return run(databaseURL, func(m *migrate.Migrate) error { return m.Up() })
 }
 
+// UpWithProgress is Up that reports each migration applied (its version, name and duration)
+// to logf, as it finishes.
+func UpWithProgress(databaseURL string, logf func(format string, args ...any)) error {
+	return run(databaseURL, func(m *migrate.Migrate) error {
+		m.Log = progress(logf)
+		return m.Up()
+	})
+}
+
+// progress is golang-migrate's logger, quiet but for the line it prints per migration.
+type progress func(format string, args ...any)
+
+func (p progress) Printf(format string, args ...any) { p(format, args...) }
+
+func (p progress) Verbose() bool { return false }
+
 // Down reverts every applied migration.
 func Down(databaseURL string) error {
 	return run(databaseURL, func(m *migrate.Migrate) error { return m.Down() })

@@ -6,6 +6,7 @@ package function
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/auditstore/auditstore/functions/query"
@@ -73,6 +74,26 @@ func (srv *Server) Write(s *store.Store, cfg write.Config) (*write.Handler, erro
 func (srv *Server) Query(s, audits *store.Store, keys []integrity.PublicKey, cfg query.Config) (*query.Handler, error) {
 	return query.New(s, cfg, srv.Registry, query.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
 		query.WithReadAuditTo(audits), query.WithIntegrity(s, keys))
+}
+
+// Writable returns the readiness check of a function that writes: ping (the store's
+// PingWritable) with a database that answers but takes no writes (a standby, a demoted
+// primary) reported as "read-only", and the gauge audit_database_read_only saying so.
+func (srv *Server) Writable(ping func(context.Context) error) func(context.Context) error {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_database_read_only",
+		Help: "1 while the last readiness check found the database read-only (a standby or a demoted primary): writes are answered 503."})
+	srv.Registry.MustRegister(g)
+	return func(ctx context.Context) error {
+		err := ping(ctx)
+		switch {
+		case errors.Is(err, store.ErrReadOnly):
+			g.Set(1)
+			return &web.NotReady{State: "read-only", Err: err}
+		case err == nil:
+			g.Set(0)
+		}
+		return err
+	}
 }
 
 // Serve serves the routes until ctx ends or the process is told to stop (web.Serve). Each of

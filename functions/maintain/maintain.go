@@ -19,6 +19,7 @@ import (
 	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/backoff"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
@@ -81,6 +82,7 @@ func (s *Service) UseIntegrity(ctx context.Context, cfg ledger.Config) (func(), 
 		return nil, err
 	}
 	s.sealer.Signer, s.sealer.Limit, s.sealInterval, s.trusted = signer, cfg.SealBatch, cfg.SealInterval, trusted
+	s.sealer.Replicas = cfg.Replicas()
 	if signer == nil {
 		slog.Warn("INTEGRITY_SIGNING_KEY is not set: checkpoints are stored unsigned")
 	}
@@ -103,20 +105,38 @@ func (s *Service) Seal(ctx context.Context) (ledger.SealReport, error) {
 }
 
 // SealEvery seals every SEAL_INTERVAL until ctx ends: the bound between a write and its seal.
+// While sealing fails (the database down or read-only after a failover) it waits longer
+// between attempts, up to sealBackoffMax, and logs the first failure and then each time the
+// wait doubled.
 func (s *Service) SealEvery(ctx context.Context) {
-	t := time.NewTicker(s.sealInterval)
-	defer t.Stop()
+	b := backoff.Backoff{Min: s.sealInterval, Max: max(s.sealInterval, sealBackoffMax)}
 	for {
-		if _, err := s.Seal(ctx); err != nil && ctx.Err() == nil {
-			slog.Error("seal", "error", err)
+		wait := s.sealInterval
+		_, err := s.Seal(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			wait = b.Fail()
+			if b.Loud() {
+				slog.Error("seal", "error", err, "failures", b.Failures(), "retry_in", wait.Round(time.Second).String())
+			}
+		default:
+			if n := b.Succeed(); n > 0 {
+				slog.Info("sealing again", "failures", n)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
+
+// sealBackoffMax caps the wait between failed seals: a database back after an outage is
+// sealing again within it.
+const sealBackoffMax = 2 * time.Minute
 
 // Verify checks the store against the integrity log (and the checkpoint copies, when
 // configured) and updates the metrics.
@@ -313,8 +333,9 @@ func (s *Service) postRun(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	case errors.Is(err, store.ErrLocked):
 		return web.Error(http.StatusConflict, "another maintenance run is in progress; this one did nothing", err)
-	case err != nil && rep.Started.IsZero():
-		return err
+	case err != nil && (rep.Started.IsZero() || errors.Is(err, store.ErrUnavailable)):
+		// A database gone or read-only mid-run is retried by the next run, and by the caller.
+		return storeError(err)
 	case err != nil:
 		slog.Error("maintenance run finished with errors", "error", err)
 		return web.WriteJSON(w, http.StatusInternalServerError, struct {
@@ -523,7 +544,7 @@ func Open(ctx context.Context, databaseURL string, cfg Config, reg prometheus.Re
 	}
 	// A run pins one connection; the sealer, a verification (which streams for minutes) and the
 	// HTTP API each need their own.
-	pool, err := store.Open(ctx, databaseURL, store.PoolOptions{MaxConns: 4})
+	pool, err := store.Open(ctx, databaseURL, store.PoolOptions{MaxConns: 4, Writes: true})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -541,5 +562,6 @@ func Open(ctx context.Context, databaseURL string, cfg Config, reg prometheus.Re
 	return svc, func() { closeCopies(); pool.Close() }, nil
 }
 
-// Ping reports whether the database answers.
-func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+// Ping reports whether the database answers and takes writes (store.ErrReadOnly: it answers,
+// but maintenance and sealing cannot run).
+func (s *Service) Ping(ctx context.Context) error { return s.store.PingWritable(ctx) }

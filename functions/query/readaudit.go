@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/backoff"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
@@ -122,23 +123,50 @@ func (r *ReadRecorder) run() {
 	defer close(r.done)
 	var batch []audit.Event
 	// flush keeps a batch the database refused and tries again, so an outage loses nothing
-	// until the buffer fills; when closing it gives up after a few attempts.
+	// until the buffer fills; when closing it gives up after a few attempts. While the database
+	// is down or read-only the attempts are spaced out (up to a minute apart), and the records
+	// arriving meanwhile join the batch, up to the buffer's size.
+	retry := backoff.Backoff{Min: time.Second, Max: time.Minute}
 	flush := func(closing bool) {
 		for attempt := 1; len(batch) > 0; attempt++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_, _, err := r.store.InsertEvents(ctx, store.InsertParams{Events: batch})
 			cancel()
 			if err == nil {
+				if n := retry.Succeed(); n > 0 {
+					slog.Info("read audit: stored again", "failures", n, "records", len(batch))
+				}
 				batch = batch[:0]
 				return
 			}
-			slog.Error("read audit: store", "error", err, "records", len(batch))
+			wait := retry.Fail()
+			if retry.Loud() {
+				slog.Error("read audit: store", "error", err, "records", len(batch), "failures", retry.Failures(), "retry_in", wait.Round(time.Second).String())
+			}
 			if closing && attempt >= 3 {
 				r.dropped.Add(float64(len(batch)))
 				batch = batch[:0]
 				return
 			}
-			time.Sleep(time.Second)
+			if closing {
+				time.Sleep(min(wait, time.Second))
+				continue
+			}
+			// Wait, taking in what arrives meanwhile so the buffer does not fill behind the wait.
+			deadline := time.After(wait)
+		wait:
+			for len(batch) < cap(r.ch) {
+				select {
+				case e, ok := <-r.ch:
+					if !ok {
+						closing = true
+						break wait
+					}
+					batch = append(batch, e)
+				case <-deadline:
+					break wait
+				}
+			}
 		}
 	}
 	tick := time.NewTicker(200 * time.Millisecond)

@@ -38,7 +38,7 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	writeStore, closeWrites, err := function.OpenStore(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.WriteMaxConns})
+	writeStore, closeWrites, err := function.OpenStore(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.WriteMaxConns, Writes: true})
 	if err != nil {
 		return err
 	}
@@ -82,5 +82,5 @@ func run(ctx context.Context) error {
 	go ms.SealEvery(mctx)
 	go ms.VerifyEvery(mctx, cfg.Maintain.Integrity.VerifyInterval)
 
-	return srv.Serve(ctx, writeStore.Ping, wh.Routes, qh.Routes, ms.Routes)
+	return srv.Serve(ctx, srv.Writable(writeStore.PingWritable), wh.Routes, qh.Routes, ms.Routes)
 }

@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/store"
 )
 
 // Config is the tamper-evidence configuration of the processes that seal or verify.
@@ -28,6 +30,11 @@ type Config struct {
 	// CheckpointURL, when set, is a gocloud.dev/blob URL (file://, s3://, gs://, azblob://)
 	// where every new checkpoint is also written, so a copy lives outside the database.
 	CheckpointURL string `envconfig:"CHECKPOINT_URL"`
+	// SealReplicas are the standbys that must have flushed an event before it is sealed (and
+	// a checkpoint before it is copied to CHECKPOINT_URL): sync (the synchronous standbys, when
+	// synchronous replication is configured), all (every streaming standby) or none. Reading
+	// their positions needs pg_read_all_stats.
+	SealReplicas string `envconfig:"INTEGRITY_SEAL_REPLICAS" default:"sync"`
 }
 
 // Keys parses the configured keys: the signer (nil without a signing key) and every trusted
@@ -42,6 +49,9 @@ func (c Config) Keys() (*integrity.Signer, []integrity.PublicKey, error) {
 	if c.SealBatch < 1 {
 		return nil, nil, errors.New("SEAL_BATCH must be at least 1")
 	}
+	if _, err := store.ParseReplicas(c.SealReplicas); err != nil {
+		return nil, nil, fmt.Errorf("INTEGRITY_SEAL_REPLICAS: %w", err)
+	}
 	return ParseKeys(c.SigningKey, c.PublicKeys)
 }
 
@@ -49,3 +59,9 @@ func (c Config) Keys() (*integrity.Signer, []integrity.PublicKey, error) {
 // transaction, the log's right edge, the nodes, a signed checkpoint): 1.6 µs an event at 5000
 // events a seal, a tenth of the tamper evidence's whole cost per event.
 const DefaultSealBatch = 20000
+
+// Replicas is SealReplicas parsed (Keys has checked it).
+func (c Config) Replicas() store.Replicas {
+	r, _ := store.ParseReplicas(c.SealReplicas)
+	return r
+}

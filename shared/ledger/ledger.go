@@ -4,6 +4,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -158,7 +159,20 @@ type Sealer struct {
 	// Copies, when set, receives the latest checkpoint of every SealAll that made one
 	// (archive.Copies at CHECKPOINT_URL).
 	Copies Copier
+	// Replicas are the standbys that must have flushed an event's commit before it is sealed,
+	// and a checkpoint's before it is copied (the zero value: the synchronous ones). A failover
+	// to one of them then never takes away what a checkpoint covers.
+	Replicas store.Replicas
+	// ReplicaWait bounds how long one seal waits for them (default DefaultReplicaWait); what
+	// they have not flushed by then is sealed by a later SealAll.
+	ReplicaWait time.Duration
+
+	mu       sync.Mutex
+	uncopied *integrity.Checkpoint // made, not yet copied: the standbys had not flushed it
 }
+
+// DefaultReplicaWait is how long a SealAll waits at most for the standbys to flush.
+const DefaultReplicaWait = 5 * time.Second
 
 // Copier keeps checkpoints outside the database.
 type Copier interface {
@@ -170,11 +184,20 @@ type SealReport struct {
 	Sealed      int                   `json:"sealed"`
 	Checkpoints int                   `json:"checkpoints"`
 	Latest      *integrity.Checkpoint `json:"latest_checkpoint,omitempty"`
+	// AwaitingStandbys says the standbys had not flushed what was committed when the seal
+	// began (or the checkpoint it made): it is sealed (or copied) by a later SealAll.
+	AwaitingStandbys bool `json:"awaiting_standbys,omitempty"`
 }
 
 // SealAll seals every event written so far, one checkpoint per Limit events. Another sealer
 // at work is not an error: it seals the same events.
+//
+// With standbys to wait for, a round ends at a snapshot taken first, and is sealed only once
+// the standbys have flushed the WAL up to where that snapshot was taken: the events it sees
+// then survive a failover to any of them.
 func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var rep SealReport
 	limit := s.Limit
 	if limit <= 0 {
@@ -184,6 +207,7 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 	if s.Signer != nil {
 		p.Sign = s.Signer.Sign
 	}
+	p.Replicas, p.ReplicaWait = s.Replicas, cmp.Or(s.ReplicaWait, DefaultReplicaWait)
 	for {
 		p.Now = time.Now()
 		res, err := s.Store.Seal(ctx, p)
@@ -194,6 +218,7 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 			return rep, err
 		}
 		rep.Sealed += res.Sealed
+		rep.AwaitingStandbys = res.AwaitingStandbys
 		if res.Checkpoint != nil {
 			rep.Checkpoints++
 			rep.Latest = res.Checkpoint
@@ -204,36 +229,38 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 			}
 		}
 		if !res.More {
-			if s.Copies != nil && rep.Latest != nil {
-				if err := s.Copies.Put(ctx, *rep.Latest); err != nil {
-					return rep, err
-				}
-			}
-			return rep, nil
+			return rep, s.copyLatest(ctx, &rep)
 		}
 	}
 }
 
-// Run seals every interval until ctx ends; a failed round is logged and retried next time.
-func (s *Sealer) Run(ctx context.Context, interval time.Duration) {
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
+// copyLatest copies the newest checkpoint outside the database, once the standbys have its
+// seal: a copy of a seal that a failover then took away would be a fork of the log's own
+// making.
+func (s *Sealer) copyLatest(ctx context.Context, rep *SealReport) error {
+	if rep.Latest != nil {
+		s.uncopied = rep.Latest
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if rep, err := s.SealAll(ctx); err != nil && ctx.Err() == nil {
-			log.Error("seal", "err", err)
-		} else if rep.Sealed > 0 {
-			log.Debug("sealed", "events", rep.Sealed, "tree_size", rep.Latest.TreeSize)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	if s.Copies == nil || s.uncopied == nil {
+		return nil
 	}
+	flushed, err := s.Store.AwaitStandbys(ctx, s.Replicas, cmp.Or(s.ReplicaWait, DefaultReplicaWait))
+	if err != nil || !flushed {
+		rep.AwaitingStandbys = !flushed
+		return err
+	}
+	// After a failover the database may no longer have it: a copy would fork the log.
+	if held, err := s.Store.Checkpoints(ctx, s.uncopied.TreeSize, s.uncopied.TreeSize, 1); err != nil {
+		return err
+	} else if len(held) == 0 || held[0].RootHash != s.uncopied.RootHash {
+		s.uncopied = nil
+		return nil
+	}
+	if err := s.Copies.Put(ctx, *s.uncopied); err != nil {
+		return err
+	}
+	s.uncopied = nil
+	return nil
 }
 
 // Proof is an inclusion proof of one event against a checkpoint.

@@ -101,6 +101,22 @@ func (f *fixture) cutLog(t *testing.T, from int) {
 		WHERE first_leaf < $1 AND first_leaf + leaf_count > $1`, from)
 }
 
+// cutEvents removes the events sealed from leaf index from on, with their keys, and returns
+// the checkpoints as they were before: the copies kept outside the database (CHECKPOINT_URL).
+func (f *fixture) cutEvents(t *testing.T, from int) []integrity.Checkpoint {
+	t.Helper()
+	cps, err := f.st.Checkpoints(context.Background(), 0, 1<<40, 0)
+	require.NoError(t, err)
+	var external []integrity.Checkpoint
+	for _, c := range cps {
+		external = append(external, c.Checkpoint)
+	}
+	f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= $1),
+		ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
+		DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`, from)
+	return external
+}
+
 func kinds(rep ledger.Report) map[string][]string {
 	out := map[string][]string{}
 	for _, p := range rep.Problems {
@@ -255,23 +271,43 @@ func TestTamperingIsDetectedAndNamed(t *testing.T) {
 	t.Run("truncate events, leaves, keys and checkpoints", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		// The checkpoints kept outside the database (CHECKPOINT_URL) before the attack.
-		cps, err := f.st.Checkpoints(ctx, 0, 1<<40, 0)
-		require.NoError(t, err)
-		var external []integrity.Checkpoint
-		for _, c := range cps {
-			external = append(external, c.Checkpoint)
-		}
-		f.attack(t, `WITH gone AS (SELECT event_id FROM audit_log_leaves WHERE leaf_index >= 13),
-			ev AS (DELETE FROM audit_events WHERE event_id IN (SELECT event_id FROM gone))
-			DELETE FROM audit_event_keys WHERE event_id IN (SELECT event_id FROM gone)`)
+		external := f.cutEvents(t, 13)
 		f.cutLog(t, 13)
 		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 13`)
 		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 13`)
 		require.True(t, f.verify(t).OK, "without an outside copy the cut is invisible: what the outside copy is for")
-		got := kinds(f.verify(t, external...))
-		require.Equal(t, []string{"size 19", "size 20"}, got[ledger.ProblemCheckpointMissing])
-		require.Equal(t, []string{"size 20"}, got[ledger.ProblemTruncated])
+		// The log and the database's checkpoints agree: sealed events are lost, as after a
+		// failover, and verify says so (how many, since which checkpoint), not that a leaf changed.
+		rep := f.verify(t, external...)
+		require.Equal(t, map[string][]string{ledger.ProblemFork: {"size 20"}}, kinds(rep))
+		require.Contains(t, rep.Problems[0].Detail, "up to 8 sealed events, sealed after the checkpoint of size 12")
+		require.Contains(t, rep.Problems[0].Detail, "acknowledged events lost after a failover")
+	})
+	t.Run("a fork: the log sealed anew after a cut", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		// What a failover to a standby without the last seals and the newest events leaves: the
+		// log, its nodes and checkpoints end at 7, and new events are sealed into the same sizes.
+		external := f.cutEvents(t, 13)
+		f.attack(t, `DELETE FROM audit_log_batches WHERE first_leaf >= 7 AND leaf_count > 0`)
+		f.attack(t, `DELETE FROM audit_checkpoints WHERE tree_size > 7`)
+		f.attack(t, `DELETE FROM audit_log_nodes WHERE (node_index + 1) * (1 << level) > 7`)
+		f.attack(t, `DELETE FROM audit_log_batches WHERE seal_no > (SELECT max(seal_no) FROM audit_log_batches WHERE first_leaf + leaf_count <= 7 AND leaf_count > 0)`)
+		var newer []audit.Event
+		for range 20 {
+			e := audittest.Event(t, &audittest.EventOpts{CorrelationID: "rem-2"})
+			require.NoError(t, ledger.Hash(&e))
+			newer = append(newer, e)
+		}
+		f.insert(t, newer)
+		for range 2 { // the round the cut left unfinished, then the new events
+			_, err := f.sealer.SealAll(ctx)
+			require.NoError(t, err)
+		}
+		rep := f.verify(t, external...)
+		require.Greater(t, rep.Leaves, uint64(20), "the new log passed the sizes of the old checkpoints, with other roots")
+		require.Equal(t, map[string][]string{ledger.ProblemFork: {"size 20"}}, kinds(rep))
+		require.Contains(t, rep.Problems[0].Detail, "up to 8 sealed events, sealed after the checkpoint of size 12")
 	})
 	t.Run("swap two events", func(t *testing.T) {
 		t.Parallel()

@@ -35,6 +35,11 @@ const (
 	ProblemCheckpointMissing = "checkpoint_missing"
 	// ProblemCheckpointAltered: a checkpoint differs from its copy outside the database.
 	ProblemCheckpointAltered = "checkpoint_altered"
+	// ProblemFork: the log no longer extends a checkpoint kept outside the database, while it
+	// agrees with every checkpoint in the database: sealed events were lost and the log sealed
+	// anew from an earlier point — what a failover to a standby that had not received them
+	// leaves (or a cut of the log with its checkpoints). An alarm, but not an altered leaf.
+	ProblemFork = "fork"
 )
 
 // Problem is one finding of a verification, naming what it is about.
@@ -103,11 +108,9 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 	}
 	rep.Checkpoints = len(cps)
 	bySize := make(map[uint64]store.StoredCheckpoint, len(cps))
-	var longest uint64
 	for _, cp := range cps {
 		size := cp.TreeSize
 		bySize[size] = cp
-		longest = max(longest, size)
 		switch {
 		case cp.Signed && len(opts.Keys) > 0:
 			if err := cp.Verify(opts.Keys); err != nil {
@@ -121,6 +124,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		latest := cps[len(cps)-1].Checkpoint
 		rep.LatestCheckpoint = &latest
 	}
+	external := map[uint64]integrity.Checkpoint{}
 	for _, ext := range opts.External {
 		size := ext.TreeSize
 		if len(opts.Keys) > 0 {
@@ -129,37 +133,29 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 				continue
 			}
 		}
-		longest = max(longest, size)
-		db, ok := bySize[size]
-		switch {
-		case !ok:
-			rep.Add(Problem{Kind: ProblemCheckpointMissing, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d made at %s is kept outside the database but missing from it", size, ext.Timestamp.Format(time.RFC3339))})
-			cps = append(cps, store.StoredCheckpoint{Checkpoint: ext, Signed: ext.Signature != nil})
-			bySize[size] = cps[len(cps)-1]
-		case db.RootHash != ext.RootHash:
-			rep.Add(Problem{Kind: ProblemCheckpointAltered, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d has root %s in the database and %s outside it", size, db.RootHash, ext.RootHash)})
-			bySize[size] = store.StoredCheckpoint{Checkpoint: ext, Signed: true}
-		}
+		external[size] = ext
 	}
-	sizes := make([]uint64, 0, len(bySize))
+	sizes := make([]uint64, 0, len(bySize)+len(external))
 	for s := range bySize {
 		sizes = append(sizes, s)
 	}
+	for s := range external {
+		if _, ok := bySize[s]; !ok {
+			sizes = append(sizes, s)
+		}
+	}
 	slices.Sort(sizes)
 
-	// The log: contiguous, in sealing order within each checkpoint, leading to every root.
+	// The log: contiguous, in sealing order within each checkpoint; its root at every size a
+	// checkpoint names is compared with the checkpoints afterwards.
 	var f integrity.Frontier
+	roots := map[uint64]integrity.Hash{}
 	next := 0 // index into sizes of the next checkpoint to reach
 	intervalStart := uint64(0)
 	var prev *store.Leaf
 	gap := false
-	// A checkpoint of the empty log (the sealer's first, before any write) is reached before
-	// any leaf.
 	for next < len(sizes) && sizes[next] == 0 {
-		if cp := bySize[0]; cp.RootHash != integrity.EmptyRoot {
-			size := uint64(0)
-			rep.Add(Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: "the checkpoint of the empty log has a root other than the empty tree's"})
-		}
+		roots[0] = integrity.EmptyRoot
 		next++
 	}
 	err = st.StreamLeaves(ctx, 0, func(l store.Leaf) error {
@@ -179,15 +175,8 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		lc := l
 		prev = &lc
 		for next < len(sizes) && sizes[next] == f.Size {
-			cp := bySize[sizes[next]]
-			if !gap && f.Root() != cp.RootHash {
-				size := cp.TreeSize
-				from := uint64(0)
-				if next > 0 {
-					from = sizes[next-1]
-				}
-				rep.Add(Problem{Kind: ProblemLogAltered, TreeSize: &size,
-					Detail: fmt.Sprintf("the leaves no longer lead to the root of the checkpoint of size %d made at %s: a leaf in [%d, %d) was altered", size, cp.Timestamp.Format(time.RFC3339), from, size)})
+			if !gap {
+				roots[f.Size] = f.Root()
 			}
 			intervalStart = f.Size
 			next++
@@ -197,10 +186,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 	if err != nil {
 		return rep, err
 	}
-	if longest > f.Size {
-		size := longest
-		rep.Add(Problem{Kind: ProblemTruncated, TreeSize: &size, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint says it had %d: the newest were removed", f.Size, longest)})
-	}
+	checkCheckpoints(&rep, sizes, bySize, external, roots, f.Size)
 	// The events against the log.
 	var firstSeal time.Time
 	if len(cps) > 0 {
@@ -248,4 +234,96 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 	rep.OK = rep.ProblemCount == 0
 	rep.Duration = time.Since(began)
 	return rep, nil
+}
+
+// checkCheckpoints compares the log (its size, and its roots at the sizes checkpoints name) with
+// the database's checkpoints and their copies outside it. A copy the log no longer extends,
+// while the database's own checkpoints all agree with the log, is a fork: reported once, by
+// the newest such copy, with how many sealed events it covers beyond the last checkpoint both
+// histories share. Anything else that disagrees is reported as it is (an altered leaf, an
+// altered or missing checkpoint, a truncation).
+func checkCheckpoints(rep *Report, sizes []uint64, db map[uint64]store.StoredCheckpoint, external map[uint64]integrity.Checkpoint, roots map[uint64]integrity.Hash, logSize uint64) {
+	extends := func(size uint64, root integrity.Hash) bool {
+		r, ok := roots[size]
+		return ok && r == root
+	}
+	var problems []Problem // those the database's own checkpoints raise
+	var forked []uint64    // sizes of outside copies the log does not extend
+	shared := uint64(0)    // the largest size before the fork at which an outside copy and the log agree
+	var longest uint64
+	for i, size := range sizes {
+		cp, inDB := db[size]
+		ext, outside := external[size]
+		longest = max(longest, size)
+		switch {
+		case outside && extends(size, ext.RootHash):
+			if len(forked) == 0 {
+				shared = size // copies past the fork, of the log sealed anew, agree too
+			}
+			if !inDB {
+				rep.Add(Problem{Kind: ProblemCheckpointMissing, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d made at %s is kept outside the database but missing from it", size, ext.Timestamp.Format(time.RFC3339))})
+			} else if cp.RootHash != ext.RootHash {
+				rep.Add(Problem{Kind: ProblemCheckpointAltered, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d has root %s in the database and %s outside it", size, cp.RootHash, ext.RootHash)})
+			}
+		case outside:
+			forked = append(forked, size)
+		}
+		if inDB && !(outside && extends(size, ext.RootHash)) {
+			if _, reached := roots[size]; reached && !extends(size, cp.RootHash) {
+				from := uint64(0)
+				if i > 0 {
+					from = sizes[i-1]
+				}
+				detail := fmt.Sprintf("the leaves no longer lead to the root of the checkpoint of size %d made at %s: a leaf in [%d, %d) was altered", size, cp.Timestamp.Format(time.RFC3339), from, size)
+				if size == 0 {
+					detail = "the checkpoint of the empty log has a root other than the empty tree's"
+				}
+				problems = append(problems, Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: detail})
+			}
+		}
+	}
+	dbLongest := uint64(0)
+	for size := range db {
+		dbLongest = max(dbLongest, size)
+	}
+	if dbLongest > logSize {
+		problems = append(problems, Problem{Kind: ProblemTruncated, TreeSize: &dbLongest, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint says it had %d: the newest were removed", logSize, dbLongest)})
+	}
+	if len(forked) > 0 && len(problems) == 0 {
+		newest := external[forked[len(forked)-1]]
+		size, since := newest.TreeSize, "the log began"
+		if base, ok := external[shared]; ok && shared > 0 {
+			since = fmt.Sprintf("the checkpoint of size %d made at %s, the last the log still extends", shared, base.Timestamp.Format(time.RFC3339))
+		} else if base, ok := db[shared]; ok && shared > 0 {
+			since = fmt.Sprintf("the checkpoint of size %d made at %s", shared, base.Timestamp.Format(time.RFC3339))
+		}
+		rep.Add(Problem{Kind: ProblemFork, TreeSize: &size, Detail: fmt.Sprintf(
+			"acknowledged events lost after a failover (a log fork): the log no longer extends the checkpoint of size %d made at %s, kept outside the database; "+
+				"up to %d sealed events, sealed after %s, are not in the log as they were sealed (the log now has %d leaves and agrees with every checkpoint in the database). "+
+				"No leaf was altered: the database lost what it had sealed and sealed anew, as a failover to a standby that had not received them does",
+			size, newest.Timestamp.Format(time.RFC3339), size-shared, since, logSize)})
+		return
+	}
+	for _, p := range problems {
+		rep.Add(p)
+	}
+	// Without a fork's consistent log, every outside copy it does not extend is what it looks
+	// like: a checkpoint missing or altered, leaves altered, or the newest cut.
+	for _, size := range forked {
+		size := size
+		cp, inDB := db[size]
+		ext := external[size]
+		switch {
+		case !inDB:
+			rep.Add(Problem{Kind: ProblemCheckpointMissing, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d made at %s is kept outside the database but missing from it", size, ext.Timestamp.Format(time.RFC3339))})
+		case cp.RootHash != ext.RootHash:
+			rep.Add(Problem{Kind: ProblemCheckpointAltered, TreeSize: &size, Detail: fmt.Sprintf("the checkpoint of size %d has root %s in the database and %s outside it", size, cp.RootHash, ext.RootHash)})
+		}
+		if _, reached := roots[size]; reached {
+			rep.Add(Problem{Kind: ProblemLogAltered, TreeSize: &size, Detail: fmt.Sprintf("the leaves no longer lead to the root of the checkpoint of size %d made at %s, kept outside the database: a leaf before it was altered", size, ext.Timestamp.Format(time.RFC3339))})
+		}
+	}
+	if longest > logSize && longest > dbLongest {
+		rep.Add(Problem{Kind: ProblemTruncated, TreeSize: &longest, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint kept outside the database says it had %d: the newest were removed", logSize, longest)})
+	}
 }

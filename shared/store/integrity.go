@@ -39,6 +39,15 @@ type SealParams struct {
 	Hash func(audit.Event) (integrity.Hash, error)
 	// Sign signs the new checkpoint; nil stores it unsigned.
 	Sign func(integrity.Checkpoint) integrity.Checkpoint
+	// Replicas are the standbys that must have flushed a new round's events before they are
+	// sealed: the round's snapshot is taken with the WAL position it lies below, and the seal
+	// waits (its transaction open, up to ReplicaWait) until they have flushed that far. A wait
+	// that times out seals nothing (SealResult.AwaitingStandbys). Taken and awaited in the
+	// seal's own transaction, the snapshot is always of the server the seal writes to, also
+	// across a failover.
+	Replicas Replicas
+	// ReplicaWait bounds the wait for Replicas.
+	ReplicaWait time.Duration
 }
 
 // SealResult says what one Seal did.
@@ -51,6 +60,9 @@ type SealResult struct {
 	Checkpoint *integrity.Checkpoint
 	// Lags are, for each sealed event, the time from its first sight to its seal.
 	Lags []time.Duration
+	// AwaitingStandbys says the standbys had not flushed the new round's events within
+	// SealParams.ReplicaWait: nothing was sealed.
+	AwaitingStandbys bool
 }
 
 // sealCandidate is a key not sealed yet. Ids are [16]byte, which pgx encodes and decodes in
@@ -124,11 +136,32 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	if err != nil {
 		return res, fmt.Errorf("seal: log state: %w", interpretError(err))
 	}
+	// newRound begins the round after the last: from its snapshot to now, once the standbys
+	// (p.Replicas) have flushed what that snapshot sees.
+	newRound := func() (bool, error) {
+		next := sealRound{prev: round.snapshot}
+		var pos string
+		// The WAL position is read as the statement runs, after its snapshot was taken: every
+		// commit the snapshot sees lies below it (asynchronous ones too: a commit record is
+		// inserted before the transaction becomes visible).
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text`).Scan(&next.snapshot, &pos); err != nil {
+			return false, fmt.Errorf("seal: %w", interpretError(err))
+		}
+		lsn, err := ParseLSN(pos)
+		if err != nil {
+			return false, err
+		}
+		if ok, err := awaitStandbys(ctx, tx, p.Replicas, lsn, p.ReplicaWait); !ok || err != nil {
+			res.AwaitingStandbys = err == nil
+			return false, err
+		}
+		round = next
+		return true, nil
+	}
 	if round.afterXID == nil {
-		// The last round is complete: the next runs from its snapshot to now.
-		round = sealRound{prev: round.snapshot}
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
-			return res, fmt.Errorf("seal: %w", interpretError(err))
+		// The last round is complete: the next begins.
+		if ok, err := newRound(); !ok {
+			return res, err
 		}
 	}
 	cands, err := sealCandidates(ctx, tx, round, p.Limit)
@@ -137,9 +170,8 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 	}
 	if len(cands) == 0 && round.afterXID != nil {
 		// The unfinished round had exactly p.Limit keys: it ends here, and the next begins.
-		round = sealRound{prev: round.snapshot}
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&round.snapshot); err != nil {
-			return res, fmt.Errorf("seal: %w", interpretError(err))
+		if ok, err := newRound(); !ok {
+			return res, err
 		}
 		if cands, err = sealCandidates(ctx, tx, round, p.Limit); err != nil {
 			return res, err

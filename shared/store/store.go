@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,8 +28,13 @@ var (
 	// ErrConflict means a unique key is already taken by other content.
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable means the database cannot be reached or is refusing work now; a retry
-	// later may succeed.
+	// later may succeed. A connection lost during a statement is this too: its transaction may
+	// or may not have committed, so nothing of it is acknowledged and a retry (by event id) is
+	// a duplicate or a new write, never a loss.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrReadOnly means the database takes no writes now: a standby, a primary being demoted,
+	// or one set read-only. It is also ErrUnavailable (a failover or a reconnection heals it).
+	ErrReadOnly = fmt.Errorf("%w: the database is read-only", ErrUnavailable)
 	// ErrImmutable means the database refused to change or delete a stored event.
 	ErrImmutable = errors.New("audit events are immutable")
 	// ErrTimeout means a statement ran past its statement_timeout.
@@ -83,6 +91,9 @@ type PoolOptions struct {
 	// partition (4–9 ms at 5M events against under a millisecond once generic), so the first
 	// investigators on a new connection paid for it.
 	WarmTimelines bool
+	// Writes marks a pool that writes: a connection whose server no longer takes writes (a
+	// standby after a failover, a demoted primary) is closed when released, not reused.
+	Writes bool
 }
 
 // Open makes a pool for databaseURL. It does not wait for the database: a function starts
@@ -122,13 +133,41 @@ func PoolConfig(databaseURL string, opts PoolOptions) (*pgxpool.Config, error) {
 		cfg.MinConns = cfg.MaxConns
 		cfg.AfterConnect = warmTimelines
 	}
+	if opts.Writes {
+		cfg.AfterRelease = writable
+	}
 	return cfg, nil
+}
+
+// writable keeps a released connection of a write pool only while its server takes writes.
+// PostgreSQL (14 and later) reports in_hot_standby and default_transaction_read_only to the
+// client when a session starts and whenever they change, so this reads no more than pgx
+// already holds: a connection to a standby, or to a primary set read-only, is closed after
+// the statement it failed, and the next one is made anew — with target_session_attrs=read-write,
+// to the host that now takes writes.
+func writable(c *pgx.Conn) bool {
+	ps := c.PgConn().ParameterStatus
+	return ps("in_hot_standby") != "on" && ps("default_transaction_read_only") != "on"
 }
 
 // Ping reports whether the database answers a trivial query.
 func (s *Store) Ping(ctx context.Context) error {
 	_, err := s.db.Exec(ctx, "SELECT 1")
 	return interpretError(err)
+}
+
+// PingWritable is Ping for a writer: ErrReadOnly when the database answers but takes no writes
+// (a standby, or a primary set read-only).
+func (s *Store) PingWritable(ctx context.Context) error {
+	var readOnly bool
+	err := s.db.QueryRow(ctx, `SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'`).Scan(&readOnly)
+	if err != nil {
+		return interpretError(err)
+	}
+	if readOnly {
+		return ErrReadOnly
+	}
+	return nil
 }
 
 // SQLSTATEs the store tells apart.
@@ -138,9 +177,14 @@ const (
 	sqlstateImmutable             = "AS001" // raised by audit_events_guard
 	sqlstateUndefinedTable        = "42P01"
 	sqlstateInsufficientPrivilege = "42501"
+	sqlstateReadOnlyTransaction   = "25006" // a write on a standby or in a read-only session
+	sqlstateNotInRecovery         = "55000" // object_not_in_prerequisite_state: "recovery is in progress", among others
 )
 
-// interpretError translates a database error into the store's errors, in one place.
+// interpretError translates a database error into the store's errors, in one place. Anything
+// that is not the server's answer to a statement (a connection refused, reset or closed, an
+// unexpected EOF in the middle of a COPY or a COMMIT) is ErrUnavailable: whether that statement
+// took effect is unknown, so the caller must not acknowledge it and may retry.
 func interpretError(err error) error {
 	if err == nil {
 		return nil
@@ -157,6 +201,9 @@ func interpretError(err error) error {
 			return fmt.Errorf("%w: %s", ErrTimeout, pgErr.Message)
 		case pgErr.Code == sqlstateImmutable:
 			return fmt.Errorf("%w: %s", ErrImmutable, pgErr.Message)
+		case pgErr.Code == sqlstateReadOnlyTransaction,
+			pgErr.Code == sqlstateNotInRecovery && strings.Contains(pgErr.Message, "recovery is in progress"):
+			return fmt.Errorf("%w: %s", ErrReadOnly, pgErr.Message)
 		case pgErr.Code[:2] == "08", // connection exception
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, starting
 			pgErr.Code == "53300",                        // too many connections
@@ -167,10 +214,25 @@ func interpretError(err error) error {
 		}
 		return err
 	}
-	var netErr net.Error
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if errors.Is(err, pgconn.ErrReadOnlyConnection) {
+		// target_session_attrs=read-write found no host that takes writes: mid-failover.
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	if connectionLost(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// connectionLost reports whether err is a failure of the connection rather than an answer of
+// the server. pgx returns these both wrapped (its own error types, which all say whether a
+// retry is safe) and bare (io.ErrUnexpectedEOF from a COPY whose server died).
+func connectionLost(err error) bool {
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	var pgconnErr interface{ SafeToRetry() bool }
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.As(err, &pgconnErr) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, net.ErrClosed)
 }

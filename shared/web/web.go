@@ -186,6 +186,30 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 	WriteError(w, r, Error(http.StatusNotFound, fmt.Sprintf("no resource at %s %s", r.Method, r.URL.Path), nil))
 }
 
+// NotReady is a readiness check's failure that names the state the function is in (e.g.
+// "read-only": the database answers but takes no writes), for the readiness answer to say.
+type NotReady struct {
+	State string
+	Err   error
+}
+
+func (e *NotReady) Error() string { return e.State + ": " + e.Err.Error() }
+
+func (e *NotReady) Unwrap() error { return e.Err }
+
+// readiness decides the readiness answer for what the check returned: its status and, when not
+// ready, the detail that says why.
+func readiness(err error) (status int, detail string) {
+	var nr *NotReady
+	switch {
+	case err == nil:
+		return http.StatusOK, ""
+	case errors.As(err, &nr):
+		return http.StatusServiceUnavailable, "not ready: the database is " + nr.State
+	}
+	return http.StatusServiceUnavailable, "not ready: the database does not answer"
+}
+
 // Health adds /health/liveness (the process serves) and /health/readiness (ready reports no
 // error, e.g. the database answers) to mux, and the same checks at /healthz and /readyz, the
 // paths kubernaut's probes and tests ask, answering {"status":"healthy"} when up.
@@ -195,18 +219,19 @@ func Health(mux *http.ServeMux, ready func(ctx context.Context) error) {
 			_ = WriteJSON(w, http.StatusOK, map[string]string{"status": status})
 		}
 	}
-	readiness := func(status string) http.Handler {
+	readyHandler := func(answer string) http.Handler {
 		return Handle(func(w http.ResponseWriter, r *http.Request) error {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
-			if err := ready(ctx); err != nil {
-				return Unavailable("not ready: the database does not answer", 5*time.Second, err)
+			err := ready(ctx)
+			if status, detail := readiness(err); status != http.StatusOK {
+				return &HTTPError{Status: status, Detail: detail, RetryAfter: 5 * time.Second, Err: err}
 			}
-			return WriteJSON(w, http.StatusOK, map[string]string{"status": status})
+			return WriteJSON(w, http.StatusOK, map[string]string{"status": answer})
 		})
 	}
 	mux.HandleFunc("GET /health/liveness", live("ok"))
-	mux.Handle("GET /health/readiness", readiness("ready"))
+	mux.Handle("GET /health/readiness", readyHandler("ready"))
 	mux.HandleFunc("GET /healthz", live("healthy"))
-	mux.Handle("GET /readyz", readiness("healthy"))
+	mux.Handle("GET /readyz", readyHandler("healthy"))
 }

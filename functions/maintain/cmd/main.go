@@ -38,5 +38,5 @@ func run(ctx context.Context) error {
 	defer stop()
 	go svc.SealEvery(sctx)
 	go svc.VerifyEvery(sctx, cfg.Maintain.Integrity.VerifyInterval)
-	return srv.Serve(ctx, svc.Ping, svc.Routes, svc.ScheduleRoute)
+	return srv.Serve(ctx, srv.Writable(svc.Ping), svc.Routes, svc.ScheduleRoute)
 }

@@ -40,7 +40,7 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	s, closeDB, err := function.OpenStore(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns})
+	s, closeDB, err := function.OpenStore(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: cfg.MaxConns, Writes: true})
 	if err != nil {
 		return err
 	}
@@ -54,5 +54,5 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer h.Close() // after the server stopped: finish queued commits
-	return srv.Serve(ctx, s.Ping, h.Routes)
+	return srv.Serve(ctx, srv.Writable(s.PingWritable), h.Routes)
 }
