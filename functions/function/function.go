@@ -77,8 +77,9 @@ func (srv *Server) Query(s, audits *store.Store, keys []integrity.PublicKey, cfg
 }
 
 // Writable returns the readiness check of a function that writes: ping (the store's
-// PingWritable) with a database that answers but takes no writes (a standby, a demoted
-// primary) reported as "read-only", and the gauge audit_database_read_only saying so.
+// PingWritable), with the database's state named (web.NotReady: "read-only" when it answers but
+// takes no writes, a standby or a demoted primary; "unavailable" when it does not answer) and
+// the gauge audit_database_read_only saying whether it is read-only.
 func (srv *Server) Writable(ping func(context.Context) error) func(context.Context) error {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_database_read_only",
 		Help: "1 while the last readiness check found the database read-only (a standby or a demoted primary): writes are answered 503."})
@@ -88,12 +89,24 @@ func (srv *Server) Writable(ping func(context.Context) error) func(context.Conte
 		switch {
 		case errors.Is(err, store.ErrReadOnly):
 			g.Set(1)
-			return &web.NotReady{State: "read-only", Err: err}
 		case err == nil:
 			g.Set(0)
 		}
-		return err
+		return DatabaseState(err)
 	}
+}
+
+// DatabaseState names what a ping of the database found (nil: it answers) for the readiness
+// answer: a database that is away or read-only is a state the function serves through (its
+// requests are answered 503 with Retry-After), not a reason to leave rotation.
+func DatabaseState(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrReadOnly):
+		return &web.NotReady{State: "read-only", Err: err}
+	}
+	return &web.NotReady{State: "unavailable", Err: err}
 }
 
 // Serve serves the routes until ctx ends or the process is told to stop (web.Serve). Each of

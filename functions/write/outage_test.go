@@ -3,6 +3,7 @@ package write_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/migrations"
 	"github.com/auditstore/auditstore/shared/store"
@@ -23,8 +25,9 @@ import (
 
 // TestWrite_DatabaseOutage stops PostgreSQL under a steady write load and starts it again: the
 // function answers 503 with Retry-After while the database is gone (never a 2xx for an event
-// it could not commit), reports not ready, recovers by itself, and every event it acknowledged
-// is stored afterwards.
+// it could not commit), stays ready while its readiness names the database unavailable (so the
+// 503s reach the callers and the alert that counts them), recovers by itself, and every event
+// it acknowledged is stored afterwards.
 func TestWrite_DatabaseOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and stops a PostgreSQL cluster of its own")
@@ -56,7 +59,7 @@ func TestWrite_DatabaseOutage(t *testing.T) {
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	h.Routes(mux)
-	web.Health(mux, s.Ping)
+	web.Health(mux, func(ctx context.Context) error { return function.DatabaseState(s.PingWritable(ctx)) })
 	hs := httptest.NewServer(mux)
 	defer func() { hs.Close(); h.Close() }()
 
@@ -96,11 +99,13 @@ func TestWrite_DatabaseOutage(t *testing.T) {
 			}
 		}()
 	}
-	ready := func() int {
+	ready := func() (int, string) {
 		resp, err := http.Get(hs.URL + "/health/readiness")
 		require.NoError(t, err)
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		var body map[string]string
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return resp.StatusCode, body["database"]
 	}
 	ackCount := func() int {
 		mu.Lock()
@@ -111,13 +116,17 @@ func TestWrite_DatabaseOutage(t *testing.T) {
 	require.Eventually(t, func() bool { return ackCount() > 50 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, pgcluster.StopPersistent(dir))
 	require.Eventually(t, func() bool { return unavailable.Load() > 10 }, 30*time.Second, 10*time.Millisecond)
-	require.Equal(t, http.StatusServiceUnavailable, ready())
+	status, database := ready()
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "unavailable", database)
 	before := ackCount()
 
 	_, err = pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Logf: t.Logf})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return ackCount() > before+50 }, 60*time.Second, 20*time.Millisecond, "writes recover without a restart")
-	require.Equal(t, http.StatusOK, ready())
+	status, database = ready()
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "available", database)
 	stop.Store(true)
 	wg.Wait()
 

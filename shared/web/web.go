@@ -186,8 +186,10 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 	WriteError(w, r, Error(http.StatusNotFound, fmt.Sprintf("no resource at %s %s", r.Method, r.URL.Path), nil))
 }
 
-// NotReady is a readiness check's failure that names the state the function is in (e.g.
-// "read-only": the database answers but takes no writes), for the readiness answer to say.
+// NotReady is a readiness check's finding about the database a function depends on: State
+// names it ("unavailable": it does not answer; "read-only": it answers but takes no writes).
+// It is not a reason to leave rotation (readiness says, see readiness): the function keeps
+// answering, 503 with Retry-After for what needs the database.
 type NotReady struct {
 	State string
 	Err   error
@@ -197,41 +199,54 @@ func (e *NotReady) Error() string { return e.State + ": " + e.Err.Error() }
 
 func (e *NotReady) Unwrap() error { return e.Err }
 
-// readiness decides the readiness answer for what the check returned: its status and, when not
-// ready, the detail that says why.
-func readiness(err error) (status int, detail string) {
+// readiness decides the readiness answer for what the check returned: its status, and the
+// database's state for the body (or, when not ready, the detail that says why).
+//
+// A database that does not answer, or takes no writes, leaves the function ready: out of
+// rotation, every caller would get the platform's errors (Knative's activator, a broker's
+// connection refused) instead of this function's 503 with Retry-After, and the write-failure
+// alert, which counts those 503s, would stay silent. Only a check failing for another reason
+// (the process itself cannot serve) takes the instance out.
+func readiness(err error) (status int, database string) {
 	var nr *NotReady
 	switch {
 	case err == nil:
-		return http.StatusOK, ""
+		return http.StatusOK, "available"
 	case errors.As(err, &nr):
-		return http.StatusServiceUnavailable, "not ready: the database is " + nr.State
+		return http.StatusOK, nr.State
 	}
-	return http.StatusServiceUnavailable, "not ready: the database does not answer"
+	return http.StatusServiceUnavailable, ""
 }
 
 // Health adds /health/liveness (the process serves) and /health/readiness (ready reports no
-// error, e.g. the database answers) to mux, and the same checks at /healthz and /readyz, the
-// paths kubernaut's probes and tests ask, answering {"status":"healthy"} when up.
+// error but the database's state, which the body names as "database") to mux, and the same
+// checks at /healthz and /readyz, the paths kubernaut's probes and tests ask, answering
+// {"status":"healthy"} when up.
 func Health(mux *http.ServeMux, ready func(ctx context.Context) error) {
 	live := func(status string) http.HandlerFunc {
 		return func(w http.ResponseWriter, _ *http.Request) {
 			_ = WriteJSON(w, http.StatusOK, map[string]string{"status": status})
 		}
 	}
-	readyHandler := func(answer string) http.Handler {
+	// kubernaut's /readyz answer is {"status":"healthy"} and nothing else.
+	readyHandler := func(answer string, withDatabase bool) http.Handler {
 		return Handle(func(w http.ResponseWriter, r *http.Request) error {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			err := ready(ctx)
-			if status, detail := readiness(err); status != http.StatusOK {
-				return &HTTPError{Status: status, Detail: detail, RetryAfter: 5 * time.Second, Err: err}
+			status, database := readiness(err)
+			if status != http.StatusOK {
+				return &HTTPError{Status: status, Detail: "not ready: the process cannot serve", RetryAfter: 5 * time.Second, Err: err}
 			}
-			return WriteJSON(w, http.StatusOK, map[string]string{"status": answer})
+			body := map[string]string{"status": answer}
+			if withDatabase {
+				body["database"] = database
+			}
+			return WriteJSON(w, http.StatusOK, body)
 		})
 	}
 	mux.HandleFunc("GET /health/liveness", live("ok"))
-	mux.Handle("GET /health/readiness", readyHandler("ready"))
+	mux.Handle("GET /health/readiness", readyHandler("ready", true))
 	mux.HandleFunc("GET /healthz", live("healthy"))
-	mux.Handle("GET /readyz", readyHandler("healthy"))
+	mux.Handle("GET /readyz", readyHandler("healthy", false))
 }

@@ -1,7 +1,10 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -43,4 +46,44 @@ func TestWriteError_FieldErrors(t *testing.T) {
 	rec = httptest.NewRecorder()
 	web.WriteError(rec, httptest.NewRequest(http.MethodGet, "/", nil), web.Error(http.StatusNotFound, "no such event", nil))
 	require.NotContains(t, rec.Body.String(), "field_errors", "only a problem with field errors has them")
+}
+
+// TestHealth_DatabaseStateKeepsReady: a database that is away or read-only leaves the function
+// in rotation, answering 503 with Retry-After itself, and readiness names the state; only a
+// check failing for another reason takes it out.
+func TestHealth_DatabaseStateKeepsReady(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantDB     string
+	}{
+		{"answers", nil, http.StatusOK, "available"},
+		{"away", &web.NotReady{State: "unavailable", Err: errors.New("connection refused")}, http.StatusOK, "unavailable"},
+		{"read-only", fmt.Errorf("ping: %w", &web.NotReady{State: "read-only", Err: errors.New("in recovery")}), http.StatusOK, "read-only"},
+		{"broken", errors.New("the committer has stopped"), http.StatusServiceUnavailable, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			web.Health(mux, func(context.Context) error { return tc.err })
+			for _, path := range []string{"/health/readiness", "/readyz"} { // the same check
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				require.Equal(t, tc.wantStatus, rec.Code, path)
+				if tc.wantStatus != http.StatusOK {
+					require.NotEmpty(t, rec.Header().Get("Retry-After"))
+					continue
+				}
+				var body map[string]string
+				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+				if path == "/readyz" {
+					require.Equal(t, map[string]string{"status": "healthy"}, body, "kubernaut's answer as it is")
+					continue
+				}
+				require.Equal(t, tc.wantDB, body["database"], path)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ package failover_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/migrations"
@@ -342,8 +344,11 @@ func TestFailover_ReadOnlyTargets(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "reads are served by a replica")
 	resp, err = http.Get(onReplica.URL + "/health/readiness")
 	require.NoError(t, err)
+	var ready map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
 	resp.Body.Close()
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "a read-only database leaves the function in rotation, answering 503 itself")
+	require.Equal(t, "read-only", ready["database"])
 
 	// Both hosts, read-write: the primary takes the writes. Then the replica is promoted and
 	// the old primary demoted (read-only): the pool must leave it for the new one.
@@ -388,7 +393,7 @@ func handlers(t *testing.T, dbURL string) *httptest.Server {
 	mux := http.NewServeMux()
 	wh.Routes(mux)
 	qh.Routes(mux)
-	web.Health(mux, st.PingWritable)
+	web.Health(mux, func(ctx context.Context) error { return function.DatabaseState(st.PingWritable(ctx)) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); wh.Close(); qh.Close() })
 	return srv

@@ -44,5 +44,5 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer h.Close()
-	return srv.Serve(ctx, s.Ping, h.Routes)
+	return srv.Serve(ctx, func(ctx context.Context) error { return function.DatabaseState(s.Ping(ctx)) }, h.Routes)
 }
