@@ -59,7 +59,7 @@ func functions(t *testing.T) map[string]builtFunction {
 	out := map[string]builtFunction{}
 
 	srv := server()
-	w, err := srv.Write(s, defaults[write.Config](t))
+	w, err := srv.Write(ctx, s, defaults[write.Config](t))
 	require.NoError(t, err)
 	t.Cleanup(w.Close)
 	out["ko://"+module+"/functions/write/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, w.Routes)}

@@ -7,11 +7,13 @@ package function
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/deadletter"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
@@ -62,10 +64,25 @@ func OpenStore(ctx context.Context, databaseURL string, opts store.PoolOptions) 
 }
 
 // Write builds the write function over s: guarded and rate-limited by srv.Auth, with the
-// retention policies and dead letters of s.
-func (srv *Server) Write(s *store.Store, cfg write.Config) (*write.Handler, error) {
-	return write.New(s, cfg, srv.Registry, write.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
-		write.WithRateLimiter(srv.Auth.Limiter), write.WithRetentionPolicies(s), write.WithDeadLetters(s))
+// retention policies of s, and its dead letters in the bucket at cfg.DeadLetterURL (else in s).
+func (srv *Server) Write(ctx context.Context, s *store.Store, cfg write.Config) (*write.Handler, error) {
+	var letters write.DeadLetterStore = s
+	if cfg.DeadLetterURL != "" {
+		b, err := deadletter.Open(ctx, cfg.DeadLetterURL)
+		if err != nil {
+			return nil, err
+		}
+		letters = b
+	}
+	h, err := write.New(s, cfg, srv.Registry, write.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
+		write.WithRateLimiter(srv.Auth.Limiter), write.WithRetentionPolicies(s), write.WithDeadLetters(letters))
+	if err != nil {
+		if c, ok := letters.(io.Closer); ok {
+			_ = c.Close()
+		}
+		return nil, err
+	}
+	return h, nil
 }
 
 // Query builds the query function reading from s (and its integrity log), guarded by

@@ -53,7 +53,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wh, err := srv.Write(writeStore, cfg.Write)
+	wh, err := srv.Write(ctx, writeStore, cfg.Write)
 	if err != nil {
 		return err
 	}

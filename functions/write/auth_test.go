@@ -31,7 +31,7 @@ func staticAuth(t *testing.T) auth.Authorizer {
 	return az
 }
 
-func authFixture(t *testing.T, limiter write.Limiter) *fixture {
+func authFixture(t *testing.T, limiter write.Limiter, configure ...func(*write.Config)) *fixture {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	s := store.New(pool)
@@ -39,13 +39,74 @@ func authFixture(t *testing.T, limiter write.Limiter) *fixture {
 	if limiter != nil {
 		opts = append(opts, write.WithRateLimiter(limiter))
 	}
-	h, err := write.New(s, defaultConfig(), prometheus.NewRegistry(), opts...)
+	cfg := defaultConfig()
+	for _, c := range configure {
+		c(&cfg)
+	}
+	opts = append(opts, write.WithDeadLetters(s))
+	h, err := write.New(s, cfg, prometheus.NewRegistry(), opts...)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	h.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); h.Close() })
 	return &fixture{url: srv.URL, pool: pool, store: s}
+}
+
+// TestWrite_BrokerDeliveries: with AUTH_BROKER_DELIVERIES=unauthenticated (Knative's defaults,
+// no sender identity) a delivery without a token at POST / is stored as
+// knative-broker:unauthenticated, while a bad token there and a missing one on every other
+// route are still refused; verified (the default) refuses it. The dead-letter sink refuses no
+// one in either mode, and names a verified sender.
+func TestWrite_BrokerDeliveries(t *testing.T) {
+	t.Parallel()
+	ce := func(id string) []string {
+		return []string{"Ce-Specversion", "1.0", "Ce-Id", id, "Ce-Source", "/gateway", "Ce-Type", "gateway.signal.received", "Ce-Correlationid", "rr-broker"}
+	}
+	data := []byte(`{"signal":"x"}`)
+	for _, mode := range []string{"verified", "unauthenticated"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f := authFixture(t, nil, func(c *write.Config) { c.BrokerDeliveries = mode })
+			r := f.post(t, "/", "application/json", data, ce("ev-1")...)
+			if mode == "verified" {
+				require.Equal(t, http.StatusUnauthorized, r.status)
+			} else {
+				require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+				var by string
+				require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT submitted_by FROM audit_events`).Scan(&by))
+				require.Equal(t, auth.BrokerUnauthenticated, by)
+			}
+			r = f.post(t, "/", "application/json", data, append(ce("ev-2"), "Authorization", "Bearer wrong")...)
+			require.Equal(t, http.StatusUnauthorized, r.status, "a token that is sent is checked")
+			r = f.post(t, "/api/v1/audit/events", "application/json", data, ce("ev-3")...)
+			require.Equal(t, http.StatusUnauthorized, r.status, "only the broker's route")
+			r = f.post(t, "/api/v1/audit/events/batch", "application/json", []byte(`[]`))
+			require.Equal(t, http.StatusUnauthorized, r.status)
+			r = f.post(t, "/api/v1/audit/notifications", "application/json", []byte(`{}`))
+			require.Equal(t, http.StatusUnauthorized, r.status)
+			resp, err := http.Get(f.url + "/api/v1/deadletters")
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+			for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "Bearer reader-token"}, {"Authorization", "Bearer writer-token"}} {
+				r = f.post(t, "/api/v1/deadletter", "application/json", data, append(append(ce(uuid.NewString()), "Ce-Knativeerrorcode", "401"), hdr...)...)
+				require.Equal(t, http.StatusAccepted, r.status, "%v: %s", hdr, r.body)
+			}
+			rows, err := f.pool.Query(context.Background(), `SELECT submitted_by FROM audit_deadletters ORDER BY deadletter_id`)
+			require.NoError(t, err)
+			var by []string
+			for rows.Next() {
+				var s string
+				require.NoError(t, rows.Scan(&s))
+				by = append(by, s)
+			}
+			require.NoError(t, rows.Err())
+			u := auth.BrokerUnauthenticated
+			require.Equal(t, []string{u, u, u, "gateway"}, by)
+		})
+	}
 }
 
 func TestWrite_Authorization(t *testing.T) {

@@ -48,8 +48,11 @@ type DeadLetterStore interface {
 	MarkDeadLetterReplayed(ctx context.Context, id uuid.UUID, by string) (store.DeadLetter, error)
 }
 
-// WithDeadLetters serves the broker's dead-letter sink (POST /api/v1/deadletter, for writers)
-// and the dead-letter API (list, get, replay, for administrators) over s.
+// WithDeadLetters serves the broker's dead-letter sink (POST /api/v1/deadletter, which refuses
+// no one: a verified sender is named, any other delivery is kept as
+// knative-broker:unauthenticated) and the dead-letter API (list, get, replay, for
+// administrators) over s: the database's table, or a bucket (shared/deadletter). Close closes
+// s when it is an io.Closer.
 func WithDeadLetters(s DeadLetterStore) Option {
 	return func(h *Handler) { h.deadLetters = s }
 }
@@ -58,7 +61,7 @@ func (h *Handler) deadLetterRoutes(mux *http.ServeMux) {
 	if h.deadLetters == nil {
 		return
 	}
-	mux.Handle("POST /api/v1/deadletter", h.guard(web.Handle(h.postDeadLetter)))
+	mux.Handle("POST /api/v1/deadletter", h.sinkGuard(web.Handle(h.postDeadLetter)))
 	mux.Handle("GET /api/v1/deadletters", h.adminGuard(web.Handle(h.listDeadLetters)))
 	mux.Handle("GET /api/v1/deadletters/{id}", h.adminGuard(web.Handle(h.getDeadLetter)))
 	mux.Handle("POST /api/v1/deadletters/{id}/replay", h.adminGuard(web.Handle(h.replayDeadLetter)))

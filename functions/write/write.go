@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"slices"
@@ -52,6 +53,16 @@ type Config struct {
 	GroupWait time.Duration `envconfig:"WRITE_GROUP_WAIT" default:"2ms"`
 	// Timeout bounds one commit; past it the request gets a 503 and nothing is acknowledged.
 	Timeout time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s"`
+	// BrokerDeliveries is how the broker's deliveries at POST / (the Triggers' subscriber) are
+	// authenticated: "verified" (sender identity: a token is checked as on every route) or
+	// "unauthenticated" (Knative's defaults, no sender identity: a delivery without an
+	// Authorization header is taken as knative-broker:unauthenticated; one with a token is
+	// checked). Every other route checks tokens either way; the dead-letter sink never refuses.
+	BrokerDeliveries string `envconfig:"AUTH_BROKER_DELIVERIES" default:"verified"`
+	// DeadLetterURL is where the dead-letter sink keeps what the broker gave up on (a
+	// gocloud.dev/blob URL: file://, s3://, gs://, azblob://), outside the database so a
+	// delivery is kept while PostgreSQL is away. Unset: in the database (audit_deadletters).
+	DeadLetterURL string `envconfig:"DEADLETTER_URL"`
 	// EventHash computes each event's integrity hash as it is written. Off, the sealer hashes
 	// the stored row instead: less CPU here, and a row changed before its seal goes unnoticed.
 	EventHash bool `envconfig:"WRITE_EVENT_HASH" default:"true"`
@@ -74,12 +85,11 @@ type Limiter interface {
 // Option changes a Handler.
 type Option func(*Handler)
 
-// WithAuthorizer guards every route: only principals allowed to write get through.
+// WithAuthorizer guards every route: only principals allowed to write get through (to the
+// dead-letter API, administrators), but for the broker's deliveries as Config.BrokerDeliveries
+// says and the dead-letter sink, which never refuses.
 func WithAuthorizer(az auth.Authorizer, m *auth.Metrics) Option {
-	return func(h *Handler) {
-		h.guard = auth.Middleware(az, auth.Write, m)
-		h.adminGuard = auth.Middleware(az, auth.Admin, m)
-	}
+	return func(h *Handler) { h.az, h.authMetrics = az, m }
 }
 
 // WithRateLimiter limits the events each principal writes: over it a request is held for a
@@ -90,18 +100,24 @@ func WithRateLimiter(l Limiter) Option {
 
 // Handler serves the write API.
 type Handler struct {
-	guard     func(http.Handler) http.Handler
-	limiter   Limiter
-	policies  *policies
-	limits    audit.Limits
-	hash      bool
-	classes   []int
-	now       func() time.Time
-	committer *committer
-	metrics   *metrics
+	az          auth.Authorizer
+	authMetrics *auth.Metrics
+	guard       func(http.Handler) http.Handler
+	// brokerGuard guards POST /, where the broker's Triggers deliver.
+	brokerGuard func(http.Handler) http.Handler
+	limiter     Limiter
+	policies    *policies
+	limits      audit.Limits
+	hash        bool
+	classes     []int
+	now         func() time.Time
+	committer   *committer
+	metrics     *metrics
 
 	// adminGuard lets only administrators through (the dead-letter API).
-	adminGuard  func(http.Handler) http.Handler
+	adminGuard func(http.Handler) http.Handler
+	// sinkGuard guards the dead-letter sink: it names a verified sender and refuses no one.
+	sinkGuard   func(http.Handler) http.Handler
 	deadLetters DeadLetterStore
 
 	// events reads stored events back, when the store can (the answer to a notification
@@ -129,10 +145,12 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		return nil, errors.New("WRITE_GROUP_WAIT must be between 0 and 50ms")
 	case cfg.Timeout <= 0:
 		return nil, errors.New("WRITE_TIMEOUT must be positive")
+	case cfg.BrokerDeliveries != "" && cfg.BrokerDeliveries != "verified" && cfg.BrokerDeliveries != "unauthenticated":
+		return nil, fmt.Errorf("AUTH_BROKER_DELIVERIES %q is not one of verified, unauthenticated", cfg.BrokerDeliveries)
 	}
 	m := newMetrics(reg)
 	h := &Handler{
-		guard:     auth.Middleware(auth.None{}, auth.Write, nil),
+		az:        auth.None{},
 		limits:    audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
 		hash:      cfg.EventHash,
 		classes:   classes,
@@ -140,16 +158,28 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		metrics:   m,
 		committer: newCommitter(s, cfg.Committers, cfg.GroupMaxEvents, cfg.GroupWait, cfg.Timeout, func(n int) { m.batchSize.Observe(float64(n)) }),
 	}
-	h.adminGuard = auth.Middleware(auth.None{}, auth.Admin, nil)
 	h.events, _ = s.(eventReader)
 	for _, o := range opts {
 		o(h)
 	}
+	broker := auth.Principal{Name: auth.BrokerUnauthenticated}
+	h.guard = auth.Middleware(h.az, auth.Write, h.authMetrics)
+	h.adminGuard = auth.Middleware(h.az, auth.Admin, h.authMetrics)
+	h.brokerGuard = h.guard
+	if cfg.BrokerDeliveries == "unauthenticated" {
+		h.brokerGuard = auth.WithoutToken(h.az, auth.Write, h.authMetrics, broker)
+	}
+	h.sinkGuard = auth.Unrefused(h.az, auth.Write, h.authMetrics, broker)
 	return h, nil
 }
 
 // Close waits for queued commits to finish. Call it after the HTTP server has shut down.
-func (h *Handler) Close() { h.committer.close() }
+func (h *Handler) Close() {
+	h.committer.close()
+	if c, ok := h.deadLetters.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
 
 // Routes registers the write API on mux: every shape at /api/v1/audit/events, JSON batches
 // also at /api/v1/audit/events/batch, CloudEvents at / for Knative triggers, kubernaut's
@@ -158,7 +188,7 @@ func (h *Handler) Close() { h.committer.close() }
 func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/events", h.guard(web.Handle(h.post)))
 	mux.Handle("POST /api/v1/audit/events/batch", h.guard(web.Handle(h.postBatch)))
-	mux.Handle("POST /{$}", h.guard(web.Handle(h.postCloudEvents)))
+	mux.Handle("POST /{$}", h.brokerGuard(web.Handle(h.postCloudEvents)))
 	mux.Handle("POST /api/v1/audit/notifications", h.guard(web.Handle(h.postNotification)))
 	h.deadLetterRoutes(mux)
 }

@@ -75,19 +75,27 @@ type Archive struct {
 // writes its temporary files beside the final ones (no_tmp_dir), so that renaming them into place
 // works when the directory is a mounted volume and the system's temporary directory is not.
 func Open(ctx context.Context, rawURL string, opts Options) (*Archive, error) {
-	u, err := url.Parse(rawURL)
+	b, err := OpenBucket(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	return New(b, opts), nil
+}
+
+// OpenBucket opens the bucket at a gocloud.dev/blob URL (file://, s3://, gs://, azblob://). A
+// file:// bucket writes its temporary files beside the final ones (no_tmp_dir), so that
+// renaming them into place works when the directory is a mounted volume and the system's
+// temporary directory is not.
+func OpenBucket(ctx context.Context, rawURL string) (*blob.Bucket, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	if q := u.Query(); u.Scheme == "file" && !q.Has("no_tmp_dir") {
 		q.Set("no_tmp_dir", "true")
 		u.RawQuery = q.Encode()
 	}
-	b, err := blob.DefaultURLMux().OpenBucketURL(ctx, u)
-	if err != nil {
-		return nil, fmt.Errorf("open archive: %w", err)
-	}
-	return New(b, opts), nil
+	return blob.DefaultURLMux().OpenBucketURL(ctx, u)
 }
 
 // New returns an Archive over an open bucket; Close closes the bucket.

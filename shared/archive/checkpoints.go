@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"github.com/auditstore/auditstore/shared/integrity"
@@ -22,15 +21,7 @@ type Copies struct {
 
 // OpenCopies opens the bucket at a gocloud.dev/blob URL.
 func OpenCopies(ctx context.Context, rawURL string) (*Copies, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("CHECKPOINT_URL: %w", err)
-	}
-	if q := u.Query(); u.Scheme == "file" && !q.Has("no_tmp_dir") {
-		q.Set("no_tmp_dir", "true") // rename within the mounted volume
-		u.RawQuery = q.Encode()
-	}
-	b, err := blob.DefaultURLMux().OpenBucketURL(ctx, u)
+	b, err := OpenBucket(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("CHECKPOINT_URL: %w", err)
 	}

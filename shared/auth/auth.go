@@ -130,7 +130,7 @@ func (m *Metrics) Decisions() *prometheus.CounterVec { return m.decisions }
 func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auth_requests_total",
-		Help: "Authorization decisions, by action (write, read, admin) and result (allowed, unauthenticated, forbidden, unavailable).",
+		Help: "Authorization decisions, by action (write, read, admin) and result (allowed, unauthenticated, forbidden, unavailable, admitted_unauthenticated: a broker delivery or dead letter let through without a verified token).",
 	}, []string{"action", "result"})}
 	if reg != nil {
 		reg.MustRegister(m.decisions)
@@ -143,13 +143,44 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 // token without the right gets 403; an unreachable authorization backend 503. No other
 // header (X-Forwarded-User, X-Auth-Request-User, ...) ever changes the principal.
 func Middleware(az Authorizer, a Action, m *Metrics) func(http.Handler) http.Handler {
+	return middleware(az, a, m, Principal{}, nil)
+}
+
+// BrokerUnauthenticated is the principal of a delivery admitted without a verified token
+// (WithoutToken, Unrefused): submitted_by says it came through the broker unauthenticated.
+const BrokerUnauthenticated = "knative-broker:unauthenticated"
+
+// WithoutToken is Middleware for a route a broker delivers to without sender identity: a
+// request with no Authorization header at all is let through as principal as; one with a
+// token is checked as Middleware checks it (a bad token is still a 401).
+func WithoutToken(az Authorizer, a Action, m *Metrics, as Principal) func(http.Handler) http.Handler {
+	return middleware(az, a, m, as, func(err error) bool { return errors.Is(err, errNoToken) })
+}
+
+// Unrefused is Middleware that never refuses: a request whose token grants a has its
+// principal, any other (no token, a rejected one, no right, the backend unreachable) is let
+// through as principal as. For a quarantine such as the dead-letter sink, where what arrives
+// is kept apart and trusted by no one, and refusing would lose it.
+func Unrefused(az Authorizer, a Action, m *Metrics, as Principal) func(http.Handler) http.Handler {
+	return middleware(az, a, m, as, func(error) bool { return true })
+}
+
+// errNoToken is the ErrUnauthenticated of a request without an Authorization header.
+var errNoToken = fmt.Errorf("%w: no Authorization header", ErrUnauthenticated)
+
+// middleware is Middleware that lets a refused request through as principal as when
+// admit(err) says so.
+func middleware(az Authorizer, a Action, m *Metrics, as Principal, admit func(error) bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, err := authorize(r, az, a)
+			result := "allowed"
+			if err != nil && admit != nil && admit(err) {
+				p, err, result = as, nil, "admitted_unauthenticated"
+			}
 			if p.Name != "" {
 				web.SetPrincipal(r.Context(), p.Name)
 			}
-			result := "allowed"
 			switch {
 			case errors.Is(err, ErrUnauthenticated):
 				result = "unauthenticated"
@@ -177,6 +208,9 @@ func authorize(r *http.Request, az Authorizer, a Action) (Principal, error) {
 		return az.Authorize(r.Context(), "", a)
 	}
 	h := r.Header.Get("Authorization")
+	if h == "" {
+		return Principal{}, errNoToken
+	}
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {

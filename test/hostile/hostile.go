@@ -89,7 +89,7 @@ func Start(ctx context.Context, databaseURL, dir string, serve web.ServeConfig) 
 		return nil, err
 	}
 	s.closes = append(s.closes, closeQ)
-	wh, err := srv.Write(ws, wcfg)
+	wh, err := srv.Write(ctx, ws, wcfg)
 	if err != nil {
 		s.close()
 		return nil, err

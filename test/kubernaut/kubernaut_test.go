@@ -64,7 +64,7 @@ func newFixtureWith(t testing.TB, principals int, wrap func(write.Limiter) write
 	s := store.New(pgtest.NewPool(t))
 	srv, err := function.NewServer(function.Config{Auth: cfg.Auth})
 	require.NoError(t, err)
-	wh, err := srv.Write(s, cfg.Write)
+	wh, err := srv.Write(context.Background(), s, cfg.Write)
 	if wrap != nil {
 		wh, err = write.New(s, cfg.Write, nil, write.WithAuthorizer(srv.Auth.Authorizer, nil), write.WithRateLimiter(wrap(srv.Auth.Limiter)))
 	}

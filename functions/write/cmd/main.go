@@ -49,7 +49,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := srv.Write(s, cfg.Write)
+	h, err := srv.Write(ctx, s, cfg.Write)
 	if err != nil {
 		return err
 	}
