@@ -172,9 +172,12 @@ func TestKustomization(t *testing.T) {
 		Labels     []struct {
 			Pairs map[string]string `yaml:"pairs"`
 		} `yaml:"labels"`
-		Resources []string `yaml:"resources"`
+		Resources  []string `yaml:"resources"`
+		Components []string `yaml:"components"`
 	}
 	readYAML(t, "kustomization.yaml", &k, true)
+	require.Equal(t, []string{"components/knative-defaults"}, k.Components,
+		"the default delivery profile works on Knative Eventing as installed (no sender identity)")
 	require.Equal(t, "kustomize.config.k8s.io/v1beta1", k.APIVersion)
 	require.Equal(t, "Kustomization", k.Kind)
 	require.Equal(t, "auditstore", k.Namespace)
@@ -225,32 +228,40 @@ func TestManifests_Schemas(t *testing.T) {
 	m := load(t)
 	require.NotEmpty(t, m.all)
 	for _, o := range m.all {
-		var meta metav1.ObjectMeta
-		md, err := json.Marshal(o.raw["metadata"])
-		require.NoError(t, err)
-		dec := json.NewDecoder(bytes.NewReader(md))
-		dec.DisallowUnknownFields()
-		require.NoError(t, dec.Decode(&meta), "%s: metadata", o)
-		require.Empty(t, validation.IsDNS1123Subdomain(meta.Name), "%s: name", o)
-		for key, value := range meta.Labels {
-			require.Empty(t, validation.IsQualifiedName(key), "%s: label %s", o, key)
-			require.Empty(t, validation.IsValidLabelValue(value), "%s: label %s", o, key)
-		}
-
-		gvk := o.apiVersion() + "/" + o.kind()
-		if sch, ok := schemas[gvk]; ok {
-			b, err := json.Marshal(o.raw)
-			require.NoError(t, err)
-			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-			require.NoError(t, err)
-			require.NoError(t, sch.Validate(inst), "%s against its CRD schema", o)
-			continue
-		}
-		// The scheme client-go decodes API responses with knows every Kubernetes kind's type.
-		typed, err := scheme.Scheme.New(schema.FromAPIVersionAndKind(o.apiVersion(), o.kind()))
-		require.NoError(t, err, "%s: no schema or type to check this kind against", o)
-		require.NoError(t, o.decode(typed), "%s: strict decoding", o)
+		checkSchema(t, schemas, o)
 	}
+}
+
+// checkSchema validates one object: its metadata, and the object against its CRD's schema or
+// by strict decoding into its Kubernetes type.
+func checkSchema(t *testing.T, schemas map[string]*jsonschema.Schema, o object) {
+	t.Helper()
+	var meta metav1.ObjectMeta
+	md, err := json.Marshal(o.raw["metadata"])
+	require.NoError(t, err)
+	dec := json.NewDecoder(bytes.NewReader(md))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&meta), "%s: metadata", o)
+	require.Empty(t, validation.IsDNS1123Subdomain(meta.Name), "%s: name", o)
+	for key, value := range meta.Labels {
+		require.Empty(t, validation.IsQualifiedName(key), "%s: label %s", o, key)
+		require.Empty(t, validation.IsValidLabelValue(value), "%s: label %s", o, key)
+	}
+
+	gvk := o.apiVersion() + "/" + o.kind()
+	if sch, ok := schemas[gvk]; ok {
+		b, err := json.Marshal(o.raw)
+		require.NoError(t, err)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		require.NoError(t, err)
+		require.NoError(t, sch.Validate(inst), "%s against its CRD schema", o)
+		return
+	}
+	// The scheme client-go decodes API responses with knows every Kubernetes kind's type, and
+	// the Prometheus Operator's kinds are added to it (monitoring.coreos.com).
+	typed, err := scheme.Scheme.New(schema.FromAPIVersionAndKind(o.apiVersion(), o.kind()))
+	require.NoError(t, err, "%s: no schema or type to check this kind against", o)
+	require.NoError(t, o.decode(typed), "%s: strict decoding", o)
 }
 
 // crdSchemas compiles the openAPIV3Schema of each vendored CRD, keyed by apiVersion/kind.
@@ -258,7 +269,7 @@ func crdSchemas(t *testing.T) map[string]*jsonschema.Schema {
 	t.Helper()
 	files, err := filepath.Glob("testdata/crds/*.yaml")
 	require.NoError(t, err)
-	require.Len(t, files, 4)
+	require.Len(t, files, 5)
 	out := map[string]*jsonschema.Schema{}
 	c := jsonschema.NewCompiler()
 	for _, f := range files {
