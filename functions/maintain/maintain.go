@@ -20,6 +20,7 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/backoff"
+	"github.com/auditstore/auditstore/shared/deadletter"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
@@ -45,6 +46,12 @@ type Service struct {
 	sealInterval time.Duration
 	trusted      []integrity.PublicKey
 	copies       *archive.Copies
+
+	// deadLetters count the pending dead letters: the store's, or the bucket's at
+	// DEADLETTER_URL, where the write function keeps them.
+	deadLetters interface {
+		PendingDeadLetters(ctx context.Context) (int64, error)
+	}
 }
 
 // New returns a Service over pool.
@@ -66,6 +73,7 @@ func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus
 		metrics:      m,
 		sealer:       &ledger.Sealer{Store: s, Observe: func(d time.Duration) { m.sealLag.Observe(d.Seconds()) }},
 		sealInterval: 10 * time.Second,
+		deadLetters:  s,
 	}
 	if reg != nil {
 		reg.MustRegister(newStatusCollector(svc))
@@ -530,6 +538,9 @@ type Config struct {
 	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
 	Lifecycle        lifecycle.Config
 	Integrity        ledger.Config
+	// DeadLetterURL is where the write function keeps dead letters (a gocloud.dev/blob URL);
+	// set, audit_deadletters_pending counts those. Unset: the database's.
+	DeadLetterURL string `envconfig:"DEADLETTER_URL"`
 }
 
 // Open checks cfg and returns a Service over a small pool of its own on databaseURL (a role
@@ -559,7 +570,17 @@ func Open(ctx context.Context, databaseURL string, cfg Config, reg prometheus.Re
 		pool.Close()
 		return nil, nil, err
 	}
-	return svc, func() { closeCopies(); pool.Close() }, nil
+	closeLetters := func() {}
+	if cfg.DeadLetterURL != "" {
+		b, err := deadletter.Open(ctx, cfg.DeadLetterURL)
+		if err != nil {
+			closeCopies()
+			pool.Close()
+			return nil, nil, err
+		}
+		svc.deadLetters, closeLetters = b, func() { _ = b.Close() }
+	}
+	return svc, func() { closeLetters(); closeCopies(); pool.Close() }, nil
 }
 
 // Ping reports whether the database answers and takes writes (store.ErrReadOnly: it answers,

@@ -51,6 +51,9 @@ type statusCollector struct {
 	now func() time.Time
 
 	monthsAhead, strayRows, lastSuccess, lastRun, pendingDeadLetters, up *prometheus.Desc
+	// lastRunActions and lastRunDuration are of the latest run, whoever ran it (the CronJob's
+	// own counters leave with its pod).
+	lastRunActions, lastRunDuration *prometheus.Desc
 
 	mu      sync.Mutex
 	at      time.Time
@@ -74,6 +77,10 @@ func newStatusCollector(svc *Service) *statusCollector {
 			"Unix time of the last maintenance run, successful or not (0: none in the last 40 days).", nil, nil),
 		pendingDeadLetters: prometheus.NewDesc("audit_deadletters_pending",
 			"Dead-lettered deliveries not replayed yet.", nil, nil),
+		lastRunActions: prometheus.NewDesc("audit_maintenance_last_run_actions",
+			"Actions (partitions made, archived, detached, dropped; keys expired) of the last maintenance run, by any runner.", nil, nil),
+		lastRunDuration: prometheus.NewDesc("audit_maintenance_last_run_duration_seconds",
+			"How long the last maintenance run took, by any runner.", nil, nil),
 		up: prometheus.NewDesc("audit_maintenance_status_up",
 			"1 when the maintenance status could be read from the database at the last scrape, else 0 (the other status metrics are then missing).", nil, nil),
 	}
@@ -81,7 +88,7 @@ func newStatusCollector(svc *Service) *statusCollector {
 
 // Describe sends the descriptions of the status metrics.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.monthsAhead, c.strayRows, c.lastSuccess, c.lastRun, c.pendingDeadLetters, c.up} {
+	for _, d := range []*prometheus.Desc{c.monthsAhead, c.strayRows, c.lastSuccess, c.lastRun, c.pendingDeadLetters, c.up, c.lastRunActions, c.lastRunDuration} {
 		ch <- d
 	}
 }
@@ -138,11 +145,23 @@ func (c *statusCollector) read(ctx context.Context) []prometheus.Metric {
 			ts = float64(last.EventTimestamp.Unix())
 			var data struct {
 				Payload struct {
-					StrayRows *int64 `json:"stray_rows"`
+					StrayRows *int64    `json:"stray_rows"`
+					Actions   *int64    `json:"actions"`
+					Started   time.Time `json:"started"`
+					Finished  time.Time `json:"finished"`
 				} `json:"payload"`
 			}
-			if json.Unmarshal(last.EventData, &data) == nil && data.Payload.StrayRows != nil {
-				out = append(out, gauge(c.strayRows, float64(*data.Payload.StrayRows)))
+			pl := &data.Payload
+			if json.Unmarshal(last.EventData, &data) == nil {
+				if pl.StrayRows != nil {
+					out = append(out, gauge(c.strayRows, float64(*pl.StrayRows)))
+				}
+				if pl.Actions != nil {
+					out = append(out, gauge(c.lastRunActions, float64(*pl.Actions)))
+				}
+			}
+			if !pl.Started.IsZero() && !pl.Finished.Before(pl.Started) {
+				out = append(out, gauge(c.lastRunDuration, pl.Finished.Sub(pl.Started).Seconds()))
 			}
 		}
 		out = append(out, gauge(c.lastRun, ts))
@@ -156,7 +175,7 @@ func (c *statusCollector) read(ctx context.Context) []prometheus.Metric {
 		}
 		out = append(out, gauge(c.lastSuccess, ts))
 	}
-	if n, err := c.svc.store.PendingDeadLetters(ctx); err != nil {
+	if n, err := c.svc.deadLetters.PendingDeadLetters(ctx); err != nil {
 		errs = append(errs, err)
 	} else {
 		out = append(out, gauge(c.pendingDeadLetters, float64(n)))

@@ -9,9 +9,11 @@ import (
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
+	"github.com/auditstore/auditstore/shared/deadletter"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/pgtest"
+	"github.com/google/uuid"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -22,6 +24,7 @@ var statusMetrics = map[string]bool{
 	"audit_partitions_months_ahead": true, "audit_partition_stray_rows": true,
 	"audit_maintenance_last_success_timestamp_seconds": true, "audit_maintenance_last_run_timestamp_seconds": true,
 	"audit_deadletters_pending": true, "audit_maintenance_status_up": true,
+	"audit_maintenance_last_run_actions": true, "audit_maintenance_last_run_duration_seconds": true,
 }
 
 // gauges scrapes the status from a fresh process's registry: a new Service, as a restarted
@@ -60,6 +63,7 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 	require.Equal(t, 3.0, before["audit_partitions_months_ahead"], "the migration makes this month and three ahead")
 	require.Equal(t, 0.0, before["audit_deadletters_pending"])
 	require.NotContains(t, before, "audit_partition_stray_rows", "unknown until a run has looked")
+	require.NotContains(t, before, "audit_maintenance_last_run_actions")
 
 	// A run by one process (a job: no registry at all)...
 	job := maintain.New(pool, testConfig, classes, nil, nil, nil)
@@ -72,6 +76,9 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 	require.Equal(t, after["audit_maintenance_last_success_timestamp_seconds"], after["audit_maintenance_last_run_timestamp_seconds"])
 	require.Equal(t, 0.0, after["audit_partition_stray_rows"])
 	require.Equal(t, 3.0, after["audit_partitions_months_ahead"])
+	require.Contains(t, after, "audit_maintenance_last_run_actions", "what the job's run did, which its own counters took away with its pod")
+	require.Contains(t, after, "audit_maintenance_last_run_duration_seconds")
+	require.GreaterOrEqual(t, after["audit_maintenance_last_run_duration_seconds"], 0.0)
 
 	// The run is an audit event in its own right.
 	page, err := s.QueryEvents(ctx, store.QueryParams{Limit: 10, Filter: store.Filter{EventTypes: []string{maintain.RunEventType}}})
@@ -114,4 +121,34 @@ func TestStatus_DatabaseDown(t *testing.T) {
 		t.Cleanup(closeDB)
 	})
 	require.Equal(t, map[string]float64{"audit_maintenance_status_up": 0}, down)
+}
+
+// With DEADLETTER_URL, the pending dead letters are those of the bucket the write function
+// keeps them in, not the database's.
+func TestStatus_DeadLettersInABucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := "file://" + t.TempDir()
+	q, err := deadletter.Open(ctx, dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close() })
+	var ids []uuid.UUID
+	for range 3 {
+		d, err := q.InsertDeadLetter(ctx, store.DeadLetter{SubmittedBy: "broker", Body: []byte("?")})
+		require.NoError(t, err)
+		ids = append(ids, d.DeadLetterID)
+	}
+	_, err = q.MarkDeadLetterReplayed(ctx, ids[0], "admin")
+	require.NoError(t, err)
+
+	dbURL := pgtest.NewDatabase(t, pgtest.Options{})
+	got := gauges(t, func(reg prometheus.Registerer) {
+		var cfg maintain.Config
+		require.NoError(t, envconfig.Process("status_test", &cfg)) // the defaults
+		cfg.DeadLetterURL = dir
+		_, closeDB, err := maintain.Open(ctx, dbURL, cfg, reg, nil)
+		require.NoError(t, err)
+		t.Cleanup(closeDB)
+	})
+	require.Equal(t, 2.0, got["audit_deadletters_pending"])
 }
