@@ -184,17 +184,22 @@ func TestObservability_DashboardPanels(t *testing.T) {
 	t.Parallel()
 	exprs := dashboardExprs(t)
 	for title, wants := range map[string][]string{
-		"Event volume by service":     {"audit_events_total", "by (service)"},
-		"Success rate by service":     {`outcome="success"`, "by (service)"},
-		"Top 10 event types":          {"topk(10", "by (operation)"},
-		"Write latency (p50, p99)":    {"histogram_quantile(0.5", "histogram_quantile(0.99", "audit_write_duration_seconds_bucket"},
-		"Query latency (p50, p99)":    {"histogram_quantile(0.5", "histogram_quantile(0.99", "audit_query_duration_seconds_bucket"},
-		"Rejected writes by reason":   {"audit_write_rejected_total", "by (reason)"},
-		"Rate-limited writes":         {`reason="rate_limited"`},
-		"Partitions ahead":            {"audit_partitions_months_ahead"},
-		"Stray rows":                  {"audit_partition_stray_rows"},
-		"Last successful maintenance": {"audit_maintenance_last_success_timestamp_seconds"},
-		"Dead-lettered deliveries":    {"audit_deadletters_total"},
+		"Event volume by service":                    {"audit_events_total", "by (service)"},
+		"Success rate by service":                    {`outcome="success"`, "by (service)"},
+		"Top 10 event types":                         {"topk(10", "by (operation)"},
+		"Write latency (p50, p99)":                   {"histogram_quantile(0.5", "histogram_quantile(0.99", "audit_write_duration_seconds_bucket"},
+		"Query latency (p50, p99)":                   {"histogram_quantile(0.5", "histogram_quantile(0.99", "audit_query_duration_seconds_bucket"},
+		"Rejected writes by reason":                  {"audit_write_rejected_total", "by (reason)"},
+		"Rate-limited writes":                        {`reason="rate_limited"`},
+		"Partitions ahead":                           {"audit_partitions_months_ahead"},
+		"Stray rows":                                 {"audit_partition_stray_rows"},
+		"Last successful maintenance":                {"audit_maintenance_last_success_timestamp_seconds"},
+		"Dead-lettered deliveries":                   {"audit_deadletters_total"},
+		"Last maintenance run: actions and duration": {"audit_maintenance_last_run_actions", "audit_maintenance_last_run_duration_seconds"},
+		"Seal lag (p50, p99)":                        {"audit_integrity_seal_lag_seconds_bucket"},
+		"Integrity log size":                         {"audit_integrity_tree_size"},
+		"Last clean verification":                    {"audit_integrity_last_verify_success_timestamp_seconds"},
+		"Integrity problems":                         {"audit_integrity_verify_problems"},
 	} {
 		es, ok := exprs[title]
 		require.True(t, ok, "panel %q", title)
