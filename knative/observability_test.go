@@ -63,6 +63,7 @@ func dashboardExprs(t *testing.T) map[string][]string {
 			continue
 		}
 		require.NotEmpty(t, p.Targets, p.Title)
+		require.NotContains(t, out, p.Title, "panel titles are unique: the tests find panels by title")
 		for _, tg := range p.Targets {
 			require.NotEmpty(t, tg.Expr, p.Title)
 			out[p.Title] = append(out[p.Title], macros.Replace(tg.Expr))
