@@ -3,8 +3,12 @@ package knative_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
+	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
@@ -288,4 +293,70 @@ func TestManifests_RBAC(t *testing.T) {
 		require.Equal(t, true, deref(pod.SecurityContext.RunAsNonRoot), "%s", c.owner)
 		require.False(t, slices.Contains(delegators, "auditstore/"+pod.ServiceAccountName), "%s", c.owner)
 	}
+}
+
+// routePattern is a route as a handler registers it: mux.Handle("GET /path", ...).
+var routePattern = regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) (/[^"]*)"`)
+
+// params are a route's path parameters, whatever their names.
+var params = regexp.MustCompile(`\{[^}]+\}`)
+
+// The OpenAPI document lists every route the functions serve (admin ones included), each
+// of its operations is routed by a function, and it refers to nothing outside itself.
+func TestOpenAPI_ListsEveryRoute(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	readYAML(t, "../shared/web/openapi/openapi.yaml", &doc)
+	documented := map[string]bool{}
+	fns := functions(t)
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			op := strings.ToUpper(method) + " " + path
+			documented[params.ReplaceAllString(op, "{}")] = true
+			concrete := params.ReplaceAllString(path, "x")
+			served := false
+			for _, fn := range fns {
+				if p := routed(fn.mux, strings.ToUpper(method), concrete); p != "/" {
+					served = true
+				}
+			}
+			require.True(t, served, "%s is documented but no function serves it", op)
+		}
+	}
+
+	// Every route registered in the functions' and shared/web's code (tests aside).
+	var files []string
+	for _, root := range []string{"../functions", "../shared/web"} {
+		require.NoError(t, filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+				files = append(files, path)
+			}
+			return err
+		}))
+	}
+	var registered []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range routePattern.FindAllStringSubmatch(string(b), -1) {
+			registered = append(registered, m[1]+" "+strings.TrimSuffix(m[2], "{$}"))
+		}
+	}
+	registered = append(registered, "GET "+ui.Path)
+	require.Greater(t, len(registered), 30)
+	for _, r := range registered {
+		if strings.HasPrefix(r, "GET /debug/pprof") {
+			continue // PPROF_ADDR's own listener, never PORT
+		}
+		require.True(t, documented[params.ReplaceAllString(r, "{}")], "%s is served but not in the OpenAPI document", r)
+	}
+
+	raw, err := os.ReadFile("../shared/web/openapi/openapi.yaml")
+	require.NoError(t, err)
+	for _, ref := range regexp.MustCompile(`\$ref: *['"]?([^'"\s]+)`).FindAllStringSubmatch(string(raw), -1) {
+		require.True(t, strings.HasPrefix(ref[1], "#/"), "$ref %s points outside the document", ref[1])
+	}
+	require.NotContains(t, string(raw), "CONTRACT", "the document describes the API itself")
 }
