@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/test/hostile"
 	"github.com/stretchr/testify/require"
 )
@@ -20,7 +21,8 @@ import (
 //
 //	go test ./test/hostile -run '^$' -bench Refuse -benchtime 20x
 func BenchmarkRefuse(b *testing.B) {
-	f := setup(b, nil)
+	// What is measured is the cost of refusing, not the pacing of a client's refusals.
+	f := setup(b, func(c *web.ServeConfig) { c.RefusalsPerSec, c.RefusalBurst = 1e6, 1e6 })
 	events := f.srv.URL + "/api/v1/audit/events"
 	cases := []struct {
 		name   string
