@@ -1,7 +1,7 @@
 // Package kubernaut is a client of auditstore's audit API shaped as kubernaut's generated one
 // (ogen, from its Data Storage OpenAPI document) and its buffered audit store behave, as
 // strictly, so tests show that a kubernaut deployment pointed at auditstore keeps every event
-// and every read (CONTRACT "kubernaut compatibility"):
+// and every read (README "kubernaut compatibility"):
 //   - an event's actor_type, actor_id, actor_ip, resource_type and resource_id are optional but
 //     never null, and event_category and event_outcome are enums: anything else fails the
 //     whole answer, as it fails theirs;
