@@ -160,13 +160,13 @@ func TestQueryAnswersDecode(t *testing.T) {
 
 	// The decoder is as strict as theirs: asked for, auditstore's own events fail it.
 	_, err = c.Query(ctx, url.Values{"event_category": {audit.OwnCategory}})
-	require.ErrorContains(t, err, `decode field "event_category"`)
+	require.ErrorContains(t, err, `decode field "data[0].event_category": invalid value`)
 	withNull, err := json.Marshal(map[string]any{"event_id": ids[0], "version": "1.0", "event_type": "gateway.signal.received",
 		"event_timestamp": time.Now(), "event_category": "gateway", "event_action": "received", "event_outcome": "success",
 		"correlation_id": "rr-0", "event_data": map[string]any{}, "actor_ip": nil})
 	require.NoError(t, err)
 	_, err = kubernaut.DecodeEvent(withNull)
-	require.EqualError(t, err, `decode field "actor_ip": unexpected byte 110 'n'`)
+	require.ErrorContains(t, err, `decode field "actor_ip": unexpected byte 110 'n'`)
 	_, err = kubernaut.DecodeEvent([]byte(strings.Replace(string(withNull), `"actor_ip":null`, `"event_date":null`, 1)))
 	require.NoError(t, err, "other optional members may be null")
 }
