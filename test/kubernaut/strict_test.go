@@ -14,7 +14,9 @@ func TestDecode(t *testing.T) {
 	const event = `{"event_id":"0192f0c4-6e4f-7b3a-9c1d-2e3f4a5b6c7d","version":"1.0","event_type":"gateway.signal.received",
 		"event_timestamp":"2026-01-02T03:04:05Z","event_category":"gateway","event_action":"received","event_outcome":"success",
 		"correlation_id":"rr-1","event_data":{"a":1},"event_date":null,"unknown_member":[1]}`
-	page := func(e string) string { return `{"data":[` + e + `],"pagination":{"limit":1,"offset":0,"has_more":false}}` }
+	page := func(e string) string {
+		return `{"data":[` + e + `],"pagination":{"limit":1,"offset":0,"has_more":false}}`
+	}
 	for name, tc := range map[string]struct {
 		body, err string
 	}{
