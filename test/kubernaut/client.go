@@ -43,6 +43,8 @@ type Client struct {
 	URL   string
 	Token string
 	HTTP  *http.Client
+	// Answered, when set, is told the status of every answer (before it is decoded).
+	Answered func(status int)
 }
 
 // request is one call: what is sent, and the status kubernaut's client expects back.
@@ -87,6 +89,9 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err
+	}
+	if c.Answered != nil {
+		c.Answered(resp.StatusCode)
 	}
 	switch {
 	case resp.StatusCode >= 400:
