@@ -396,7 +396,7 @@ func (m manifests) containers(t *testing.T) []container {
 func TestManifests_Images(t *testing.T) {
 	t.Parallel()
 	cs := load(t).containers(t)
-	require.Len(t, cs, 5, "write, query, maintain, the maintenance job, the migration job")
+	require.Len(t, cs, 6, "write, query, maintain, the maintenance job, the migration job, the kubernaut component's standalone process")
 	for _, c := range cs {
 		pkg, ok := strings.CutPrefix(c.spec.Image, "ko://")
 		require.True(t, ok, "%s: image %q is not a ko:// import path", c.owner, c.spec.Image)
