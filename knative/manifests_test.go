@@ -12,8 +12,10 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -258,7 +260,7 @@ func crdSchemas(t *testing.T) map[string]*jsonschema.Schema {
 	t.Helper()
 	files, err := filepath.Glob("testdata/crds/*.yaml")
 	require.NoError(t, err)
-	require.Len(t, files, 4)
+	require.Len(t, files, 5)
 	out := map[string]*jsonschema.Schema{}
 	c := jsonschema.NewCompiler()
 	for _, f := range files {
@@ -712,4 +714,124 @@ func TestManifests_ServiceShape(t *testing.T) {
 	require.True(t, ok)
 	ann := write.raw["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["annotations"].(map[string]any)
 	require.NotEqual(t, "0", ann["autoscaling.knative.dev/min-scale"], "no cold start on the audit path")
+}
+
+// The cnpg component's Cluster replicates synchronously (a standby must have flushed every
+// acknowledged commit, and writes wait while none can), gives the functions the login roles
+// their URLs name with the group roles they need, and the URLs go to its primary through the
+// -rw Service, read-write only. Its schema (testdata/crds) refuses a misspelt or mistyped field.
+func TestCNPGComponent(t *testing.T) {
+	t.Parallel()
+	var c struct {
+		APIVersion string   `yaml:"apiVersion"`
+		Kind       string   `yaml:"kind"`
+		Resources  []string `yaml:"resources"`
+		Patches    []struct {
+			Patch string `yaml:"patch"`
+		} `yaml:"patches"`
+	}
+	readYAML(t, "components/cnpg/kustomization.yaml", &c, true)
+	require.Equal(t, "Component", c.Kind)
+	m := load(t)
+	obj, ok := m.find("Cluster", "auditstore-db")
+	require.True(t, ok)
+
+	var cluster struct {
+		Spec struct {
+			Instances  int `json:"instances"`
+			PostgreSQL struct {
+				Parameters  map[string]string `json:"parameters"`
+				Synchronous struct {
+					Method         string `json:"method"`
+					Number         int    `json:"number"`
+					DataDurability string `json:"dataDurability"`
+				} `json:"synchronous"`
+			} `json:"postgresql"`
+			Managed struct {
+				Roles []struct {
+					Name    string   `json:"name"`
+					Login   bool     `json:"login"`
+					InRoles []string `json:"inRoles"`
+				} `json:"roles"`
+			} `json:"managed"`
+		} `json:"spec"`
+	}
+	b, err := json.Marshal(obj.raw)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cluster))
+	sync := cluster.Spec.PostgreSQL.Synchronous
+	require.Contains(t, []string{"any", "first"}, sync.Method)
+	require.GreaterOrEqual(t, sync.Number, 1, "a standby flushes every acknowledged commit")
+	require.Less(t, sync.Number, cluster.Spec.Instances, "enough standbys to be synchronous with")
+	require.Equal(t, "required", sync.DataDurability, "no acknowledgement on the primary alone")
+	require.Equal(t, "on", cluster.Spec.PostgreSQL.Parameters["synchronous_commit"])
+	roles := map[string][]string{}
+	for _, r := range cluster.Spec.Managed.Roles {
+		require.True(t, r.Login, r.Name)
+		roles[r.Name] = r.InRoles
+	}
+	for role, groups := range map[string][]string{
+		"auditstore_write":    {"auditstore_writer"},
+		"auditstore_query":    {"auditstore_reader", "auditstore_writer"},
+		"auditstore_maintain": {"auditstore_maintainer", "pg_read_all_stats"},
+	} {
+		require.Subset(t, roles[role], groups, role)
+	}
+
+	// Its Secret example has the keys of the deployment's, every URL names a role the Cluster
+	// manages and goes to its -rw Service, read-write only.
+	base, ok := m.find("Secret", "auditstore-database")
+	require.True(t, ok)
+	var want, got corev1.Secret
+	require.NoError(t, base.decode(&want))
+	examples := readObjects(t, "components/cnpg/secret.example.yaml")
+	require.Len(t, examples, 1)
+	require.NoError(t, examples[0].decode(&got))
+	require.ElementsMatch(t, slices.Collect(maps.Keys(want.StringData)), slices.Collect(maps.Keys(got.StringData)))
+	for key, v := range got.StringData {
+		if !strings.HasSuffix(key, "-url") {
+			continue
+		}
+		u, err := url.Parse(v)
+		require.NoError(t, err, key)
+		require.Equal(t, "auditstore-db-rw.auditstore.svc:5432", u.Host, key)
+		require.Equal(t, "read-write", u.Query().Get("target_session_attrs"), key)
+		require.Contains(t, roles, u.User.Username(), "%s: a role the Cluster manages", key)
+	}
+
+	// The component's patch names a ConfigMap of the deployment and variables it already sets.
+	require.Len(t, c.Patches, 1)
+	var patch struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+		Data map[string]string `yaml:"data"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(c.Patches[0].Patch), &patch))
+	require.Equal(t, "ConfigMap", patch.Kind)
+	cmObj, ok := m.find("ConfigMap", patch.Metadata.Name)
+	require.True(t, ok, patch.Metadata.Name)
+	var cm corev1.ConfigMap
+	require.NoError(t, cmObj.decode(&cm))
+	for k := range patch.Data {
+		require.Contains(t, cm.Data, k)
+	}
+
+	schemas := crdSchemas(t)
+	check := func(mutate func(spec map[string]any)) error {
+		var c map[string]any
+		require.NoError(t, json.Unmarshal(b, &c))
+		mutate(c["spec"].(map[string]any))
+		b, err := json.Marshal(c)
+		require.NoError(t, err)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		require.NoError(t, err)
+		return schemas["postgresql.cnpg.io/v1/Cluster"].Validate(inst)
+	}
+	pg := func(s map[string]any) map[string]any { return s["postgresql"].(map[string]any) }
+	require.NoError(t, check(func(map[string]any) {}))
+	require.Error(t, check(func(s map[string]any) { pg(s)["synchronus"] = pg(s)["synchronous"] }), "a misspelt field")
+	require.Error(t, check(func(s map[string]any) { pg(s)["synchronous"].(map[string]any)["number"] = "1" }), "a wrong type")
+	require.Error(t, check(func(s map[string]any) { pg(s)["synchronous"].(map[string]any)["method"] = "all" }), "a value outside the enum")
 }
