@@ -30,15 +30,7 @@ var kubernautRoutes = [][2]string{
 // maintenance, sealing and verification to the maintain function.
 func TestKubernautComponent(t *testing.T) {
 	t.Parallel()
-	var c struct {
-		APIVersion string   `yaml:"apiVersion"`
-		Kind       string   `yaml:"kind"`
-		Resources  []string `yaml:"resources"`
-	}
-	readYAML(t, "components/kubernaut/kustomization.yaml", &c, true)
-	require.Equal(t, "kustomize.config.k8s.io/v1alpha1", c.APIVersion)
-	require.Equal(t, "Component", c.Kind)
-
+	readComponent(t, "kubernaut")
 	m := load(t)
 	svc, ok := m.find("Service", "auditstore-kubernaut")
 	require.True(t, ok)

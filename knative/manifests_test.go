@@ -193,17 +193,7 @@ func TestKustomization(t *testing.T) {
 		require.Equal(t, "auditstore", md["namespace"], "%s names its namespace, so `ko apply -f` works without kustomize too", o)
 	}
 
-	var c struct {
-		APIVersion string   `yaml:"apiVersion"`
-		Kind       string   `yaml:"kind"`
-		Resources  []string `yaml:"resources"`
-		Patches    []struct {
-			Patch string `yaml:"patch"`
-		} `yaml:"patches"`
-	}
-	readYAML(t, "components/pingsource/kustomization.yaml", &c, true)
-	require.Equal(t, "Component", c.Kind)
-	require.Equal(t, "kustomize.config.k8s.io/v1alpha1", c.APIVersion)
+	c := readComponent(t, "pingsource")
 	require.Len(t, c.Patches, 1)
 	var patch struct {
 		Patch    string `yaml:"$patch"`
@@ -216,6 +206,26 @@ func TestKustomization(t *testing.T) {
 	require.Equal(t, "delete", patch.Patch)
 	_, ok := m.find(patch.Kind, patch.Metadata.Name)
 	require.True(t, ok, "the PingSource component removes the CronJob it replaces: %s/%s", patch.Kind, patch.Metadata.Name)
+}
+
+// component is the kustomization of a kustomize Component under components/.
+type component struct {
+	APIVersion string   `yaml:"apiVersion"`
+	Kind       string   `yaml:"kind"`
+	Resources  []string `yaml:"resources"`
+	Patches    []struct {
+		Patch string `yaml:"patch"`
+	} `yaml:"patches"`
+}
+
+// readComponent reads components/<name>/kustomization.yaml strictly and checks it is a Component.
+func readComponent(t *testing.T, name string) component {
+	t.Helper()
+	var c component
+	readYAML(t, filepath.Join("components", name, "kustomization.yaml"), &c, true)
+	require.Equal(t, "Component", c.Kind, name)
+	require.Equal(t, "kustomize.config.k8s.io/v1alpha1", c.APIVersion, name)
+	return c
 }
 
 // Knative kinds validate against their CRD's openAPIV3Schema (as the API server would, with
@@ -329,16 +339,9 @@ func TestManifests_SchemaCatchesMistakes(t *testing.T) {
 	svc, ok := load(t).find("Service", "auditstore-write")
 	require.True(t, ok)
 	check := func(mutate func(spec map[string]any)) error {
-		b, err := json.Marshal(svc.raw)
-		require.NoError(t, err)
-		var c map[string]any
-		require.NoError(t, json.Unmarshal(b, &c))
-		mutate(c["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any))
-		b, err = json.Marshal(c)
-		require.NoError(t, err)
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		require.NoError(t, err)
-		return schemas["serving.knative.dev/v1/Service"].Validate(inst)
+		return validateChanged(t, schemas["serving.knative.dev/v1/Service"], svc, func(o map[string]any) {
+			mutate(o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any))
+		})
 	}
 	require.NoError(t, check(func(map[string]any) {}))
 	require.Error(t, check(func(s map[string]any) { s["timeoutSecond"] = 30 }), "a misspelt field")
@@ -346,6 +349,21 @@ func TestManifests_SchemaCatchesMistakes(t *testing.T) {
 	require.Error(t, check(func(s map[string]any) {
 		s["containers"].([]any)[0].(map[string]any)["readinessProbe"].(map[string]any)["httpGet"].(map[string]any)["paht"] = "/x"
 	}), "a misspelt probe field")
+}
+
+// validateChanged validates a copy of o, changed by change, against sch.
+func validateChanged(t *testing.T, sch *jsonschema.Schema, o object, change func(map[string]any)) error {
+	t.Helper()
+	b, err := json.Marshal(o.raw)
+	require.NoError(t, err)
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(b, &c))
+	change(c)
+	b, err = json.Marshal(c)
+	require.NoError(t, err)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	require.NoError(t, err)
+	return sch.Validate(inst)
 }
 
 // container is a container of a manifest with what it is given.
@@ -722,16 +740,7 @@ func TestManifests_ServiceShape(t *testing.T) {
 // -rw Service, read-write only. Its schema (testdata/crds) refuses a misspelt or mistyped field.
 func TestCNPGComponent(t *testing.T) {
 	t.Parallel()
-	var c struct {
-		APIVersion string   `yaml:"apiVersion"`
-		Kind       string   `yaml:"kind"`
-		Resources  []string `yaml:"resources"`
-		Patches    []struct {
-			Patch string `yaml:"patch"`
-		} `yaml:"patches"`
-	}
-	readYAML(t, "components/cnpg/kustomization.yaml", &c, true)
-	require.Equal(t, "Component", c.Kind)
+	c := readComponent(t, "cnpg")
 	m := load(t)
 	obj, ok := m.find("Cluster", "auditstore-db")
 	require.True(t, ok)
@@ -820,14 +829,7 @@ func TestCNPGComponent(t *testing.T) {
 
 	schemas := crdSchemas(t)
 	check := func(mutate func(spec map[string]any)) error {
-		var c map[string]any
-		require.NoError(t, json.Unmarshal(b, &c))
-		mutate(c["spec"].(map[string]any))
-		b, err := json.Marshal(c)
-		require.NoError(t, err)
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		require.NoError(t, err)
-		return schemas["postgresql.cnpg.io/v1/Cluster"].Validate(inst)
+		return validateChanged(t, schemas["postgresql.cnpg.io/v1/Cluster"], obj, func(o map[string]any) { mutate(o["spec"].(map[string]any)) })
 	}
 	pg := func(s map[string]any) map[string]any { return s["postgresql"].(map[string]any) }
 	require.NoError(t, check(func(map[string]any) {}))

@@ -313,21 +313,6 @@ type ExportEvent struct {
 
 // Notification is kubernaut's NotificationAudit record.
 type Notification struct {
-	RemediationID   string    `json:"remediation_id"`
-	NotificationID  string    `json:"notification_id"`
-	Recipient       string    `json:"recipient"`
-	Channel         string    `json:"channel"`
-	MessageSummary  string    `json:"message_summary"`
-	Status          string    `json:"status"`
-	SentAt          time.Time `json:"sent_at"`
-	DeliveryStatus  *string   `json:"delivery_status,omitempty"`
-	ErrorMessage    *string   `json:"error_message,omitempty"`
-	EscalationLevel *int      `json:"escalation_level,omitempty"`
-}
-
-// NotificationResponse is kubernaut's NotificationAuditResponse: the record as stored.
-type NotificationResponse struct {
-	ID              int64     `json:"id" kn:"required"`
 	RemediationID   string    `json:"remediation_id" kn:"required"`
 	NotificationID  string    `json:"notification_id" kn:"required"`
 	Recipient       string    `json:"recipient" kn:"required"`
@@ -335,9 +320,15 @@ type NotificationResponse struct {
 	MessageSummary  string    `json:"message_summary" kn:"required"`
 	Status          string    `json:"status" kn:"required"`
 	SentAt          time.Time `json:"sent_at" kn:"required"`
-	DeliveryStatus  *string   `json:"delivery_status"`
-	ErrorMessage    *string   `json:"error_message"`
-	EscalationLevel *int      `json:"escalation_level"`
-	CreatedAt       time.Time `json:"created_at" kn:"required"`
-	UpdatedAt       time.Time `json:"updated_at" kn:"required"`
+	DeliveryStatus  *string   `json:"delivery_status,omitempty"`
+	ErrorMessage    *string   `json:"error_message,omitempty"`
+	EscalationLevel *int      `json:"escalation_level,omitempty"`
+}
+
+// NotificationResponse is kubernaut's NotificationAuditResponse: the record as stored.
+type NotificationResponse struct {
+	ID int64 `json:"id" kn:"required"`
+	Notification
+	CreatedAt time.Time `json:"created_at" kn:"required"`
+	UpdatedAt time.Time `json:"updated_at" kn:"required"`
 }
