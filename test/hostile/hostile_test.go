@@ -16,6 +16,7 @@ import (
 
 	"github.com/auditstore/auditstore/test/hostile"
 	"github.com/auditstore/auditstore/test/pgtest"
+	"github.com/auditstore/auditstore/test/standalonetest"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 var attacker = net.IPv4(127, 0, 0, 2)
 
 type fixture struct {
-	srv    *hostile.Server
+	srv    *standalonetest.Server
 	pool   *pgxpool.Pool
 	client *http.Client
 }
