@@ -71,6 +71,11 @@ bench-integrity: ## write throughput with integrity on vs off (same run), seal l
 bench-ddl: ## writer stall while maintenance creates a month and removes a 1M-row month (vs plain DETACH/DROP)
 	$(GO) run ./test/ddlstall -db "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 
+.PHONY: bench-hostile
+bench-hostile: ## time to refuse hostile bodies, and a normal writer's latency while hostile senders run
+	$(GO) test ./test/hostile -run '^$$' -bench Refuse -benchtime 20x
+	$(GO) test ./test/hostile -run '^$$' -bench WriterUnderAttack -benchtime 1x -timeout 30m
+
 .PHONY: bench-ui
 bench-ui: ## timeline viewer: time to show a 500-event timeline in headless Chromium
 	$(GO) test ./functions/query/ui -run '^$$' -bench TimelineLoad -benchtime 20x

@@ -12,8 +12,10 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -194,17 +196,7 @@ func TestKustomization(t *testing.T) {
 		require.Equal(t, "auditstore", md["namespace"], "%s names its namespace, so `ko apply -f` works without kustomize too", o)
 	}
 
-	var c struct {
-		APIVersion string   `yaml:"apiVersion"`
-		Kind       string   `yaml:"kind"`
-		Resources  []string `yaml:"resources"`
-		Patches    []struct {
-			Patch string `yaml:"patch"`
-		} `yaml:"patches"`
-	}
-	readYAML(t, "components/pingsource/kustomization.yaml", &c, true)
-	require.Equal(t, "Component", c.Kind)
-	require.Equal(t, "kustomize.config.k8s.io/v1alpha1", c.APIVersion)
+	c := readComponent(t, "pingsource")
 	require.Len(t, c.Patches, 1)
 	var patch struct {
 		Patch    string `yaml:"$patch"`
@@ -217,6 +209,26 @@ func TestKustomization(t *testing.T) {
 	require.Equal(t, "delete", patch.Patch)
 	_, ok := m.find(patch.Kind, patch.Metadata.Name)
 	require.True(t, ok, "the PingSource component removes the CronJob it replaces: %s/%s", patch.Kind, patch.Metadata.Name)
+}
+
+// component is the kustomization of a kustomize Component under components/.
+type component struct {
+	APIVersion string   `yaml:"apiVersion"`
+	Kind       string   `yaml:"kind"`
+	Resources  []string `yaml:"resources"`
+	Patches    []struct {
+		Patch string `yaml:"patch"`
+	} `yaml:"patches"`
+}
+
+// readComponent reads components/<name>/kustomization.yaml strictly and checks it is a Component.
+func readComponent(t *testing.T, name string) component {
+	t.Helper()
+	var c component
+	readYAML(t, filepath.Join("components", name, "kustomization.yaml"), &c, true)
+	require.Equal(t, "Component", c.Kind, name)
+	require.Equal(t, "kustomize.config.k8s.io/v1alpha1", c.APIVersion, name)
+	return c
 }
 
 // Knative kinds validate against their CRD's openAPIV3Schema (as the API server would, with
@@ -269,7 +281,7 @@ func crdSchemas(t *testing.T) map[string]*jsonschema.Schema {
 	t.Helper()
 	files, err := filepath.Glob("testdata/crds/*.yaml")
 	require.NoError(t, err)
-	require.Len(t, files, 5)
+	require.Len(t, files, 6)
 	out := map[string]*jsonschema.Schema{}
 	c := jsonschema.NewCompiler()
 	for _, f := range files {
@@ -338,16 +350,9 @@ func TestManifests_SchemaCatchesMistakes(t *testing.T) {
 	svc, ok := load(t).find("Service", "auditstore-write")
 	require.True(t, ok)
 	check := func(mutate func(spec map[string]any)) error {
-		b, err := json.Marshal(svc.raw)
-		require.NoError(t, err)
-		var c map[string]any
-		require.NoError(t, json.Unmarshal(b, &c))
-		mutate(c["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any))
-		b, err = json.Marshal(c)
-		require.NoError(t, err)
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		require.NoError(t, err)
-		return schemas["serving.knative.dev/v1/Service"].Validate(inst)
+		return validateChanged(t, schemas["serving.knative.dev/v1/Service"], svc, func(o map[string]any) {
+			mutate(o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any))
+		})
 	}
 	require.NoError(t, check(func(map[string]any) {}))
 	require.Error(t, check(func(s map[string]any) { s["timeoutSecond"] = 30 }), "a misspelt field")
@@ -355,6 +360,21 @@ func TestManifests_SchemaCatchesMistakes(t *testing.T) {
 	require.Error(t, check(func(s map[string]any) {
 		s["containers"].([]any)[0].(map[string]any)["readinessProbe"].(map[string]any)["httpGet"].(map[string]any)["paht"] = "/x"
 	}), "a misspelt probe field")
+}
+
+// validateChanged validates a copy of o, changed by change, against sch.
+func validateChanged(t *testing.T, sch *jsonschema.Schema, o object, change func(map[string]any)) error {
+	t.Helper()
+	b, err := json.Marshal(o.raw)
+	require.NoError(t, err)
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(b, &c))
+	change(c)
+	b, err = json.Marshal(c)
+	require.NoError(t, err)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	require.NoError(t, err)
+	return sch.Validate(inst)
 }
 
 // container is a container of a manifest with what it is given.
@@ -407,7 +427,7 @@ func (m manifests) containers(t *testing.T) []container {
 func TestManifests_Images(t *testing.T) {
 	t.Parallel()
 	cs := load(t).containers(t)
-	require.Len(t, cs, 5, "write, query, maintain, the maintenance job, the migration job")
+	require.Len(t, cs, 6, "write, query, maintain, the maintenance job, the migration job, the kubernaut component's standalone process")
 	for _, c := range cs {
 		pkg, ok := strings.CutPrefix(c.spec.Image, "ko://")
 		require.True(t, ok, "%s: image %q is not a ko:// import path", c.owner, c.spec.Image)
@@ -723,4 +743,108 @@ func TestManifests_ServiceShape(t *testing.T) {
 	require.True(t, ok)
 	ann := write.raw["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["annotations"].(map[string]any)
 	require.NotEqual(t, "0", ann["autoscaling.knative.dev/min-scale"], "no cold start on the audit path")
+}
+
+// The cnpg component's Cluster replicates synchronously (a standby must have flushed every
+// acknowledged commit, and writes wait while none can), gives the functions the login roles
+// their URLs name with the group roles they need, and the URLs go to its primary through the
+// -rw Service, read-write only. Its schema (testdata/crds) refuses a misspelt or mistyped field.
+func TestCNPGComponent(t *testing.T) {
+	t.Parallel()
+	c := readComponent(t, "cnpg")
+	m := load(t)
+	obj, ok := m.find("Cluster", "auditstore-db")
+	require.True(t, ok)
+
+	var cluster struct {
+		Spec struct {
+			Instances  int `json:"instances"`
+			PostgreSQL struct {
+				Parameters  map[string]string `json:"parameters"`
+				Synchronous struct {
+					Method         string `json:"method"`
+					Number         int    `json:"number"`
+					DataDurability string `json:"dataDurability"`
+				} `json:"synchronous"`
+			} `json:"postgresql"`
+			Managed struct {
+				Roles []struct {
+					Name    string   `json:"name"`
+					Login   bool     `json:"login"`
+					InRoles []string `json:"inRoles"`
+				} `json:"roles"`
+			} `json:"managed"`
+		} `json:"spec"`
+	}
+	b, err := json.Marshal(obj.raw)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cluster))
+	sync := cluster.Spec.PostgreSQL.Synchronous
+	require.Contains(t, []string{"any", "first"}, sync.Method)
+	require.GreaterOrEqual(t, sync.Number, 1, "a standby flushes every acknowledged commit")
+	require.Less(t, sync.Number, cluster.Spec.Instances, "enough standbys to be synchronous with")
+	require.Equal(t, "required", sync.DataDurability, "no acknowledgement on the primary alone")
+	require.Equal(t, "on", cluster.Spec.PostgreSQL.Parameters["synchronous_commit"])
+	roles := map[string][]string{}
+	for _, r := range cluster.Spec.Managed.Roles {
+		require.True(t, r.Login, r.Name)
+		roles[r.Name] = r.InRoles
+	}
+	for role, groups := range map[string][]string{
+		"auditstore_write":    {"auditstore_writer"},
+		"auditstore_query":    {"auditstore_reader", "auditstore_writer"},
+		"auditstore_maintain": {"auditstore_maintainer", "pg_read_all_stats"},
+	} {
+		require.Subset(t, roles[role], groups, role)
+	}
+
+	// Its Secret example has the keys of the deployment's, every URL names a role the Cluster
+	// manages and goes to its -rw Service, read-write only.
+	base, ok := m.find("Secret", "auditstore-database")
+	require.True(t, ok)
+	var want, got corev1.Secret
+	require.NoError(t, base.decode(&want))
+	examples := readObjects(t, "components/cnpg/secret.example.yaml")
+	require.Len(t, examples, 1)
+	require.NoError(t, examples[0].decode(&got))
+	require.ElementsMatch(t, slices.Collect(maps.Keys(want.StringData)), slices.Collect(maps.Keys(got.StringData)))
+	for key, v := range got.StringData {
+		if !strings.HasSuffix(key, "-url") {
+			continue
+		}
+		u, err := url.Parse(v)
+		require.NoError(t, err, key)
+		require.Equal(t, "auditstore-db-rw.auditstore.svc:5432", u.Host, key)
+		require.Equal(t, "read-write", u.Query().Get("target_session_attrs"), key)
+		require.Contains(t, roles, u.User.Username(), "%s: a role the Cluster manages", key)
+	}
+
+	// The component's patch names a ConfigMap of the deployment and variables it already sets.
+	require.Len(t, c.Patches, 1)
+	var patch struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+		Data map[string]string `yaml:"data"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(c.Patches[0].Patch), &patch))
+	require.Equal(t, "ConfigMap", patch.Kind)
+	cmObj, ok := m.find("ConfigMap", patch.Metadata.Name)
+	require.True(t, ok, patch.Metadata.Name)
+	var cm corev1.ConfigMap
+	require.NoError(t, cmObj.decode(&cm))
+	for k := range patch.Data {
+		require.Contains(t, cm.Data, k)
+	}
+
+	schemas := crdSchemas(t)
+	check := func(mutate func(spec map[string]any)) error {
+		return validateChanged(t, schemas["postgresql.cnpg.io/v1/Cluster"], obj, func(o map[string]any) { mutate(o["spec"].(map[string]any)) })
+	}
+	pg := func(s map[string]any) map[string]any { return s["postgresql"].(map[string]any) }
+	require.NoError(t, check(func(map[string]any) {}))
+	require.Error(t, check(func(s map[string]any) { pg(s)["synchronus"] = pg(s)["synchronous"] }), "a misspelt field")
+	require.Error(t, check(func(s map[string]any) { pg(s)["synchronous"].(map[string]any)["number"] = "1" }), "a wrong type")
+	require.Error(t, check(func(s map[string]any) { pg(s)["synchronous"].(map[string]any)["method"] = "all" }), "a value outside the enum")
 }

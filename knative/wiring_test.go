@@ -67,7 +67,7 @@ func functions(t *testing.T) map[string]builtFunction {
 	w, err := srv.Write(ctx, s, defaults[write.Config](t))
 	require.NoError(t, err)
 	t.Cleanup(w.Close)
-	out["ko://"+module+"/functions/write/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, w.Routes)}
+	out["ko://"+module+"/functions/write/cmd"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, w.Routes)}
 
 	srv = server()
 	q, err := srv.Query(s, s, nil, defaults[query.Config](t))
@@ -79,7 +79,21 @@ func functions(t *testing.T) map[string]builtFunction {
 	m, closeMaintain, err := maintain.Open(ctx, noDatabase, defaults[maintain.Config](t), srv.Registry, &srv.Auth)
 	require.NoError(t, err)
 	t.Cleanup(closeMaintain)
-	out["ko://"+module+"/functions/maintain/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, m.Routes, m.ScheduleRoute)}
+	out["ko://"+module+"/functions/maintain/cmd"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, m.Routes, m.ScheduleRoute)}
+
+	// The standalone process: every function's API on one listener (no schedule route: / is
+	// the write function's there).
+	srv = server()
+	sw, err := srv.Write(ctx, s, defaults[write.Config](t))
+	require.NoError(t, err)
+	t.Cleanup(sw.Close)
+	sq, err := srv.Query(s, s, nil, defaults[query.Config](t))
+	require.NoError(t, err)
+	t.Cleanup(sq.Close)
+	sm, closeStandalone, err := maintain.Open(ctx, noDatabase, defaults[maintain.Config](t), srv.Registry, &srv.Auth)
+	require.NoError(t, err)
+	t.Cleanup(closeStandalone)
+	out["ko://"+module+"/functions/standalone"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, sw.Routes, sq.Routes, sm.Routes)}
 	return out
 }
 

@@ -14,32 +14,11 @@ import (
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/store"
-	"github.com/auditstore/auditstore/test/kubernauttest"
+	"github.com/auditstore/auditstore/test/kubernaut"
 	"github.com/auditstore/auditstore/test/openapitest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/stretchr/testify/require"
 )
-
-// kubernaut's answers, as its generated client decodes them.
-type knHold struct {
-	CorrelationID  string    `json:"correlation_id" kn:"required"`
-	EventsAffected int       `json:"events_affected" kn:"required"`
-	PlacedBy       string    `json:"placed_by" kn:"required"`
-	PlacedAt       time.Time `json:"placed_at" kn:"required"`
-	Reason         string    `json:"reason" kn:"required"`
-}
-
-type knHoldList struct {
-	Holds []knHold `json:"holds" kn:"required"`
-	Total int      `json:"total" kn:"required"`
-}
-
-type knRelease struct {
-	CorrelationID  string    `json:"correlation_id" kn:"required"`
-	EventsReleased int       `json:"events_released" kn:"required"`
-	ReleasedBy     string    `json:"released_by" kn:"required"`
-	ReleasedAt     time.Time `json:"released_at" kn:"required"`
-}
 
 // TestKubernautLegalHold places, lists and releases a hold in kubernaut's shape and checks it is
 // auditstore's own hold: listed by its API, honoured by retention, recorded when released.
@@ -97,21 +76,21 @@ func TestKubernautLegalHold(t *testing.T) {
 
 	status, body := do("admin-token", http.MethodPost, "/api/v1/audit/legal-hold", `{"correlation_id":"rr-hold","reason":"subpoena 42"}`)
 	require.Equal(t, http.StatusOK, status, "%s", body)
-	var placed knHold
-	require.NoError(t, kubernauttest.Decode(body, &placed))
-	require.Equal(t, knHold{CorrelationID: "rr-hold", EventsAffected: 3, PlacedBy: "legal-officer", PlacedAt: placed.PlacedAt, Reason: "subpoena 42"}, placed)
+	var placed kubernaut.LegalHold
+	require.NoError(t, kubernaut.Decode(body, &placed))
+	require.Equal(t, kubernaut.LegalHold{CorrelationID: "rr-hold", EventsAffected: 3, PlacedBy: "legal-officer", PlacedAt: placed.PlacedAt, Reason: "subpoena 42"}, placed)
 	// Placing it again answers the same hold; there is no second.
 	status, body = do("admin-token", http.MethodPost, "/api/v1/audit/legal-hold", `{"correlation_id":"rr-hold","reason":"again"}`)
 	require.Equal(t, http.StatusOK, status)
-	var again knHold
-	require.NoError(t, kubernauttest.Decode(body, &again))
+	var again kubernaut.LegalHold
+	require.NoError(t, kubernaut.Decode(body, &again))
 	require.Equal(t, placed, again)
 
 	status, body = do("admin-token", http.MethodGet, "/api/v1/audit/legal-hold", "")
 	require.Equal(t, http.StatusOK, status)
-	var list knHoldList
-	require.NoError(t, kubernauttest.Decode(body, &list))
-	require.Equal(t, knHoldList{Holds: []knHold{placed}, Total: 1}, list)
+	var list kubernaut.LegalHoldList
+	require.NoError(t, kubernaut.Decode(body, &list))
+	require.Equal(t, kubernaut.LegalHoldList{Holds: []kubernaut.LegalHold{placed}, Total: 1}, list)
 	// One hold, two APIs: auditstore's own lists it.
 	holds, err := s.ListHolds(ctx, false)
 	require.NoError(t, err)
@@ -133,9 +112,9 @@ func TestKubernautLegalHold(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status, "a release needs a release_reason")
 	status, body = do("admin-token", http.MethodDelete, "/api/v1/audit/legal-hold/rr-hold", `{"release_reason":"case closed"}`)
 	require.Equal(t, http.StatusOK, status, "%s", body)
-	var rel knRelease
-	require.NoError(t, kubernauttest.Decode(body, &rel))
-	require.Equal(t, knRelease{CorrelationID: "rr-hold", EventsReleased: 3, ReleasedBy: "legal-officer", ReleasedAt: rel.ReleasedAt}, rel)
+	var rel kubernaut.LegalHoldRelease
+	require.NoError(t, kubernaut.Decode(body, &rel))
+	require.Equal(t, kubernaut.LegalHoldRelease{CorrelationID: "rr-hold", EventsReleased: 3, ReleasedBy: "legal-officer", ReleasedAt: rel.ReleasedAt}, rel)
 	status, _ = do("admin-token", http.MethodDelete, "/api/v1/audit/legal-hold/rr-hold", `{"release_reason":"again"}`)
 	require.Equal(t, http.StatusNotFound, status)
 	status, body = do("admin-token", http.MethodGet, "/api/v1/audit/legal-hold", "")

@@ -1,6 +1,7 @@
 package maintain
 
 import (
+	"slices"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/ledger"
@@ -19,6 +20,7 @@ type metrics struct {
 	sealFailures   prometheus.Counter
 	treeSize       prometheus.Gauge
 	verifyProblems prometheus.Gauge
+	verifyFork     prometheus.Gauge
 	verifyOK       prometheus.Gauge
 	verifyFailures prometheus.Counter
 }
@@ -44,12 +46,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Leaves of the integrity log at its latest checkpoint."})
 	m.verifyProblems = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_verify_problems",
 		Help: "Problems the last integrity verification found (0: the store matches its log)."})
+	m.verifyFork = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_verify_fork",
+		Help: "1 when the last integrity verification found the log forked (acknowledged, sealed events lost, as after a failover: one of its problems, of kind fork), else 0."})
 	m.verifyOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_last_verify_success_timestamp_seconds",
 		Help: "Unix time of the last integrity verification that found no problem."})
 	m.verifyFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_verify_failures_total",
 		Help: "Integrity verifications that found problems or could not run."})
 	if reg != nil {
-		reg.MustRegister(m.sealed, m.sealLag, m.sealFailures, m.treeSize, m.verifyProblems, m.verifyOK, m.verifyFailures)
+		reg.MustRegister(m.sealed, m.sealLag, m.sealFailures, m.treeSize, m.verifyProblems, m.verifyFork, m.verifyOK, m.verifyFailures)
 		reg.MustRegister(m.actions, m.duration, m.failures, m.archived)
 	}
 	return m
@@ -84,13 +88,20 @@ func (m *metrics) observeSeal(rep ledger.SealReport, err error) {
 }
 
 func (m *metrics) observeVerify(rep ledger.Report, err error) {
-	if err != nil || !rep.OK {
+	if err != nil {
 		m.verifyFailures.Inc()
-		if err == nil {
-			m.verifyProblems.Set(float64(rep.ProblemCount))
-		}
 		return
 	}
-	m.verifyProblems.Set(0)
+	// A fork is reported once, so the alerts can tell it from tampering (the other problems).
+	fork := 0.0
+	if slices.ContainsFunc(rep.Problems, func(p ledger.Problem) bool { return p.Kind == ledger.ProblemFork }) {
+		fork = 1
+	}
+	m.verifyFork.Set(fork)
+	m.verifyProblems.Set(float64(rep.ProblemCount))
+	if !rep.OK {
+		m.verifyFailures.Inc()
+		return
+	}
 	m.verifyOK.SetToCurrentTime()
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,98 +23,13 @@ import (
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
-	"github.com/auditstore/auditstore/test/kubernauttest"
+	"github.com/auditstore/auditstore/test/kubernaut"
 	"github.com/auditstore/auditstore/test/openapitest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
-
-// kubernaut's answers, as its generated client decodes them.
-type knChain struct {
-	CorrelationID  string `json:"correlation_id" kn:"required"`
-	IsValid        bool   `json:"is_valid" kn:"required"`
-	TotalEvents    int    `json:"total_events" kn:"required"`
-	VerifiedEvents int    `json:"verified_events" kn:"required"`
-	TamperedEvents []struct {
-		EventID        string    `json:"event_id" kn:"required"`
-		EventTimestamp time.Time `json:"event_timestamp" kn:"required"`
-		ExpectedHash   string    `json:"expected_hash" kn:"required"`
-		ActualHash     string    `json:"actual_hash" kn:"required"`
-		PreviousHash   string    `json:"previous_hash" kn:"required"`
-		Message        string    `json:"message" kn:"required"`
-	} `json:"tampered_events" kn:"nonnull"`
-	VerificationTime time.Time `json:"verification_time" kn:"required"`
-	Message          string    `json:"message" kn:"required"`
-}
-
-type knExportEvent struct {
-	EventID           string          `json:"event_id" kn:"required"`
-	Version           string          `json:"version" kn:"required"`
-	EventType         string          `json:"event_type" kn:"required"`
-	EventTimestamp    time.Time       `json:"event_timestamp" kn:"required"`
-	EventCategory     string          `json:"event_category" kn:"required"`
-	EventAction       string          `json:"event_action" kn:"required"`
-	EventOutcome      string          `json:"event_outcome" kn:"required"`
-	CorrelationID     string          `json:"correlation_id" kn:"required"`
-	EventData         json.RawMessage `json:"event_data" kn:"required"`
-	EventHash         string          `json:"event_hash" kn:"nonnull"`
-	PreviousEventHash string          `json:"previous_event_hash" kn:"nonnull"`
-	HashChainValid    bool            `json:"hash_chain_valid" kn:"required"`
-	LegalHold         bool            `json:"legal_hold" kn:"required"`
-	// auditstore's own members, kept for the redaction checks.
-	ActorID string  `json:"actor_id"`
-	ActorIP *string `json:"actor_ip"`
-}
-
-type knExport struct {
-	ExportMetadata struct {
-		ExportTimestamp        time.Time      `json:"export_timestamp" kn:"required"`
-		ExportFormat           string         `json:"export_format" kn:"required"`
-		QueryFilters           map[string]any `json:"query_filters" kn:"nonnull"`
-		TotalEvents            int            `json:"total_events" kn:"required"`
-		Signature              string         `json:"signature" kn:"required"`
-		SignatureAlgorithm     string         `json:"signature_algorithm" kn:"nonnull"`
-		CertificateFingerprint string         `json:"certificate_fingerprint" kn:"nonnull"`
-		ExportedBy             string         `json:"exported_by" kn:"nonnull"`
-	} `json:"export_metadata" kn:"required"`
-	Events                []knExportEvent `json:"events" kn:"required"`
-	HashChainVerification struct {
-		TotalEventsVerified      int       `json:"total_events_verified" kn:"required"`
-		ValidChainEvents         int       `json:"valid_chain_events" kn:"required"`
-		BrokenChainEvents        int       `json:"broken_chain_events" kn:"required"`
-		ChainIntegrityPercentage float64   `json:"chain_integrity_percentage" kn:"nonnull"`
-		VerificationTimestamp    time.Time `json:"verification_timestamp" kn:"required"`
-		TamperedEventIDs         []string  `json:"tampered_event_ids" kn:"nonnull"`
-	} `json:"hash_chain_verification" kn:"required"`
-	DetachedSignature *string `json:"detached_signature" kn:"nonnull"`
-}
-
-// verifyExport checks a JSON export's detached signature as an outside verifier does (the
-// README describes it): the signed bytes are the body without the text
-// `"detached_signature":"<value>",` after its opening brace; the value is base64 of an Ed25519
-// signature by the published key.
-func verifyExport(body []byte, key ed25519.PublicKey) error {
-	var head struct {
-		DetachedSignature string `json:"detached_signature"`
-	}
-	if err := json.Unmarshal(body, &head); err != nil {
-		return err
-	}
-	member := []byte(`{"detached_signature":"` + head.DetachedSignature + `",`)
-	if !bytes.HasPrefix(body, member) {
-		return errors.New("detached_signature is not the first member")
-	}
-	sig, err := base64.StdEncoding.DecodeString(head.DetachedSignature)
-	if err != nil {
-		return err
-	}
-	if !ed25519.Verify(key, append([]byte{'{'}, body[len(member):]...), sig) {
-		return errors.New("the signature does not verify")
-	}
-	return nil
-}
 
 type kubernautFixture struct {
 	url    string
@@ -206,12 +120,12 @@ func (f *kubernautFixture) tamper(t *testing.T, sql string, args ...any) {
 func TestKubernautVerifyChain(t *testing.T) {
 	t.Parallel()
 	f := setupKubernaut(t, true)
-	verify := func() knChain {
+	verify := func() kubernaut.ChainVerification {
 		t.Helper()
 		resp, body := f.do(t, http.MethodPost, "/api/v1/audit/verify-chain", []byte(`{"correlation_id":"rr-chain"}`))
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-		var c knChain
-		require.NoError(t, kubernauttest.Decode(body, &c))
+		var c kubernaut.ChainVerification
+		require.NoError(t, kubernaut.Decode(body, &c))
 		return c
 	}
 
@@ -254,7 +168,7 @@ func TestKubernautVerifyChain(t *testing.T) {
 
 	resp, body := f.do(t, http.MethodPost, "/api/v1/audit/verify-chain", []byte(`{"correlation_id":"rr-none"}`))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.NoError(t, kubernauttest.Decode(body, &c))
+	require.NoError(t, kubernaut.Decode(body, &c))
 	require.True(t, c.IsValid)
 	require.Zero(t, c.TotalEvents)
 	for _, bad := range []string{`{}`, `{"correlation_id":""}`, `{"correlation_id":"rr-chain","x":1}`, `[]`, `{"correlation_id":5}`} {
@@ -275,15 +189,15 @@ func TestKubernautExport_Signed(t *testing.T) {
 	resp, body = f.do(t, http.MethodGet, "/api/v1/audit/export?format=json&correlation_id=rr-chain&include_detached_signature=true", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-	var x knExport
-	require.NoError(t, kubernauttest.Decode(body, &x))
+	var x kubernaut.Export
+	require.NoError(t, kubernaut.Decode(body, &x))
 
 	// The detached signature verifies with the published key, and fails after any one byte changes.
-	require.NoError(t, verifyExport(body, published))
+	require.NoError(t, kubernaut.VerifyExport(body, published))
 	for _, at := range []int{len(`{"detached_signature":"`) + 90, len(body) / 2, len(body) - 2} {
 		changed := bytes.Clone(body)
 		changed[at] ^= 0x01
-		require.Error(t, verifyExport(changed, published), "byte %d changed", at)
+		require.Error(t, kubernaut.VerifyExport(changed, published), "byte %d changed", at)
 	}
 	// The signed bytes are also the canonical form of the body without detached_signature.
 	signed, err := integrity.Canonicalize(body, "detached_signature")
@@ -324,8 +238,8 @@ func TestKubernautExport_Signed(t *testing.T) {
 	f.tamper(t, `UPDATE audit_events SET event_data = '{"n": 2}' WHERE event_id = $1`, f.events[0].EventID)
 	resp, body = f.do(t, http.MethodGet, "/api/v1/audit/export?format=json&correlation_id=rr-chain", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	x = knExport{}
-	require.NoError(t, kubernauttest.Decode(body, &x))
+	x = kubernaut.Export{}
+	require.NoError(t, kubernaut.Decode(body, &x))
 	require.Nil(t, x.DetachedSignature)
 	require.False(t, x.Events[0].HashChainValid)
 	require.Equal(t, []string{f.events[0].EventID.String()}, x.HashChainVerification.TamperedEventIDs)
@@ -336,12 +250,12 @@ func TestKubernautExport_Signed(t *testing.T) {
 func TestKubernautExport_Window(t *testing.T) {
 	t.Parallel()
 	f := setupKubernaut(t, false)
-	export := func(query string, headers ...string) (int, knExport, []byte) {
+	export := func(query string, headers ...string) (int, kubernaut.Export, []byte) {
 		t.Helper()
 		resp, body := f.do(t, http.MethodGet, "/api/v1/audit/export"+query, nil, headers...)
-		var x knExport
+		var x kubernaut.Export
 		if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			require.NoError(t, kubernauttest.Decode(body, &x))
+			require.NoError(t, kubernaut.Decode(body, &x))
 		}
 		return resp.StatusCode, x, body
 	}
@@ -379,8 +293,8 @@ func TestKubernautExport_RedactPII(t *testing.T) {
 	f := setupKubernaut(t, true)
 	resp, body := f.do(t, http.MethodGet, "/api/v1/audit/export?format=json&correlation_id=rr-chain&redact_pii=true", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	var x knExport
-	require.NoError(t, kubernauttest.Decode(body, &x))
+	var x kubernaut.Export
+	require.NoError(t, kubernaut.Decode(body, &x))
 	require.NotContains(t, string(body), "Jane Doe")
 	require.NotContains(t, string(body), "10.1.2.3")
 	require.NotContains(t, string(body), `"jane"`)
@@ -416,7 +330,7 @@ func TestKubernautExport_RedactPII(t *testing.T) {
 
 	// Another export pseudonymises with another key: pseudonyms do not link exports.
 	_, again := f.do(t, http.MethodGet, "/api/v1/audit/export?format=json&correlation_id=rr-chain&redact_pii=true", nil)
-	var y knExport
-	require.NoError(t, kubernauttest.Decode(again, &y))
+	var y kubernaut.Export
+	require.NoError(t, kubernaut.Decode(again, &y))
 	require.NotEqual(t, x.Events[0].ActorID, y.Events[0].ActorID)
 }

@@ -1,5 +1,5 @@
 // Package query is the query function: filtered, paged reads of audit events and single-event
-// lookups (CONTRACT "Query").
+// lookups (README "Query API").
 package query
 
 import (

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -26,6 +27,13 @@ type config struct {
 	// MaintenanceInterval is how often the process runs maintenance itself (0: never; use the
 	// job or the maintain function instead).
 	MaintenanceInterval time.Duration `envconfig:"MAINTENANCE_INTERVAL" default:"1h"`
+	// Sealing is whether the process seals new events into the integrity log. Off where the
+	// maintain function seals (the process then serves the API only): one sealer is enough.
+	Sealing bool `envconfig:"SEALING" default:"true"`
+	// MaintainDatabaseURL is the database URL of maintenance and legal holds (a role with
+	// auditstore_maintainer), so the write and query paths can use a role without it; unset,
+	// DATABASE_URL.
+	MaintainDatabaseURL string `envconfig:"MAINTAIN_DATABASE_URL"`
 	Write               write.Config
 	Query               query.Config
 	Maintain            maintain.Config
@@ -69,7 +77,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer qh.Close()
-	ms, closeMaintain, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, srv.Registry, &srv.Auth)
+	ms, closeMaintain, err := maintain.Open(ctx, cmp.Or(cfg.MaintainDatabaseURL, cfg.DatabaseURL), cfg.Maintain, srv.Registry, &srv.Auth)
 	if err != nil {
 		return err
 	}
@@ -79,7 +87,9 @@ func run(ctx context.Context) error {
 	if cfg.MaintenanceInterval > 0 {
 		go ms.Every(mctx, cfg.MaintenanceInterval)
 	}
-	go ms.SealEvery(mctx)
+	if cfg.Sealing {
+		go ms.SealEvery(mctx)
+	}
 	go ms.VerifyEvery(mctx, cfg.Maintain.Integrity.VerifyInterval)
 
 	return srv.Serve(ctx, srv.Writable(writeStore.PingWritable), wh.Routes, qh.Routes, ms.Routes)

@@ -75,7 +75,7 @@ func decodeCloudEvents(ctx context.Context, header http.Header, body []byte) ([]
 // traceIDs are a request's W3C trace context, a default for trace_id and span_id.
 type traceIDs struct{ traceID, spanID string }
 
-// inputFromCloudEvent maps a CloudEvent to an Input (CONTRACT "Write", shape 4).
+// inputFromCloudEvent maps a CloudEvent to an Input (README "Write API", shape 4).
 func inputFromCloudEvent(ev *event.Event) (*audit.Input, traceIDs, []audit.FieldError) {
 	var errs []audit.FieldError
 	if err := ev.Validate(); err != nil {

@@ -12,29 +12,12 @@ import (
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
-	"github.com/auditstore/auditstore/test/kubernauttest"
+	"github.com/auditstore/auditstore/test/kubernaut"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
-
-// knNotification is kubernaut's NotificationAuditResponse as its generated client decodes it.
-type knNotification struct {
-	ID              int64     `json:"id" kn:"required"`
-	RemediationID   string    `json:"remediation_id" kn:"required"`
-	NotificationID  string    `json:"notification_id" kn:"required"`
-	Recipient       string    `json:"recipient" kn:"required"`
-	Channel         string    `json:"channel" kn:"required"`
-	MessageSummary  string    `json:"message_summary" kn:"required"`
-	Status          string    `json:"status" kn:"required"`
-	SentAt          time.Time `json:"sent_at" kn:"required"`
-	DeliveryStatus  *string   `json:"delivery_status"`
-	ErrorMessage    *string   `json:"error_message"`
-	EscalationLevel *int      `json:"escalation_level"`
-	CreatedAt       time.Time `json:"created_at" kn:"required"`
-	UpdatedAt       time.Time `json:"updated_at" kn:"required"`
-}
 
 func notificationBody(id, status, summary string) []byte {
 	return []byte(`{"remediation_id":"rr-77","notification_id":"` + id + `","recipient":"oncall@example.com",
@@ -53,8 +36,8 @@ func TestNotifications(t *testing.T) {
 
 	r := exchange(t, f.url, path, "application/json", body)
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
-	var first knNotification
-	require.NoError(t, kubernauttest.Decode(r.body, &first))
+	var first kubernaut.NotificationResponse
+	require.NoError(t, kubernaut.Decode(r.body, &first))
 	require.Equal(t, "rr-77", first.RemediationID)
 	require.Equal(t, "oncall@example.com", first.Recipient)
 	require.Equal(t, 2, *first.EscalationLevel)
@@ -80,8 +63,8 @@ func TestNotifications(t *testing.T) {
 	// A retry: the same answer, nothing new stored.
 	r = exchange(t, f.url, path, "application/json", body)
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
-	var retry knNotification
-	require.NoError(t, kubernauttest.Decode(r.body, &retry))
+	var retry kubernaut.NotificationResponse
+	require.NoError(t, kubernaut.Decode(r.body, &retry))
 	require.Equal(t, first, retry)
 	require.Equal(t, 1, f.count(t))
 

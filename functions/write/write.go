@@ -1,5 +1,5 @@
-// Package write is the write function: it takes audit events in every shape of CONTRACT
-// "Write" (a JSON event, a JSON batch, the header form, CloudEvents in binary, structured and
+// Package write is the write function: it takes audit events in every shape of README
+// "Write API" (a JSON event, a JSON batch, the header form, CloudEvents in binary, structured and
 // batch mode), validates every event before storing any, stores them idempotently through a
 // group committer, and answers only after the transaction holding them has committed.
 package write
@@ -212,7 +212,7 @@ const (
 	shapeUndecided shape = ""
 )
 
-// shapeOf tells the shapes apart by Content-Type and headers (CONTRACT "Write").
+// shapeOf tells the shapes apart by Content-Type and headers (README "Write API").
 func shapeOf(r *http.Request) (shape, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, err := mediaType(ct)

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// validateEnvelope checks the common event_data envelope (CONTRACT "Event") when event_data
+// validateEnvelope checks the common event_data envelope (README "Write API") when event_data
 // claims to be one, by holding both version and service: version, service, operation and
 // status are non-empty strings, payload an object, attempt an integer >= 1, retry_reason a
 // string; and the payload against its service's schema when one is registered (strict: with

@@ -23,7 +23,7 @@ var Outcomes = []string{"success", "failure", "pending", "unknown"}
 // Severities accepted in severity.
 var Severities = []string{"debug", "info", "low", "medium", "warning", "high", "error", "critical"}
 
-// Event is one stored audit event, as it is read back (CONTRACT "Event"): an absent optional
+// Event is one stored audit event, as it is read back (README "Write API"): an absent optional
 // field is nil and is left out of the JSON form, never null (kubernaut's generated client
 // refuses null for actor_ip, resource_type and resource_id).
 type Event struct {

@@ -9,7 +9,7 @@ import (
 // EnvelopeVersion is the version of the event_data envelope this package writes.
 const EnvelopeVersion = "1.0"
 
-// EventData is the common envelope of event_data (CONTRACT "Event"): which service did which
+// EventData is the common envelope of event_data (README "Write API"): which service did which
 // operation with what status, the service's payload, and optionally the retry it was and the
 // original signal it came from. The store validates an event_data holding both version and
 // service as an envelope, and its payload against the service's schema when one is registered

@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Input is one event as a client sends it (CONTRACT "Event", on write). A nil field was absent
+// Input is one event as a client sends it (README "Write API", on write). A nil field was absent
 // or null; the two mean the same.
 type Input struct {
 	EventID         *string         `json:"event_id,omitempty"`

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Retention bounds in days: 90 days to 7 years (CONTRACT "Event").
+// Retention bounds in days: 90 days to 7 years (README "Write API").
 const (
 	MinRetentionDays = 90
 	MaxRetentionDays = 2557

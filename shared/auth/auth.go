@@ -1,4 +1,4 @@
-// Package auth decides who a caller is and what it may do (CONTRACT "Identity and limits"):
+// Package auth decides who a caller is and what it may do (README "Identity and limits"):
 // a Bearer token checked by Kubernetes (TokenReview, then SubjectAccessReview), by a static
 // token file, or not at all (local use); and a per-principal rate limit counted in events.
 package auth
@@ -19,7 +19,7 @@ import (
 // Action is what a request wants to do with audit events.
 type Action int
 
-// The three rights of CONTRACT "Identity and limits".
+// The three rights of README "Identity and limits".
 const (
 	// Write stores events (Kubernetes verb create, static role writer).
 	Write Action = iota + 1

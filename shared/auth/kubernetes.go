@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// The resource whose verbs grant rights (CONTRACT "Identity and limits").
+// The resource whose verbs grant rights (README "Identity and limits").
 const (
 	ResourceGroup = "auditstore.dev"
 	Resource      = "auditevents"

@@ -34,10 +34,10 @@ import (
 type Transport string
 
 const (
-	// REST posts JSON batches to <URL>/api/v1/audit/events (CONTRACT "Write", shape 2).
+	// REST posts JSON batches to <URL>/api/v1/audit/events (README "Write API", shape 2).
 	REST Transport = "rest"
 	// CloudEvents posts each event as a binary-mode CloudEvent to URL: a Knative broker's
-	// address, or the write function itself (CONTRACT "Write", shape 4).
+	// address, or the write function itself (README "Write API", shape 4).
 	CloudEvents Transport = "cloudevents"
 )
 

@@ -18,7 +18,7 @@ import (
 // ceConcurrency bounds the CloudEvents of one batch in flight at once.
 const ceConcurrency = 16
 
-// ceTransport posts each event as a binary-mode CloudEvent (CONTRACT "Write", shape 4): to a
+// ceTransport posts each event as a binary-mode CloudEvent (README "Write API", shape 4): to a
 // Knative broker, which takes one event per request, or to the write function. The event_id
 // is the CloudEvent's id, so a redelivery is a duplicate.
 type ceTransport struct {

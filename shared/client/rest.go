@@ -10,7 +10,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 )
 
-// restTransport posts JSON batches (CONTRACT "Write", shape 2): stored atomically, so a batch
+// restTransport posts JSON batches (README "Write API", shape 2): stored atomically, so a batch
 // with refused events stores nothing, and the others are sent again without them.
 type restTransport struct {
 	c   *Client

@@ -421,6 +421,9 @@ func (s *scanner) str(name bool) (string, bool) {
 	}
 }
 
+// shortEscapes maps the letter of each two-character escape to the character it stands for.
+var shortEscapes = [256]rune{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
 // escape reads the escape at i (its backslash): where the string goes on, and the character.
 // A lone surrogate is reported and read as U+FFFD, so the check goes on.
 func (s *scanner) escape(i int) (int, rune, bool) {
@@ -429,23 +432,10 @@ func (s *scanner) escape(i int) (int, rune, bool) {
 		s.fail(Syntax, "is not valid JSON: a string is not closed")
 		return 0, 0, false
 	}
+	if r := shortEscapes[s.src[i+1]]; r != 0 {
+		return i + 2, r, true
+	}
 	switch s.src[i+1] {
-	case '"':
-		return i + 2, '"', true
-	case '\\':
-		return i + 2, '\\', true
-	case '/':
-		return i + 2, '/', true
-	case 'b':
-		return i + 2, '\b', true
-	case 'f':
-		return i + 2, '\f', true
-	case 'n':
-		return i + 2, '\n', true
-	case 'r':
-		return i + 2, '\r', true
-	case 't':
-		return i + 2, '\t', true
 	case 'u':
 		r, ok := s.hex(i)
 		if !ok {

@@ -15,7 +15,7 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Metrics serves reg at GET /metrics (no token needed, CONTRACT "Identity and limits").
+// Metrics serves reg at GET /metrics (no token needed, README "Identity and limits").
 func Metrics(mux *http.ServeMux, reg *prometheus.Registry) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 }

@@ -1,15 +1,18 @@
 package web
 
 import (
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // refusalPacer slows down a client that keeps sending what is refused. Every refusal (a 400,
-// 401, 403, 408, 413, 414, 415 or 431) spends one token of its client's bucket; once the bucket
+// 401, 403, 408, 413, 414, 415 or 431) spends one token of its client's bucket, and one more for
+// every refusalBytes of body it read (refusing costs a scan of what arrived); once the bucket
 // is empty the refusal is held until a token is due, at most maxWait, before it is sent. A
 // refused request has cost its linear scan already; what the hold bounds is how many of them
 // a sender that waits for its answers can make a second, and so how much of the machine a
@@ -28,6 +31,10 @@ type refusalPacer struct {
 	clients map[string]*bucket
 }
 
+// refusalBytes is how much of a refused body costs one more token: a 5 MiB body refused costs
+// as much as 21 small ones.
+const refusalBytes = 256 << 10
+
 type bucket struct {
 	tokens float64
 	at     time.Time
@@ -37,8 +44,8 @@ func newRefusalPacer(perSec float64, burst int, maxWait time.Duration) *refusalP
 	return &refusalPacer{rate: perSec, burst: float64(burst), maxWait: maxWait, clients: map[string]*bucket{}}
 }
 
-// delay takes a token for client's refusal and returns how long to hold it.
-func (p *refusalPacer) delay(client string, now time.Time) time.Duration {
+// delay takes cost tokens for client's refusal and returns how long to hold it.
+func (p *refusalPacer) delay(client string, cost float64, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.clients[client]
@@ -51,7 +58,7 @@ func (p *refusalPacer) delay(client string, now time.Time) time.Duration {
 	}
 	b.tokens = math.Min(p.burst, b.tokens+now.Sub(b.at).Seconds()*p.rate)
 	b.at = now
-	b.tokens--
+	b.tokens -= cost
 	if b.tokens >= 0 {
 		return 0
 	}
@@ -87,7 +94,12 @@ func isRefusal(status int) bool {
 // pace holds the refusals h sends (see refusalPacer).
 func (p *refusalPacer) pace(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&pacedWriter{ResponseWriter: w, r: r, p: p}, r)
+		pw := &pacedWriter{ResponseWriter: w, r: r, p: p}
+		if r.Body != nil && r.Body != http.NoBody {
+			pw.body = &countedBody{ReadCloser: r.Body}
+			r.Body = pw.body
+		}
+		h.ServeHTTP(pw, r)
 	})
 }
 
@@ -95,7 +107,20 @@ type pacedWriter struct {
 	http.ResponseWriter
 	r      *http.Request
 	p      *refusalPacer
+	body   *countedBody
 	headed bool
+}
+
+// countedBody counts the bytes read of a request body.
+type countedBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 func (w *pacedWriter) WriteHeader(status int) {
@@ -125,7 +150,11 @@ func (w *pacedWriter) hold() {
 	if client == "" {
 		client = "ip:" + remoteIP(w.r.RemoteAddr)
 	}
-	d := w.p.delay(client, time.Now())
+	cost := 1.0
+	if w.body != nil {
+		cost += float64(w.body.n.Load() / refusalBytes)
+	}
+	d := w.p.delay(client, cost, time.Now())
 	if d <= 0 {
 		return
 	}

@@ -14,17 +14,18 @@ func TestRefusalPacer(t *testing.T) {
 	p := newRefusalPacer(10, 3, 500*time.Millisecond)
 	now := time.Unix(1000, 0)
 	for range 3 {
-		require.Zero(t, p.delay("a", now))
+		require.Zero(t, p.delay("a", 1, now))
 	}
-	require.Equal(t, 100*time.Millisecond, p.delay("a", now))
-	require.Equal(t, 200*time.Millisecond, p.delay("a", now))
+	require.Equal(t, 100*time.Millisecond, p.delay("a", 1, now))
+	require.Equal(t, 200*time.Millisecond, p.delay("a", 1, now))
 	for range 10 {
-		require.LessOrEqual(t, p.delay("a", now), 500*time.Millisecond)
+		require.LessOrEqual(t, p.delay("a", 1, now), 500*time.Millisecond)
 	}
-	require.Equal(t, 500*time.Millisecond, p.delay("a", now), "a sender that does not wait stays at the bound")
-	require.Zero(t, p.delay("b", now), "another client has its own bucket")
+	require.Equal(t, 500*time.Millisecond, p.delay("a", 1, now), "a sender that does not wait stays at the bound")
+	require.Zero(t, p.delay("b", 1, now), "another client has its own bucket")
 	later := now.Add(2 * time.Second)
-	require.Zero(t, p.delay("a", later), "the bucket refills at the rate")
+	require.Zero(t, p.delay("a", 1, later), "the bucket refills at the rate")
+	require.Equal(t, 200*time.Millisecond, p.delay("c", 5, now), "a large refusal costs more tokens")
 	p.prune(later.Add(time.Minute))
 	require.Empty(t, p.clients)
 }

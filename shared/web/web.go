@@ -113,6 +113,8 @@ func ProblemType(status int) string {
 		return "https://auditstore.dev/problems/not-found"
 	case http.StatusConflict:
 		return "https://auditstore.dev/problems/conflict"
+	case http.StatusRequestTimeout:
+		return "https://auditstore.dev/problems/request-timeout"
 	case http.StatusRequestEntityTooLarge:
 		return "https://auditstore.dev/problems/too-large"
 	case http.StatusUnsupportedMediaType:

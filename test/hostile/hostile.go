@@ -1,7 +1,6 @@
-// Package hostile runs auditstore as its standalone process does (the write and query functions
-// on one listener, through web.ServeListener, with static tokens) and attacks it the way the
-// hostile-input suite and its benchmark do: bodies nested deep, huge or slow, query strings
-// with more parameters than a parser takes, floods of connections.
+// Package hostile runs auditstore as its standalone process does (standalonetest) and attacks
+// it the way the hostile-input suite and its benchmark do: bodies nested deep, huge or slow,
+// query strings with more parameters than a parser takes, floods of connections.
 package hostile
 
 import (
@@ -12,124 +11,29 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
-	"github.com/auditstore/auditstore/functions/query"
-	"github.com/auditstore/auditstore/functions/write"
-	"github.com/auditstore/auditstore/shared/auth"
-	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
-	"github.com/kelseyhightower/envconfig"
+	"github.com/auditstore/auditstore/test/standalonetest"
 )
 
 // Tokens of the server's three principals.
 const (
-	WriterToken = "writer-token"
-	ReaderToken = "reader-token"
-	AdminToken  = "admin-token"
+	WriterToken = standalonetest.WriterToken
+	ReaderToken = standalonetest.ReaderToken
+	AdminToken  = standalonetest.AdminToken
 )
 
-// Server is a running standalone-like server.
-type Server struct {
-	// URL is where it listens (http://127.0.0.1:port).
-	URL string
-	// Addr is its listening address.
-	Addr   string
-	stop   context.CancelFunc
-	served chan error
-	closes []func()
-
-	once    sync.Once
-	stopErr error
-}
-
-// Start serves the write and query functions over databaseURL with serve's HTTP settings
-// (its port is ignored: the server listens on a free loopback port). dir holds the token
-// file. Stop ends it.
-func Start(ctx context.Context, databaseURL, dir string, serve web.ServeConfig) (*Server, error) {
-	tokens := filepath.Join(dir, "tokens.yaml")
-	err := os.WriteFile(tokens, []byte(`tokens:
-  - {principal: writer, roles: [writer], token: `+WriterToken+`}
-  - {principal: reader, roles: [reader], token: `+ReaderToken+`}
-  - {principal: admin, roles: [admin], token: `+AdminToken+`}
-`), 0o600)
-	if err != nil {
-		return nil, err
-	}
-	var wcfg write.Config
-	var qcfg query.Config
-	var acfg auth.Config
-	for _, c := range []any{&wcfg, &qcfg, &acfg} {
-		if err := envconfig.Process("", c); err != nil {
-			return nil, err
-		}
-	}
-	acfg.Mode, acfg.TokensFile = "static", tokens
-	// The attacks must reach the parsers, not the rate limit.
-	acfg.RateLimit, acfg.RateBurst = 1e6, 1e6
-	qcfg.AuditReads = false
-	srv, err := function.NewServer(function.Config{DatabaseURL: databaseURL, Serve: serve, Auth: acfg})
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{served: make(chan error, 1)}
-	ws, closeW, err := function.OpenStore(ctx, databaseURL, store.PoolOptions{MaxConns: 8})
-	if err != nil {
-		return nil, err
-	}
-	s.closes = append(s.closes, closeW)
-	qs, closeQ, err := function.OpenStore(ctx, databaseURL, qcfg.PoolOptions(4))
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	s.closes = append(s.closes, closeQ)
-	wh, err := srv.Write(ctx, ws, wcfg)
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	s.closes = append([]func(){wh.Close}, s.closes...)
-	qh, err := srv.Query(qs, ws, nil, qcfg)
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	s.Addr = ln.Addr().String()
-	s.URL = "http://" + s.Addr
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = stop
-	go func() {
-		s.served <- web.ServeListener(sctx, serve, ln, function.Mux(ws.Ping, srv.Registry, wh.Routes, qh.Routes))
-	}()
-	return s, nil
-}
-
-// Stop shuts the server down as SIGTERM does and returns what serving returned (the same
-// each time it is called).
-func (s *Server) Stop() error {
-	s.once.Do(func() {
-		s.stop()
-		s.stopErr = <-s.served
-		s.close()
+// Start serves the functions as the standalone process does (standalonetest.Start) over
+// databaseURL with serve's HTTP settings, a rate limit the attacks do not reach (they must
+// reach the parsers) and reads left unrecorded. dir holds the token file.
+func Start(ctx context.Context, databaseURL, dir string, serve web.ServeConfig) (*standalonetest.Server, error) {
+	return standalonetest.Start(ctx, databaseURL, dir, func(c *standalonetest.Config) {
+		c.Serve = serve
+		c.Auth.RateLimit, c.Auth.RateBurst = 1e6, 1e6
+		c.Query.AuditReads = false
 	})
-	return s.stopErr
-}
-
-func (s *Server) close() {
-	for _, c := range s.closes {
-		c()
-	}
 }
 
 // Event is a valid JSON event whose event_data holds pad bytes of text.

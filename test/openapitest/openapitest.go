@@ -9,7 +9,7 @@
 //     document lists, the body matches its schema, documented headers (Retry-After) are
 //     present and valid, and a response documented without content has an empty body.
 //   - every 4xx and 5xx: an application/problem+json body matching the Problem schema, whose
-//     status member is the response's status (CONTRACT "Errors").
+//     status member is the response's status (README "Write API").
 //
 // The document is an OpenAPI 3.1 document; kin-openapi validates it and checks values with its
 // JSON Schema 2020-12 validator.
@@ -202,7 +202,7 @@ func Check(req *http.Request, reqBody []byte, resp *http.Response, respBody []by
 	return nil
 }
 
-// checkProblem checks an error response against CONTRACT "Errors", whatever the operation
+// checkProblem checks an error response against README "Write API", whatever the operation
 // documents: application/problem+json, the Problem schema, status equal to the HTTP status.
 func (s *spec) checkProblem(resp *http.Response, body []byte) []string {
 	var problems []string

@@ -1,4 +1,4 @@
-// Package pgtest gives each test its own migrated PostgreSQL database (CONTRACT "Running"), so
+// Package pgtest gives each test its own migrated PostgreSQL database (README "Two commands"), so
 // tests and packages run in parallel against a real server, never a mock.
 //
 // The server is TEST_DATABASE_URL when set; else one that pgcluster starts for this test

@@ -1,5 +1,5 @@
 // Package openapi serves auditstore's OpenAPI 3.1 document, which describes the write and query
-// APIs (CONTRACT "Write", "Query", "Errors"). The document is embedded, so every function
+// APIs (README "Write API" and "Query API"). The document is embedded, so every function
 // serves the one it was built with.
 package openapi
 
