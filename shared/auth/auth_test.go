@@ -227,6 +227,57 @@ func TestMiddleware(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(m.Decisions().WithLabelValues("write", "allowed")))
 }
 
+// WithoutToken admits only a request that carries no Authorization header at all (a bad or
+// malformed token is still a 401, a reader's a 403); Unrefused admits every request, naming a
+// verified caller. Both count what they let through unverified.
+func TestMiddleware_BrokerRoutes(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPIServer(t)
+	az := auth.NewKubernetes(f.clients(t), []string{"auditstore"}, time.Minute)
+	broker := auth.Principal{Name: auth.BrokerUnauthenticated}
+	do := func(mw func(http.Handler) http.Handler, headers ...string) (int, string) {
+		var seen string
+		h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, _ := auth.PrincipalFrom(r.Context())
+			seen = p.Name
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		req := httptest.NewRequest(http.MethodPost, "/", nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, seen
+	}
+	m := auth.NewMetrics(prometheus.NewRegistry())
+	without := auth.WithoutToken(az, auth.Write, m, broker)
+	code, who := do(without)
+	require.Equal(t, http.StatusAccepted, code)
+	require.Equal(t, auth.BrokerUnauthenticated, who)
+	for _, hdr := range [][]string{{"Authorization", "Bearer nonsense"}, {"Authorization", "Basic dXNlcjpwdw=="}, {"Authorization", "Bearer"}} {
+		code, _ = do(without, hdr...)
+		require.Equal(t, http.StatusUnauthorized, code, "%v: a token that is sent is checked", hdr)
+	}
+	code, _ = do(without, "Authorization", "Bearer reader-token")
+	require.Equal(t, http.StatusForbidden, code)
+	code, who = do(without, "Authorization", "Bearer writer-token")
+	require.Equal(t, http.StatusAccepted, code)
+	require.Equal(t, "system:serviceaccount:platform:gateway", who)
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Decisions().WithLabelValues("write", "admitted_unauthenticated")))
+
+	m = auth.NewMetrics(prometheus.NewRegistry())
+	unrefused := auth.Unrefused(az, auth.Write, m, broker)
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer nonsense"}, {"Authorization", "Bearer reader-token"}} {
+		code, who = do(unrefused, hdr...)
+		require.Equal(t, http.StatusAccepted, code, "%v", hdr)
+		require.Equal(t, auth.BrokerUnauthenticated, who, "%v", hdr)
+	}
+	_, who = do(unrefused, "Authorization", "Bearer writer-token")
+	require.Equal(t, "system:serviceaccount:platform:gateway", who)
+	require.Equal(t, 3.0, testutil.ToFloat64(m.Decisions().WithLabelValues("write", "admitted_unauthenticated")))
+}
+
 func writeTokens(t *testing.T, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
