@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -86,6 +87,7 @@ func (rp *replicaDB) start(cfg Config, reg prometheus.Registerer) {
 		Help: "1 while the query replica answers; 0 while reads go to the primary because it does not."})
 	rp.reads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_query_reads_total",
 		Help: "Reads answered, by the database that answered them: replica or primary."}, []string{"database"})
+	rp.lagGauge.Set(math.Inf(1)) // unknown until measured
 	if reg != nil {
 		reg.MustRegister(rp.lagGauge, rp.upGauge, rp.reads)
 	}
@@ -281,6 +283,7 @@ func (h *Handler) read(w http.ResponseWriter, ctx context.Context, fresh bool, f
 		}
 		if src.replica && !errors.Is(err, errNotReplayed) {
 			h.replica.down()
+			slog.Warn("query replica: read failed, the primary answers until it is measured up again", "error", err)
 		}
 	}
 	return err
