@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -302,4 +303,75 @@ func TestReplicaPrimaryDown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, a.status, "%s", a.body)
 	require.NotEmpty(t, a.retry)
 	require.Equal(t, http.StatusOK, s.get(t, "/health/readiness").status, "one database answering is enough to read")
+}
+
+// TestReplicaLatency measures timelines and gets by id answered through the replica and by the
+// primary alone, in the same run, under a steady write load on the primary, and the lag the
+// replica reported meanwhile. It checks only that every answer is whole; the figures are
+// logged (-v).
+func TestReplicaLatency(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := t.Context()
+	const correlations, perCorrelation, rounds = 200, 10, 400
+	var events []audit.Event
+	for c := range correlations {
+		for range perCorrelation {
+			events = append(events, audittest.Event(t, &audittest.EventOpts{CorrelationID: fmt.Sprintf("rr-%d", c)}))
+		}
+	}
+	f.insert(t, events...)
+	require.NoError(t, f.pair.WaitReplayed(ctx))
+	viaReplica := f.serve(t, true, func(c *query.Config) { c.AuditReads = false })
+	primaryOnly := f.serve(t, false, func(c *query.Config) { c.AuditReads = false })
+	await(t, "the replica measured", func() bool { return viaReplica.metric(t, "audit_query_replica_up") == 1 })
+
+	// The write load: 10 events every 10 ms.
+	load, stop := context.WithCancel(ctx)
+	var writes sync.WaitGroup
+	writes.Go(func() {
+		for load.Err() == nil {
+			batch := make([]audit.Event, 10)
+			for i := range batch {
+				batch[i] = audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-load"})
+			}
+			_, _, _ = f.writer.InsertEvents(load, store.InsertParams{Events: batch})
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	var lags []float64
+	measure := func(s *server, path func(i int) string) (p50, p99 time.Duration, fromReplica int) {
+		var took []time.Duration
+		for i := range rounds {
+			begin := time.Now()
+			a := s.get(t, path(i))
+			took = append(took, time.Since(begin))
+			require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+			if a.lag != "" {
+				fromReplica++
+			}
+			if i%50 == 0 {
+				lags = append(lags, viaReplica.metric(t, "audit_query_replica_lag_seconds"))
+			}
+		}
+		slices.Sort(took)
+		return took[len(took)/2], took[len(took)*99/100], fromReplica
+	}
+	timeline := func(i int) string { return fmt.Sprintf("/api/v1/audit/events?correlation_id=rr-%d", i%correlations) }
+	get := func(i int) string { return "/api/v1/audit/events/" + events[(i*7919)%len(events)].EventID.String() }
+	for _, c := range []struct {
+		name string
+		s    *server
+		path func(int) string
+	}{{"timeline via replica", viaReplica, timeline}, {"timeline primary only", primaryOnly, timeline},
+		{"get via replica", viaReplica, get}, {"get primary only", primaryOnly, get}} {
+		p50, p99, n := measure(c.s, c.path)
+		t.Logf("%-22s p50 %6.2f ms  p99 %6.2f ms  answered by the replica %d of %d", c.name,
+			float64(p50.Microseconds())/1000, float64(p99.Microseconds())/1000, n, rounds)
+	}
+	stop()
+	writes.Wait()
+	slices.Sort(lags)
+	t.Logf("replica lag reported meanwhile (audit_query_replica_lag_seconds, %d samples): min %.3f s, median %.3f s, max %.3f s",
+		len(lags), lags[0], lags[len(lags)/2], lags[len(lags)-1])
 }
