@@ -74,7 +74,7 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	}
 	var n int64
 	var streamErr error // once the answer has started, an error ends it; no other database can take over
-	err = h.read(w, r.Context(), h.fresh(&q.params.Filter), func(st Store, _ bool) (err error) {
+	err = h.read(r.Context(), w, h.fresh(&q.params.Filter), func(st Store, _ bool) (err error) {
 		n, err = st.StreamEvents(r.Context(), store.StreamParams{Filter: q.params.Filter, Order: q.params.Order, Timeout: h.cfg.ExportTimeout},
 			func(e *audit.Event) error {
 				begin()

@@ -189,7 +189,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 		return web.Invalid("event_id is not a UUID", []web.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q is not a UUID", raw)}})
 	}
 	var e audit.Event
-	err = h.read(w, r.Context(), false, func(st Store, replica bool) (err error) {
+	err = h.read(r.Context(), w, false, func(st Store, replica bool) (err error) {
 		e, err = st.GetEvent(r.Context(), id)
 		if replica && errors.Is(err, store.ErrNotFound) {
 			return errNotReplayed
@@ -232,7 +232,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	var page store.Page
 	var total int64
-	err = h.read(w, r.Context(), h.fresh(&q.params.Filter), func(st Store, _ bool) (err error) {
+	err = h.read(r.Context(), w, h.fresh(&q.params.Filter), func(st Store, _ bool) (err error) {
 		if page, err = st.QueryEvents(r.Context(), q.params); err != nil || !q.includeTotal {
 			return err
 		}

@@ -43,7 +43,7 @@ type WALPositioner interface {
 }
 
 // WithReplica reads from replica, a streaming replica of primary (the database of the Store
-// given to New), as the package comment above says.
+// given to New), where it can: the comment at the top of this file says which reads go where.
 func WithReplica(replica ReplicaStore, primary WALPositioner) Option {
 	return func(h *Handler) { h.replica = &replicaDB{store: replica, primary: primary} }
 }
@@ -65,8 +65,9 @@ type replicaDB struct {
 	measured time.Time
 	samples  []walSample // the primary's WAL positions at the last measurements, oldest first
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // walSample is the primary's WAL position at a time: a standby that has replayed pos holds
@@ -96,7 +97,7 @@ func (rp *replicaDB) start(cfg Config, reg prometheus.Registerer) {
 }
 
 func (rp *replicaDB) close() {
-	close(rp.stop)
+	rp.closeOnce.Do(func() { close(rp.stop) })
 	<-rp.done
 }
 
@@ -261,7 +262,7 @@ var errNotReplayed = fmt.Errorf("%w: not found on the replica, which may not hav
 // read runs fn against the first of sources that answers: a database that is unavailable
 // passes the read to the next. Before each try it labels the answer with the replica's lag
 // (or not). fn writes an answer only once its read succeeded; replica says which one it reads.
-func (h *Handler) read(w http.ResponseWriter, ctx context.Context, fresh bool, fn func(st Store, replica bool) error) error {
+func (h *Handler) read(ctx context.Context, w http.ResponseWriter, fresh bool, fn func(st Store, replica bool) error) error {
 	var err error
 	for _, src := range h.sources(ctx, fresh) {
 		if src.replica {
