@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"io"
@@ -71,20 +72,29 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 			started = true
 		}
 	}
-	n, err := h.store.StreamEvents(r.Context(), store.StreamParams{Filter: q.params.Filter, Order: q.params.Order, Timeout: h.cfg.ExportTimeout},
-		func(e *audit.Event) error {
-			begin()
-			if err := encode(e); err != nil {
-				return err
-			}
-			if count++; count%exportFlushEvery != 0 {
-				return nil
-			}
-			if err := flush(); err != nil {
-				return err
-			}
-			return rc.Flush()
-		})
+	var n int64
+	var streamErr error // once the answer has started, an error ends it; no other database can take over
+	err = h.read(r.Context(), w, h.fresh(&q.params.Filter), func(st Store, _ bool) (err error) {
+		n, err = st.StreamEvents(r.Context(), store.StreamParams{Filter: q.params.Filter, Order: q.params.Order, Timeout: h.cfg.ExportTimeout},
+			func(e *audit.Event) error {
+				begin()
+				if err := encode(e); err != nil {
+					return err
+				}
+				if count++; count%exportFlushEvery != 0 {
+					return nil
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+				return rc.Flush()
+			})
+		if started {
+			streamErr, err = err, nil
+		}
+		return err
+	})
+	err = cmp.Or(err, streamErr)
 	if err == nil {
 		begin()
 		err = flush()

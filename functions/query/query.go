@@ -56,6 +56,16 @@ type Config struct {
 	// IntegrityPublicKeys are the checkpoint keys published at
 	// /api/v1/audit/integrity/public-key (base64 of 32 bytes, comma-separated).
 	IntegrityPublicKeys []string `envconfig:"INTEGRITY_PUBLIC_KEYS"`
+	// DatabaseURL names a streaming replica of DATABASE_URL for the query function to read
+	// from; unset (or DATABASE_URL itself), it reads from the primary alone.
+	DatabaseURL string `envconfig:"QUERY_DATABASE_URL"`
+	// MaxReplicaLag is how far behind the primary the replica may be and still answer a query;
+	// beyond it queries go to the primary.
+	MaxReplicaLag time.Duration `envconfig:"QUERY_MAX_REPLICA_LAG" default:"5s"`
+	// ReplicaWait is how long a read that must see every acknowledged write (a get by id the
+	// replica does not have, a correlation timeline, a window of the last minute) waits for the
+	// replica to replay the primary's position before it goes to the primary.
+	ReplicaWait time.Duration `envconfig:"QUERY_REPLICA_WAIT" default:"50ms"`
 	// SigningKey is the checkpoint signing key (Ed25519, PEM PKCS #8 or base64 of its seed),
 	// with which JSON exports are signed so the published public key verifies them; without it
 	// an export asking for a detached signature is refused.
@@ -111,6 +121,8 @@ type Handler struct {
 	keys []integrity.PublicKey
 	// signer signs JSON exports (Config.SigningKey); nil signs none.
 	signer *integrity.Signer
+	// replica is the streaming replica reads prefer (WithReplica); nil reads from store alone.
+	replica *replicaDB
 }
 
 // New returns a Handler over s, registering its metrics with reg (nil: none).
@@ -120,6 +132,9 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 	}
 	if cfg.RandomPageCost < 0 || cfg.RandomPageCost > 100 {
 		return nil, errors.New("QUERY_RANDOM_PAGE_COST must be between 0 (the server's own) and 100")
+	}
+	if cfg.MaxReplicaLag < 0 || cfg.ReplicaWait < 0 || cfg.ReplicaWait > time.Second {
+		return nil, errors.New("QUERY_MAX_REPLICA_LAG must not be negative, and QUERY_REPLICA_WAIT from 0 to 1s")
 	}
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {
@@ -137,6 +152,9 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 	for _, o := range opts {
 		o(h)
 	}
+	if h.replica != nil {
+		h.replica.start(cfg, reg)
+	}
 	if h.reads == nil && h.readsTo != nil && cfg.AuditReads {
 		h.reads = NewReadRecorder(h.readsTo, "auditstore-query", reg)
 	}
@@ -145,6 +163,9 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 
 // Close writes the read records still buffered. Call it after the HTTP server has shut down.
 func (h *Handler) Close() {
+	if h.replica != nil {
+		h.replica.close()
+	}
 	if h.reads != nil && h.readsTo != nil {
 		h.reads.Close()
 	}
@@ -167,7 +188,14 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || len(raw) != 36 {
 		return web.Invalid("event_id is not a UUID", []web.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q is not a UUID", raw)}})
 	}
-	e, err := h.store.GetEvent(r.Context(), id)
+	var e audit.Event
+	err = h.read(r.Context(), w, false, func(st Store, replica bool) (err error) {
+		e, err = st.GetEvent(r.Context(), id)
+		if replica && errors.Is(err, store.ErrNotFound) {
+			return errNotReplayed
+		}
+		return err
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return web.Error(http.StatusNotFound, fmt.Sprintf("no event %s is stored", id), nil)
 	}
@@ -202,7 +230,15 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	start := time.Now()
-	page, err := h.store.QueryEvents(r.Context(), q.params)
+	var page store.Page
+	var total int64
+	err = h.read(r.Context(), w, h.fresh(&q.params.Filter), func(st Store, _ bool) (err error) {
+		if page, err = st.QueryEvents(r.Context(), q.params); err != nil || !q.includeTotal {
+			return err
+		}
+		total, err = st.CountEvents(r.Context(), q.params.Filter)
+		return err
+	})
 	if err != nil {
 		return storeError(err)
 	}
@@ -218,11 +254,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		reply.Pagination.NextCursor = &c
 	}
 	if q.includeTotal {
-		n, err := h.store.CountEvents(r.Context(), q.params.Filter)
-		if err != nil {
-			return storeError(err)
-		}
-		reply.Pagination.Total = &n
+		reply.Pagination.Total = &total
 	}
 	return writeList(w, reply)
 }

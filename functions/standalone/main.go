@@ -56,6 +56,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer closeQueries()
+	replica, _, closeReplica, err := function.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, cfg.QueryMaxConns, queryStore)
+	if err != nil {
+		return err
+	}
+	defer closeReplica()
 
 	srv, err := function.NewServer(cfg.Config)
 	if err != nil {
@@ -72,7 +77,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	qh, err := srv.Query(queryStore, writeStore, keys, cfg.Query)
+	qh, err := srv.Query(queryStore, writeStore, keys, cfg.Query, replica...)
 	if err != nil {
 		return err
 	}

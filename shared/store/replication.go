@@ -143,3 +143,53 @@ func (s *Store) AwaitStandbys(ctx context.Context, set Replicas, wait time.Durat
 	}
 	return awaitStandbys(ctx, s.db, set, lsn, wait)
 }
+
+// WALPosition is how far the primary has written the WAL: every commit acknowledged before the
+// call lies below it, so a standby that has replayed this far holds all of them.
+func (s *Store) WALPosition(ctx context.Context) (LSN, error) {
+	var pos string
+	if err := s.db.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("WAL position: %w", interpretError(err))
+	}
+	return ParseLSN(pos)
+}
+
+// Replay is how far a standby has replayed its primary's WAL.
+type Replay struct {
+	// Standby is false for a server that is not in recovery (a primary, or a promoted
+	// standby): it has nothing to replay.
+	Standby bool
+	// Replayed is the WAL position replayed so far.
+	Replayed LSN
+	// SinceCommit is how long ago, by the standby's clock, the last transaction it replayed
+	// committed on the primary; Committed is false when it has replayed none since it started.
+	SinceCommit time.Duration
+	Committed   bool
+}
+
+// ReplayPosition says how far the server, a standby, has replayed the WAL.
+func (s *Store) ReplayPosition(ctx context.Context) (Replay, error) {
+	var (
+		r        Replay
+		replayed *string
+		since    *float64
+	)
+	err := s.db.QueryRow(ctx, `SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
+       extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8`).Scan(&r.Standby, &replayed, &since)
+	if err != nil {
+		return Replay{}, fmt.Errorf("replay position: %w", interpretError(err))
+	}
+	if !r.Standby {
+		return Replay{}, nil
+	}
+	if replayed == nil {
+		return r, nil
+	}
+	if r.Replayed, err = ParseLSN(*replayed); err != nil {
+		return Replay{}, err
+	}
+	if since != nil {
+		r.SinceCommit, r.Committed = max(0, time.Duration(*since*float64(time.Second))), true
+	}
+	return r, nil
+}

@@ -55,9 +55,8 @@ func createDB(t *testing.T, p *pgcluster.Pair, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	require.NoError(t, p.Primary.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()))
-	require.NoError(t, migrations.Up(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.Primary.Port, name)))
-	require.NoError(t, p.WaitReplayed(ctx))
+	_, _, err := p.Database(ctx, name, migrations.Up)
+	require.NoError(t, err)
 }
 
 // memoryCopies keeps checkpoints outside the database, as CHECKPOINT_URL does.

@@ -189,6 +189,51 @@ func (p *Pair) WaitReplayed(ctx context.Context) error {
 	}
 }
 
+// Database creates database name on the primary, runs prepare on its URL (migrations, say),
+// and waits until the replica has replayed it all. It returns the database's URLs on the
+// primary and on the replica.
+func (p *Pair) Database(ctx context.Context, name string, prepare func(url string) error) (primary, replica string, err error) {
+	if err := p.Primary.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", "", err
+	}
+	primary, replica = p.Primary.DatabaseURL(name), p.Replica.DatabaseURL(name)
+	if prepare != nil {
+		if err := prepare(primary); err != nil {
+			return "", "", err
+		}
+	}
+	return primary, replica, p.WaitReplayed(ctx)
+}
+
+// DatabaseURL is the URL of database db on the node, as the superuser.
+func (n *Node) DatabaseURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=2", n.Port, db)
+}
+
+// PauseReplay stops the replica replaying the WAL (pg_wal_replay_pause): it goes on receiving
+// it, and answers reads with what it had replayed, as a replica that lags does. resume starts
+// replay again.
+func (p *Pair) PauseReplay(ctx context.Context) (resume func(context.Context) error, err error) {
+	if err := p.Replica.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
+		return nil, err
+	}
+	for {
+		var state string
+		if err := p.Replica.QueryRow(ctx, `SELECT pg_get_wal_replay_pause_state()`, &state); err != nil {
+			return nil, err
+		}
+		if state == "paused" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("replay did not pause: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return func(ctx context.Context) error { return p.Replica.Exec(ctx, `SELECT pg_wal_replay_resume()`) }, nil
+}
+
 // StallReplication stops the primary's WAL sender (SIGSTOP): the replica falls behind while
 // the primary goes on committing, as in a network partition. resume sends SIGCONT.
 func (p *Pair) StallReplication(ctx context.Context) (resume func() error, err error) {

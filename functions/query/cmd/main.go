@@ -30,6 +30,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer closeDB()
+	replica, ready, closeReplica, err := function.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, cfg.MaxConns, s)
+	if err != nil {
+		return err
+	}
+	defer closeReplica()
 	srv, err := function.NewServer(cfg.Config)
 	if err != nil {
 		return err
@@ -39,10 +44,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := srv.Query(s, s, keys, cfg.Query)
+	h, err := srv.Query(s, s, keys, cfg.Query, replica...)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	return srv.Serve(ctx, func(ctx context.Context) error { return function.DatabaseState(s.Ping(ctx)) }, h.Routes)
+	return srv.Serve(ctx, ready, h.Routes)
 }
