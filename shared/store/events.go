@@ -103,6 +103,11 @@ type Filter struct {
 	Data json.RawMessage
 	// DataPath is an SQL/JSON path predicate on event_data (jsonb @@).
 	DataPath string
+	// Scoped limits the events to those whose namespace is one of InNamespaces (a reader's
+	// scope): an event without a namespace never matches, nor does any when InNamespaces is
+	// empty. Unlike Namespaces, an empty list does not lift the limit.
+	Scoped       bool
+	InNamespaces []string
 	// ExceptCategories are left out (event_category <> each): auditstore's own events, unless
 	// a query asks for them. A filter on event_category already leaves them out.
 	ExceptCategories []string
@@ -172,6 +177,9 @@ func (f *Filter) where(args *[]any) string {
 	in("resource_type", f.ResourceTypes)
 	in("resource_id", f.ResourceIDs)
 	in("namespace", f.Namespaces)
+	if f.Scoped {
+		conds = append(conds, "namespace = ANY("+arg(f.InNamespaces)+"::text[])")
+	}
 	in("cluster_id", f.ClusterIDs)
 	in("submitted_by", f.SubmittedBy)
 	if len(f.ParentEventIDs) > 0 {
