@@ -13,6 +13,32 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// readCase is a reader's token, the namespaces its request names, and the scope (or error) it
+// must get.
+type readCase struct {
+	token   string
+	named   []string
+	want    error
+	cluster bool
+	ns      []string
+	sens    bool
+}
+
+func checkReads(t *testing.T, az auth.ReadAuthorizer, cases []readCase) {
+	t.Helper()
+	for _, tc := range cases {
+		_, s, err := az.AuthorizeRead(context.Background(), tc.token, tc.named)
+		if tc.want != nil {
+			require.ErrorIs(t, err, tc.want, "%s %v", tc.token, tc.named)
+			continue
+		}
+		require.NoError(t, err, "%s %v", tc.token, tc.named)
+		require.Equal(t, tc.cluster, s.Cluster, tc.token)
+		require.Equal(t, tc.ns, s.Namespaces, tc.token)
+		require.Equal(t, tc.sens, s.Sensitive, tc.token)
+	}
+}
+
 // A reader's scope in kubernetes mode: the cluster-wide list right reads everything; the right
 // in some namespaces (a RoleBinding) reads those named, or, naming none, those of
 // AUTH_NAMESPACES it holds; get on auditevents/sensitive reads sensitive events whole.
@@ -21,14 +47,7 @@ func TestKubernetes_ReadScope(t *testing.T) {
 	f := newFakeAPIServer(t)
 	k := auth.NewKubernetes(f.clients(t), []string{"auditstore"}, time.Minute).WithNamespaces([]string{"team-a", "team-c"})
 	ctx := context.Background()
-	for _, tc := range []struct {
-		token   string
-		named   []string
-		want    error
-		cluster bool
-		ns      []string
-		sens    bool
-	}{
+	checkReads(t, k, []readCase{
 		{token: "reader-token", cluster: true},
 		{token: "reader-token", named: []string{"anything"}, cluster: true},
 		{token: "dpo-token", cluster: true, sens: true},
@@ -39,17 +58,7 @@ func TestKubernetes_ReadScope(t *testing.T) {
 		{token: "team-a-token", named: []string{"team-a", "team-c"}, want: auth.ErrForbidden},
 		{token: "writer-token", want: auth.ErrForbidden},
 		{token: "expired-token", want: auth.ErrUnauthenticated},
-	} {
-		_, s, err := k.AuthorizeRead(ctx, tc.token, tc.named)
-		if tc.want != nil {
-			require.ErrorIs(t, err, tc.want, "%s %v", tc.token, tc.named)
-			continue
-		}
-		require.NoError(t, err, "%s %v", tc.token, tc.named)
-		require.Equal(t, tc.cluster, s.Cluster, tc.token)
-		require.Equal(t, tc.ns, s.Namespaces, tc.token)
-		require.Equal(t, tc.sens, s.Sensitive, tc.token)
-	}
+	})
 
 	// One event by id, of a namespace the request did not name: asked of the API server.
 	_, s, err := k.AuthorizeRead(ctx, "team-a-token", nil)
@@ -93,14 +102,7 @@ func TestStatic_ReadScope(t *testing.T) {
 	s, err := auth.NewStatic(path)
 	require.NoError(t, err)
 	ctx := context.Background()
-	for _, tc := range []struct {
-		token   string
-		named   []string
-		want    error
-		cluster bool
-		ns      []string
-		sens    bool
-	}{
+	checkReads(t, s, []readCase{
 		{token: "r", cluster: true},
 		{token: "s", cluster: true, sens: true},
 		{token: "a", cluster: true, sens: true},
@@ -109,15 +111,7 @@ func TestStatic_ReadScope(t *testing.T) {
 		{token: "n", named: []string{"team-c"}, want: auth.ErrForbidden},
 		{token: "w", want: auth.ErrForbidden},
 		{token: "x", want: auth.ErrUnauthenticated},
-	} {
-		_, sc, err := s.AuthorizeRead(ctx, tc.token, tc.named)
-		if tc.want != nil {
-			require.ErrorIs(t, err, tc.want, "%s %v", tc.token, tc.named)
-			continue
-		}
-		require.NoError(t, err, tc.token)
-		require.Equal(t, auth.Scope{Cluster: tc.cluster, Namespaces: tc.ns, Sensitive: tc.sens}, sc, tc.token)
-	}
+	})
 	_, err = s.Authorize(ctx, "n", auth.Read)
 	require.ErrorIs(t, err, auth.ErrForbidden, "a namespaced token has no cluster-wide right")
 	writeTokens(t, path, "tokens:\n  - {principal: x, roles: [viewer], token: v}\n")
