@@ -22,11 +22,14 @@ import (
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/test/kubernaut"
 	"github.com/auditstore/auditstore/test/openapitest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
@@ -109,13 +112,15 @@ func TestRead_ScopeMatrix(t *testing.T) {
 	az := auth.NewKubernetes(clients, nil, time.Minute).WithNamespaces([]string{"team-a", "team-b"})
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	rec := query.NewReadRecorder(st, "auditstore-query", nil)
+	reg := prometheus.NewRegistry()
+	rec := query.NewReadRecorder(st, "auditstore-query", reg)
 	h, err := query.New(st, query.Config{Timeout: 10 * time.Second, ExportTimeout: time.Minute, CursorSecret: "s",
-		SigningKey: base64.StdEncoding.EncodeToString(priv.Seed())}, prometheus.NewRegistry(),
-		query.WithAuthorizer(az, nil), query.WithIntegrity(st, []integrity.PublicKey{pub}), query.WithReadAudit(rec))
+		SigningKey: base64.StdEncoding.EncodeToString(priv.Seed())}, reg,
+		query.WithAuthorizer(az, auth.NewMetrics(reg)), query.WithIntegrity(st, []integrity.PublicKey{pub}), query.WithReadAudit(rec))
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	h.Routes(mux)
+	web.Metrics(mux, reg)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -327,6 +332,24 @@ func TestRead_ScopeMatrix(t *testing.T) {
 	// A namespace outside the scope, named: 403.
 	status, _ = do(readers[3], "GET", "/api/v1/audit/events?namespace=team-b", nil)
 	require.Equal(t, http.StatusForbidden, status)
+
+	// No metric label carries a reader.
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, families, "audit_query_duration_seconds")
+	for name, fam := range families {
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				for _, who := range []string{"reader", "admin", "team"} {
+					require.NotContains(t, l.GetValue(), who, "%s{%s}", name, l.GetName())
+				}
+			}
+		}
+	}
 
 	// The read audit names every sensitive event read whole, and only those.
 	rec.Close()
