@@ -575,15 +575,18 @@ func (s *Store) CountEvents(ctx context.Context, f Filter) (int64, error) {
 
 // warmTimelines runs both orders of the correlation timeline on conn until PostgreSQL has
 // settled on their generic plans (after five runs planned with their values): the timeline as
-// the query function asks it, without auditstore's own events. It never fails
-// the connection: a database not yet migrated only leaves it cold.
+// the query function asks it, without auditstore's own events, for a cluster-wide reader and
+// for a reader of some namespaces (another statement). It never fails the connection: a
+// database not yet migrated only leaves it cold.
 func warmTimelines(ctx context.Context, conn *pgx.Conn) error {
 	s := New(conn)
-	for _, order := range []Order{Ascending, Descending} {
-		for range 6 {
-			p := QueryParams{Filter: Filter{CorrelationIDs: []string{"auditstore.warm-up"}, ExceptCategories: []string{audit.OwnCategory}}, Order: order, Limit: 1}
-			if _, err := s.QueryEvents(ctx, p); err != nil {
-				return ctx.Err()
+	for _, scoped := range []bool{false, true} {
+		for _, order := range []Order{Ascending, Descending} {
+			for range 6 {
+				f := Filter{CorrelationIDs: []string{"auditstore.warm-up"}, ExceptCategories: []string{audit.OwnCategory}, Scoped: scoped}
+				if _, err := s.QueryEvents(ctx, QueryParams{Filter: f, Order: order, Limit: 1}); err != nil {
+					return ctx.Err()
+				}
 			}
 		}
 	}

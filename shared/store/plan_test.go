@@ -231,8 +231,9 @@ func TestQueryEvents_EachLeafPlannedOnItsOwn(t *testing.T) {
 }
 
 // TestOpen_WarmTimelines: a query pool's connections are opened up front and have run the
-// correlation timeline (both orders) until PostgreSQL planned it generically, so no
-// investigator's query pays for the first five runs planned across every partition.
+// correlation timeline (both orders, with and without a reader's namespace scope) until
+// PostgreSQL planned it generically, so no investigator's query pays for the first five runs
+// planned across every partition.
 func TestOpen_WarmTimelines(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -251,7 +252,7 @@ func TestOpen_WarmTimelines(t *testing.T) {
 		require.NoError(t, err)
 		plans, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Generic, Custom int64 }])
 		require.NoError(t, err)
-		require.Len(t, plans, 2, "ascending and descending")
+		require.Len(t, plans, 4, "ascending and descending, cluster-wide and in a namespace scope")
 		for _, p := range plans {
 			require.Positive(t, p.Generic, "the warm-up reached the generic plan")
 			require.LessOrEqual(t, p.Custom, int64(5))
