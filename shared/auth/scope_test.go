@@ -153,4 +153,14 @@ func TestReadMiddleware(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, rec.Code)
 	require.Equal(t, auth.Scope{Cluster: true}, seen)
 	require.Equal(t, auth.FullScope, auth.ScopeFrom(context.Background()), "a request no ReadMiddleware saw")
+
+	// AUTH_MODE=none: no token, everything.
+	h = auth.ReadMiddleware(auth.None{}, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = auth.ScopeFrom(r.Context())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/?namespace=team-a", nil))
+	require.Equal(t, http.StatusNoContent, rec.Code)
+	require.Equal(t, auth.FullScope, seen)
 }
