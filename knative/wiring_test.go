@@ -264,21 +264,28 @@ func boundSubjects(t *testing.T, m manifests, role string) []string {
 func TestManifests_RBAC(t *testing.T) {
 	t.Parallel()
 	m := load(t)
-	want := map[string][]string{
-		"auditstore-writer": {auth.Write.Verb()},
-		"auditstore-reader": {auth.Read.Verb()},
-		"auditstore-admin":  {auth.Write.Verb(), auth.Read.Verb(), auth.Admin.Verb()},
+	sensitive := auth.Resource + "/" + auth.SensitiveSubresource
+	want := map[string]map[string][]string{
+		"auditstore-writer":           {auth.Resource: {auth.Write.Verb()}},
+		"auditstore-reader":           {auth.Resource: {auth.Read.Verb()}},
+		"auditstore-sensitive-reader": {auth.Resource: {auth.Read.Verb()}, sensitive: {"get"}},
+		"auditstore-admin":            {auth.Resource: {auth.Write.Verb(), auth.Read.Verb(), auth.Admin.Verb()}, sensitive: {"get"}},
 	}
-	for name, verbs := range want {
+	for name, byResource := range want {
 		o, ok := m.find("ClusterRole", name)
 		require.True(t, ok, name)
 		var role rbacv1.ClusterRole
 		require.NoError(t, o.decode(&role))
-		require.Len(t, role.Rules, 1, name)
-		r := role.Rules[0]
-		require.Equal(t, []string{auth.ResourceGroup}, r.APIGroups, name)
-		require.Equal(t, []string{auth.Resource}, r.Resources, name)
-		require.ElementsMatch(t, verbs, r.Verbs, name)
+		got := map[string][]string{}
+		for _, r := range role.Rules {
+			require.Equal(t, []string{auth.ResourceGroup}, r.APIGroups, name)
+			require.Len(t, r.Resources, 1, name)
+			got[r.Resources[0]] = append(got[r.Resources[0]], r.Verbs...)
+		}
+		require.Len(t, got, len(byResource), name)
+		for res, verbs := range byResource {
+			require.ElementsMatch(t, verbs, got[res], "%s %s", name, res)
+		}
 	}
 
 	delegators := boundSubjects(t, m, "system:auth-delegator")

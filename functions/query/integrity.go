@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
@@ -42,6 +43,13 @@ func (h *Handler) proof(w http.ResponseWriter, r *http.Request) error {
 	id, err := uuid.Parse(raw)
 	if err != nil || len(raw) != 36 {
 		return web.Invalid("event_id is not a UUID", []web.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q is not a UUID", raw)}})
+	}
+	if !auth.ScopeFrom(r.Context()).Cluster {
+		// A proof holds hashes only, nothing a sensitive event withholds; but a reader of some
+		// namespaces learns nothing of another's events, not even that they exist.
+		if _, err := h.visibleEvent(w, r, id); err != nil {
+			return err
+		}
 	}
 	_, proofs, err := ledger.Proofs(r.Context(), h.log, []uuid.UUID{id})
 	if err != nil {
@@ -100,6 +108,18 @@ func (h *Handler) proofs(w http.ResponseWriter, r *http.Request) error {
 	cp, proofs, err := ledger.Proofs(r.Context(), h.log, ids)
 	if err != nil {
 		return storeError(err)
+	}
+	if !auth.ScopeFrom(r.Context()).Cluster {
+		// An event outside the reader's namespaces has no proof, as if it were not stored.
+		for id := range proofs {
+			if _, err := h.visibleEvent(w, r, id); err != nil {
+				var he *web.HTTPError
+				if !errors.As(err, &he) || he.Status != http.StatusNotFound {
+					return err
+				}
+				delete(proofs, id)
+			}
+		}
 	}
 	reply := proofsReply{Proofs: make(map[string]*ledger.Proof, len(ids))}
 	if cp.TreeSize > 0 || cp.Signed {

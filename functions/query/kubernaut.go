@@ -91,7 +91,9 @@ func (h *Handler) verifyChain(w http.ResponseWriter, r *http.Request) error {
 	if n := utf8.RuneCountInString(req.CorrelationID); n == 0 || n > 255 {
 		return web.Invalid("correlation_id is required", []web.FieldError{{Field: "correlation_id", Message: "is required (1 to 255 characters)"}})
 	}
-	events, err := h.collect(r.Context(), store.Filter{CorrelationIDs: []string{req.CorrelationID}}, 0, MaxChainEvents+1)
+	f := store.Filter{CorrelationIDs: []string{req.CorrelationID}}
+	readerScope(r, &f)
+	events, err := h.collect(r.Context(), f, 0, MaxChainEvents+1)
 	if err != nil {
 		return storeError(err)
 	}
@@ -133,7 +135,7 @@ func (h *Handler) verifyChain(w http.ResponseWriter, r *http.Request) error {
 	default:
 		reply.Message = fmt.Sprintf("all %d events verified against the signed log", len(events))
 	}
-	h.reads.record(r, "verify_chain", len(events))
+	h.reads.record(r, "verify_chain", len(events), nil)
 	return web.WriteJSON(w, http.StatusOK, reply)
 }
 
@@ -291,6 +293,7 @@ func (h *Handler) exportJSON(w http.ResponseWriter, r *http.Request, q url.Value
 	if x.signed && h.signer == nil {
 		return web.Error(http.StatusNotImplemented, "include_detached_signature needs a signing key, and none is configured (INTEGRITY_SIGNING_KEY)", nil)
 	}
+	sens := newSensitiveReads(readerScope(r, &x.filter))
 	events, err := h.collect(r.Context(), x.filter, x.offset, x.limit)
 	if err != nil {
 		return storeError(err)
@@ -317,11 +320,12 @@ func (h *Handler) exportJSON(w http.ResponseWriter, r *http.Request, q url.Value
 	tamperedIDs := []any{}
 	for i := range events {
 		e := &events[i]
+		c := checks[e.EventID] // of the stored event, before anything is withheld
+		sens.reveal(e)
 		item, err := exportItem(e, pseudonym)
 		if err != nil {
 			return err
 		}
-		c := checks[e.EventID]
 		switch c.State {
 		case ledger.Verified:
 			valid++
@@ -380,7 +384,7 @@ func (h *Handler) exportJSON(w http.ResponseWriter, r *http.Request, q url.Value
 		}
 		body = append([]byte(`{"detached_signature":"`+base64.StdEncoding.EncodeToString(sig)+`",`), body[1:]...)
 	}
-	h.reads.record(r, "export", len(events))
+	h.reads.record(r, "export", len(events), sens)
 	return writeBody(w, body)
 }
 

@@ -89,9 +89,10 @@ type Store interface {
 // Option changes a Handler.
 type Option func(*Handler)
 
-// WithAuthorizer guards every route: only principals allowed to read get through.
+// WithAuthorizer guards every route: only principals allowed to read get through, each with
+// its scope (the namespaces and sensitive events it may read).
 func WithAuthorizer(az auth.Authorizer, m *auth.Metrics) Option {
-	return func(h *Handler) { h.guard = auth.Middleware(az, auth.Read, m) }
+	return func(h *Handler) { h.guard = auth.ReadMiddleware(az, m) }
 }
 
 // WithReadAudit records every query, get and export as an auditstore.query.executed event
@@ -188,8 +189,22 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || len(raw) != 36 {
 		return web.Invalid("event_id is not a UUID", []web.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q is not a UUID", raw)}})
 	}
+	e, err := h.visibleEvent(w, r, id)
+	if err != nil {
+		return err
+	}
+	sens := newSensitiveReads(auth.ScopeFrom(r.Context()))
+	sens.reveal(&e)
+	h.reads.record(r, "get", 1, sens)
+	return writeBody(w, append(e.AppendJSON(nil), '\n'))
+}
+
+// visibleEvent reads the event id when the reader may read it; one outside its namespaces is a
+// 404 like one not stored, so a reader learns nothing of other namespaces' events.
+func (h *Handler) visibleEvent(w http.ResponseWriter, r *http.Request, id uuid.UUID) (audit.Event, error) {
+	notFound := web.Error(http.StatusNotFound, fmt.Sprintf("no event %s is stored", id), nil)
 	var e audit.Event
-	err = h.read(r.Context(), w, false, func(st Store, replica bool) (err error) {
+	err := h.read(r.Context(), w, false, func(st Store, replica bool) (err error) {
 		e, err = st.GetEvent(r.Context(), id)
 		if replica && errors.Is(err, store.ErrNotFound) {
 			return errNotReplayed
@@ -197,13 +212,19 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return web.Error(http.StatusNotFound, fmt.Sprintf("no event %s is stored", id), nil)
+		return e, notFound
 	}
 	if err != nil {
-		return storeError(err)
+		return e, storeError(err)
 	}
-	h.reads.record(r, "get", 1)
-	return writeBody(w, append(e.AppendJSON(nil), '\n'))
+	ok, err := visible(r.Context(), auth.ScopeFrom(r.Context()), &e)
+	if err != nil {
+		return e, web.Unavailable("authorization is unavailable; retry later", 5*time.Second, err)
+	}
+	if !ok {
+		return audit.Event{}, notFound
+	}
+	return e, nil
 }
 
 // listReply is the body of a query.
@@ -225,7 +246,8 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := h.parse(values, false)
+	scope := auth.ScopeFrom(r.Context())
+	q, err := h.parse(values, false, scope)
 	if err != nil {
 		return err
 	}
@@ -243,7 +265,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err)
 	}
 	h.metrics.observe(kindOf(&q.params.Filter), start, len(page.Events))
-	h.reads.record(r, kindOf(&q.params.Filter), len(page.Events))
+	sens := newSensitiveReads(scope)
+	for i := range page.Events {
+		sens.reveal(&page.Events[i])
+	}
+	h.reads.record(r, kindOf(&q.params.Filter), len(page.Events), sens)
 	reply := listReply{Data: page.Events, Pagination: pagination{Limit: q.params.Limit, Offset: q.params.Offset, HasMore: page.HasMore}}
 	if reply.Data == nil {
 		reply.Data = []audit.Event{}
@@ -342,8 +368,9 @@ var detailKeyParam = regexp.MustCompile(`^[a-zA-Z0-9_]{1,255}$`)
 const MaxOffset = 1_000_000
 
 // parse reads and checks every parameter, naming each bad one and what is accepted. An export
-// takes the filters and order, not the paging parameters.
-func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
+// takes the filters and order, not the paging parameters. The reader's scope becomes part of
+// the filter, and of what a cursor is bound to: a cursor made for a wider scope is refused.
+func (h *Handler) parse(v url.Values, export bool, scope auth.Scope) (parsed, error) {
 	var p parsed
 	var errs []web.FieldError
 	bad := func(param, format string, args ...any) {
@@ -480,7 +507,8 @@ func (h *Handler) parse(v url.Values, export bool) (parsed, error) {
 	if !asksForOwn(f) {
 		f.ExceptCategories = []string{audit.OwnCategory}
 	}
-	p.filterKey = filterKey(v)
+	limitTo(scope, f)
+	p.filterKey = filterKey(v, f)
 	if s, ok := single("cursor"); ok {
 		if _, hasOffset := v["offset"]; hasOffset {
 			bad("cursor", "cannot be combined with offset")
@@ -587,10 +615,14 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time, a date (2026-11-25) or a duration back from now (90s, 15m, 24h, 7d)", s)
 }
 
-// filterKey is a digest of every parameter but the paging ones, so a cursor only continues
-// the query it was issued for (a cursor from an offset page continues without the offset).
-func filterKey(v url.Values) []byte {
+// filterKey is a digest of every parameter but the paging ones, and of the reader's scope in
+// f, so a cursor only continues the query it was issued for, in the scope it was issued in (a
+// cursor from an offset page continues without the offset).
+func filterKey(v url.Values, f *store.Filter) []byte {
 	h := sha256.New()
+	if f.Scoped {
+		fmt.Fprintf(h, "scope=%q;", f.InNamespaces)
+	}
 	for _, k := range slices.Sorted(mapsKeys(v)) {
 		if k == "cursor" || k == "limit" || k == "include_total" || k == "offset" {
 			continue

@@ -69,11 +69,26 @@ type readPayload struct {
 	Path      string              `json:"path"`
 	Filters   map[string][]string `json:"filters"`
 	Rows      int                 `json:"rows"`
+	// SensitiveEventIDs name the sensitive events read whole (of an export, a record names at
+	// most readAuditChunk; more records follow).
+	SensitiveEventIDs []string `json:"sensitive_event_ids,omitempty"`
+	// Withheld counts the sensitive events read with their sensitive members withheld.
+	Withheld int `json:"withheld,omitempty"`
 }
 
-func (r *ReadRecorder) record(req *http.Request, kind string, rows int) {
+// record writes the record of one read; sens (nil: none) names the sensitive events it read.
+func (r *ReadRecorder) record(req *http.Request, kind string, rows int, sens *sensitiveReads) {
 	if r == nil {
 		return
+	}
+	var sensitive []string
+	withheld := 0
+	if sens != nil {
+		sensitive = make([]string, len(sens.ids))
+		for i, id := range sens.ids {
+			sensitive[i] = id.String()
+		}
+		withheld, sens.withheld = sens.withheld, 0
 	}
 	p, _ := auth.PrincipalFrom(req.Context())
 	filters := map[string][]string{}
@@ -90,7 +105,8 @@ func (r *ReadRecorder) record(req *http.Request, kind string, rows int) {
 	}
 	data, err := json.Marshal(map[string]any{
 		"version": "1.0", "service": "auditstore", "operation": "query.executed", "status": "success",
-		"payload": readPayload{Principal: p.Name, Kind: kind, Path: req.URL.Path, Filters: filters, Rows: rows},
+		"payload": readPayload{Principal: p.Name, Kind: kind, Path: req.URL.Path, Filters: filters, Rows: rows,
+			SensitiveEventIDs: sensitive, Withheld: withheld},
 	})
 	if err != nil {
 		slog.Error("read audit: encode", "error", err)

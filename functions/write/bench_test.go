@@ -76,7 +76,7 @@ func BenchmarkPrepareRequest(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.body)))
 			for b.Loop() {
-				if _, _, err := h.prepareEvents(r, tc.sh, tc.body); err != nil {
+				if _, _, _, err := h.prepareEvents(r, tc.sh, tc.body); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,10 +1,17 @@
 package write
 
 import (
+	"regexp"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// serviceLabel is what an envelope's service must look like to become a label value: a short
+// lower-case name (gateway, aianalysis). Anything else, an e-mail address or a
+// system:serviceaccount: name among them, is counted as "other", so no caller-chosen identity
+// or free text becomes a label value.
+var serviceLabel = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // maxLabelSets bounds the (service, operation) label pairs of audit_events_total: events of
 // pairs beyond it are counted under service and operation "other", so a client inventing event
@@ -36,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "audit_events_total",
-			Help: "Audit events newly stored, by service (actor_id of service actors), operation (event_type) and outcome.",
+			Help: "Audit events newly stored, by service (event_data.service of the envelope, else other), operation (event_type) and outcome.",
 		}, []string{"service", "operation", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "audit_write_duration_seconds",
@@ -74,11 +81,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// stored counts one newly stored event under bounded labels.
-func (m *metrics) stored(actorType, actorID, eventType, outcome string) {
-	service := actorID
-	if actorType != "service" {
-		service = "non-service"
+// stored counts one newly stored event under bounded labels. service is the envelope's
+// service ("" when event_data is no envelope); never the actor or the principal, which are
+// identities a caller chooses (e-mail addresses, user names).
+func (m *metrics) stored(service, eventType, outcome string) {
+	if !serviceLabel.MatchString(service) {
+		service = "other"
 	}
 	m.mu.Lock()
 	c, ok := m.counters[[3]string{service, eventType, outcome}]

@@ -419,7 +419,7 @@ func firstByte(b []byte) byte {
 
 // storeShape decodes, validates and stores a request of one shape, and replies.
 func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
-	events, atomic, err := h.prepareEvents(r, sh, body)
+	events, services, atomic, err := h.prepareEvents(r, sh, body)
 	if err != nil {
 		return err
 	}
@@ -459,8 +459,7 @@ func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, b
 	if len(conflicts) == 0 {
 		for i, res := range results {
 			if res.Status == store.Inserted {
-				e := &events[i]
-				h.metrics.stored(e.ActorType, e.ActorID, e.EventType, e.EventOutcome)
+				h.metrics.stored(services[i], events[i].EventType, events[i].EventOutcome)
 			}
 		}
 	}
@@ -555,8 +554,9 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 }
 
 // prepareEvents decodes and validates a request of one shape: its events ready to store
-// (hashed when configured), whether they form a batch, or a 400 naming every problem.
-func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit.Event, bool, error) {
+// (hashed when configured), each one's envelope service (the metrics' label), whether they
+// form a batch, or a 400 naming every problem.
+func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit.Event, []string, bool, error) {
 	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
 	if h.policies != nil {
 		d.CategoryRetention = h.policies.lookup
@@ -595,6 +595,7 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 	// problem; a field that failed to decode is not reported twice.
 	indexed := len(inputs) > 1 || sh == shapeBatch
 	events := make([]audit.Event, len(inputs))
+	services := make([]string, len(inputs))
 	for i, in := range inputs {
 		if in == nil {
 			continue
@@ -605,6 +606,7 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 		}
 		var evErrs []audit.FieldError
 		events[i], evErrs = in.Prepare(di, h.limits)
+		services[i] = audit.EnvelopeService(in.DecodedData())
 		if len(evErrs) == 0 && h.hash {
 			// The hash covers what is stored, so it is taken once every field is final.
 			if err := ledger.HashDecoded(&events[i], in.DecodedData()); err != nil {
@@ -632,9 +634,9 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 		if indexed {
 			detail = "the batch has invalid events; nothing was stored"
 		}
-		return nil, false, web.Invalid(detail, toWebErrors(errs))
+		return nil, nil, false, web.Invalid(detail, toWebErrors(errs))
 	}
-	return events, indexed, nil
+	return events, services, indexed, nil
 }
 
 func hasError(errs []audit.FieldError, idx *int, field string) bool {

@@ -63,6 +63,10 @@ type Event struct {
 	// HashVersion is the version of EventHash's encoding; 0 (left out) when EventHash is nil.
 	HashVersion int `json:"hash_version,omitempty"`
 
+	// Withheld names the members a sensitive event withholds from a reader without the right
+	// to read it (Withhold); nil for an event read whole. Never stored, never hashed.
+	Withheld []string `json:"withheld,omitempty"`
+
 	// ContentHash is the SHA-256 of the canonical form of what the client sent (see
 	// Input.ContentHash). It is stored, never shown: it decides duplicate versus conflict.
 	ContentHash []byte `json:"-"`
@@ -98,4 +102,19 @@ func (d *Digest) UnmarshalJSON(b []byte) error {
 	}
 	*d = v
 	return nil
+}
+
+// WithheldMembers are the members a sensitive event (is_sensitive) withholds from a reader
+// without the right to read sensitive events: the payload and the two free-text fields.
+var WithheldMembers = []string{"event_data", "error_message", "resource_name"}
+
+// Withhold removes what e withholds from a reader without the right to read sensitive events,
+// and names it in Withheld. event_data becomes the empty object, not absent: every client
+// (kubernaut's among them) requires the member and an object in it. The same three members
+// are named whether e had values in them or not, so the marker tells nothing of what it hides.
+// event_hash stays: it commits to the withheld content, and proves the event unchanged.
+func (e *Event) Withhold() {
+	e.EventData = json.RawMessage("{}")
+	e.ErrorMessage, e.ResourceName = nil, nil
+	e.Withheld = WithheldMembers
 }

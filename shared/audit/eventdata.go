@@ -152,3 +152,14 @@ func (e *ValidationError) Fields() []string {
 	}
 	return out
 }
+
+// EnvelopeService is the service an event_data envelope names: data's service member when
+// data holds both version and service as strings (an envelope, as the store validates it);
+// "" for any other object. data is event_data decoded, as Input.DecodedData returns it.
+func EnvelopeService(data map[string]any) string {
+	if _, ok := data["version"].(string); !ok {
+		return ""
+	}
+	s, _ := data["service"].(string)
+	return s
+}

@@ -72,6 +72,16 @@ func (e *Event) AppendJSON(b []byte) []byte {
 		b = append(b, `,"hash_version":`...)
 		b = strconv.AppendInt(b, int64(e.HashVersion), 10)
 	}
+	if len(e.Withheld) > 0 {
+		b = append(b, `,"withheld":[`...)
+		for i, m := range e.Withheld {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, m)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

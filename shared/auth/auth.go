@@ -82,6 +82,10 @@ type Config struct {
 	Audiences []string `envconfig:"AUTH_AUDIENCES"`
 	// CacheTTL is how long a review's answer, positive or negative, is reused for a token.
 	CacheTTL time.Duration `envconfig:"AUTH_CACHE_TTL" default:"10s"`
+	// Namespaces, in kubernetes mode, are the namespaces a reader without the cluster-wide
+	// right is checked for (a SubjectAccessReview each, cached) when its request names none:
+	// it then reads the events of those it may list.
+	Namespaces []string `envconfig:"AUTH_NAMESPACES"`
 	// TokensFile, in static mode, is the token file (reloaded when it changes).
 	TokensFile string `envconfig:"AUTH_TOKENS_FILE"`
 	// RateLimit is the events per second each principal may write (per instance).
@@ -143,7 +147,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 // token without the right gets 403; an unreachable authorization backend 503. No other
 // header (X-Forwarded-User, X-Auth-Request-User, ...) ever changes the principal.
 func Middleware(az Authorizer, a Action, m *Metrics) func(http.Handler) http.Handler {
-	return middleware(az, a, m, Principal{}, nil)
+	return middleware(a, m, Principal{}, nil, checkToken(az, a))
 }
 
 // BrokerUnauthenticated is the principal of a delivery admitted without a verified token
@@ -154,7 +158,7 @@ const BrokerUnauthenticated = "knative-broker:unauthenticated"
 // request with no Authorization header at all is let through as principal as; one with a
 // token is checked as Middleware checks it (a bad token is still a 401).
 func WithoutToken(az Authorizer, a Action, m *Metrics, as Principal) func(http.Handler) http.Handler {
-	return middleware(az, a, m, as, func(err error) bool { return errors.Is(err, errNoToken) })
+	return middleware(a, m, as, func(err error) bool { return errors.Is(err, errNoToken) }, checkToken(az, a))
 }
 
 // Unrefused is Middleware that never refuses: a request whose token grants a has its
@@ -162,18 +166,26 @@ func WithoutToken(az Authorizer, a Action, m *Metrics, as Principal) func(http.H
 // through as principal as. For a quarantine such as the dead-letter sink, where what arrives
 // is kept apart and trusted by no one, and refusing would lose it.
 func Unrefused(az Authorizer, a Action, m *Metrics, as Principal) func(http.Handler) http.Handler {
-	return middleware(az, a, m, as, func(error) bool { return true })
+	return middleware(a, m, as, func(error) bool { return true }, checkToken(az, a))
 }
 
 // errNoToken is the ErrUnauthenticated of a request without an Authorization header.
 var errNoToken = fmt.Errorf("%w: no Authorization header", ErrUnauthenticated)
 
-// middleware is Middleware that lets a refused request through as principal as when
-// admit(err) says so.
-func middleware(az Authorizer, a Action, m *Metrics, as Principal, admit func(error) bool) func(http.Handler) http.Handler {
+// checkToken is the check of Middleware: the request's token must grant a.
+func checkToken(az Authorizer, a Action) func(r *http.Request) (Principal, context.Context, error) {
+	return func(r *http.Request) (Principal, context.Context, error) {
+		p, err := authorize(r, az, a)
+		return p, r.Context(), err
+	}
+}
+
+// middleware answers a request check refuses, unless admit(err) lets it through as principal
+// as, and passes on the others with the principal and the context check made.
+func middleware(a Action, m *Metrics, as Principal, admit func(error) bool, check func(r *http.Request) (Principal, context.Context, error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, err := authorize(r, az, a)
+			p, ctx, err := check(r)
 			result := "allowed"
 			if err != nil && admit != nil && admit(err) {
 				p, err, result = as, nil, "admitted_unauthenticated"
@@ -188,7 +200,7 @@ func middleware(az Authorizer, a Action, m *Metrics, as Principal, admit func(er
 				web.WriteError(w, r, web.Error(http.StatusUnauthorized, "a valid Bearer token is required", err))
 			case errors.Is(err, ErrForbidden):
 				result = "forbidden"
-				web.WriteError(w, r, web.Error(http.StatusForbidden, fmt.Sprintf("%s may not %s audit events", p.Name, a), err))
+				web.WriteError(w, r, web.Error(http.StatusForbidden, forbiddenDetail(p, a, err), err))
 			case err != nil:
 				result = "unavailable"
 				web.WriteError(w, r, web.Unavailable("authorization is unavailable; retry later", 5*time.Second, err))
@@ -197,26 +209,45 @@ func middleware(az Authorizer, a Action, m *Metrics, as Principal, admit func(er
 				m.decisions.WithLabelValues(a.String(), result).Inc()
 			}
 			if err == nil {
-				next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+				next.ServeHTTP(w, r.WithContext(WithPrincipal(ctx, p)))
 			}
 		})
 	}
+}
+
+// forbiddenDetail tells a caller without the right what it lacks; a reader refused for the
+// namespaces it named learns which (it named them itself).
+func forbiddenDetail(p Principal, a Action, err error) string {
+	var ns *namespaceError
+	if errors.As(err, &ns) {
+		return ns.Error()
+	}
+	return fmt.Sprintf("%s may not %s audit events", p.Name, a)
 }
 
 func authorize(r *http.Request, az Authorizer, a Action) (Principal, error) {
 	if _, ok := az.(None); ok {
 		return az.Authorize(r.Context(), "", a)
 	}
+	token, err := bearer(r)
+	if err != nil {
+		return Principal{}, err
+	}
+	return az.Authorize(r.Context(), token, a)
+}
+
+// bearer is the request's Bearer token.
+func bearer(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return Principal{}, errNoToken
+		return "", errNoToken
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
-		return Principal{}, fmt.Errorf("%w: missing or malformed Authorization header", ErrUnauthenticated)
+		return "", fmt.Errorf("%w: missing or malformed Authorization header", ErrUnauthenticated)
 	}
-	return az.Authorize(r.Context(), token, a)
+	return token, nil
 }
 
 // New returns the Authorizer cfg.Mode names. kube builds the Kubernetes clients when the mode
@@ -239,7 +270,7 @@ func New(cfg Config, kube func() (KubeClients, error)) (Authorizer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("AUTH_MODE=kubernetes: %w", err)
 		}
-		return NewKubernetes(clients, cfg.Audiences, cfg.CacheTTL), nil
+		return NewKubernetes(clients, cfg.Audiences, cfg.CacheTTL).WithNamespaces(cfg.Namespaces), nil
 	}
 	return nil, fmt.Errorf("AUTH_MODE %q is not one of kubernetes, static, none", cfg.Mode)
 }

@@ -39,12 +39,16 @@ var fakeUsers = map[string]authnv1.TokenReviewStatus{
 	"admin-token":   {Authenticated: true, User: authnv1.UserInfo{Username: "sre-admin"}, Audiences: []string{"auditstore"}},
 	"expired-token": {Authenticated: false, Error: "token has expired"},
 	"other-aud":     {Authenticated: true, User: authnv1.UserInfo{Username: "someone"}, Audiences: []string{"vault"}},
+	"team-a-token":  {Authenticated: true, User: authnv1.UserInfo{Username: "team-a-oncall"}, Audiences: []string{"auditstore"}},
+	"dpo-token":     {Authenticated: true, User: authnv1.UserInfo{Username: "privacy-officer"}, Audiences: []string{"auditstore"}},
 }
 
 var fakeRights = map[string][]string{
 	"system:serviceaccount:platform:gateway": {"create"},
 	"auditor@example.com":                    {"list"},
-	"sre-admin":                              {"create", "list", "update"},
+	"sre-admin":                              {"create", "list", "update", "get/sensitive"},
+	"team-a-oncall":                          {"list@team-a", "list@team-b"},
+	"privacy-officer":                        {"list", "get/sensitive"},
 }
 
 func newFakeAPIServer(t *testing.T) *fakeAPIServer {
@@ -78,8 +82,14 @@ func newFakeAPIServer(t *testing.T) *fakeAPIServer {
 			}
 			ra := sar.Spec.ResourceAttributes
 			if ra != nil && ra.Group == "auditstore.dev" && ra.Resource == "auditevents" {
+				// A right is a verb (with /subresource), granted cluster-wide, or in one namespace
+				// after an @ (a RoleBinding): a cluster-wide grant allows in every namespace too.
+				want := ra.Verb
+				if ra.Subresource != "" {
+					want += "/" + ra.Subresource
+				}
 				for _, v := range fakeRights[sar.Spec.User] {
-					if v == ra.Verb {
+					if v == want || ra.Namespace != "" && v == want+"@"+ra.Namespace {
 						sar.Status.Allowed = true
 					}
 				}

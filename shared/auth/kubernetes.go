@@ -36,15 +36,18 @@ func InClusterClients() (KubeClients, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// Kubernetes authorizes with a TokenReview (who is it, for which audience) and a
-// SubjectAccessReview (may it use this verb on auditevents). Answers are cached for ttl per
-// token and action, positive and negative alike, and concurrent identical checks share one
-// review, so a burst costs one round trip to the API server.
+// Kubernetes authorizes with a TokenReview (who is it, for which audience) and
+// SubjectAccessReviews (may it use this verb on auditevents, cluster-wide or in a namespace).
+// Answers are cached for ttl per token and question, positive and negative alike, and
+// concurrent identical checks share one review, so a burst costs one round trip to the API
+// server.
 type Kubernetes struct {
 	clients   KubeClients
 	audiences []string
 	ttl       time.Duration
 	now       func() time.Time
+	// namespaces are probed for a reader without the cluster-wide right (AUTH_NAMESPACES).
+	namespaces []string
 
 	group singleflight.Group
 	mu    sync.Mutex
@@ -52,12 +55,14 @@ type Kubernetes struct {
 }
 
 type cacheKey struct {
-	token  [32]byte // SHA-256: the cache never holds a token
-	action Action
+	token [32]byte // SHA-256: the cache never holds a token
+	// check is the question: "authn" (the TokenReview), else verb/subresource/namespace.
+	check string
 }
 
 type cacheEntry struct {
 	principal Principal
+	user      authnv1.UserInfo
 	err       error
 	expires   time.Time
 }
@@ -67,39 +72,64 @@ func NewKubernetes(clients KubeClients, audiences []string, ttl time.Duration) *
 	return &Kubernetes{clients: clients, audiences: audiences, ttl: ttl, now: time.Now, cache: map[cacheKey]cacheEntry{}}
 }
 
-// Authorize checks token for action a.
+// WithNamespaces sets the namespaces a reader without the cluster-wide right is checked for
+// when its request names none (AUTH_NAMESPACES), and returns k.
+func (k *Kubernetes) WithNamespaces(ns []string) *Kubernetes {
+	k.namespaces = ns
+	return k
+}
+
+// Authorize checks token for action a, cluster-wide.
 func (k *Kubernetes) Authorize(ctx context.Context, token string, a Action) (Principal, error) {
-	key := cacheKey{token: sha256.Sum256([]byte(token)), action: a}
+	return k.allowed(ctx, token, authzv1.ResourceAttributes{Verb: a.Verb()})
+}
+
+// allowed asks whether token's user may use attrs' verb (and subresource, in attrs' namespace)
+// on auditevents.
+func (k *Kubernetes) allowed(ctx context.Context, token string, attrs authzv1.ResourceAttributes) (Principal, error) {
+	sum := sha256.Sum256([]byte(token))
+	e := k.cached(ctx, cacheKey{sum, attrs.Verb + "/" + attrs.Subresource + "/" + attrs.Namespace}, func() cacheEntry {
+		who := k.cached(ctx, cacheKey{sum, "authn"}, func() cacheEntry { return k.authenticate(ctx, token) })
+		if who.err != nil {
+			return who
+		}
+		return cacheEntry{principal: who.principal, err: k.access(ctx, who.principal, who.user, attrs)}
+	})
+	return e.principal, e.err
+}
+
+// cached answers key from the cache, or from review once for all concurrent askers. An outage
+// is not an answer: it is never cached.
+func (k *Kubernetes) cached(ctx context.Context, key cacheKey, review func() cacheEntry) cacheEntry {
 	now := k.now()
 	k.mu.Lock()
 	if e, ok := k.cache[key]; ok && now.Before(e.expires) {
 		k.mu.Unlock()
-		return e.principal, e.err
+		return e
 	}
 	k.mu.Unlock()
-
-	v, err, _ := k.group.Do(fmt.Sprintf("%x/%d", key.token, a), func() (any, error) {
+	v, _, _ := k.group.Do(fmt.Sprintf("%x/%s", key.token, key.check), func() (any, error) {
 		// A flight that ended between this caller's cache miss and its Do has filled the cache.
 		k.mu.Lock()
 		if e, ok := k.cache[key]; ok && now.Before(e.expires) {
 			k.mu.Unlock()
-			return e.principal, e.err
+			return e, nil
 		}
 		k.mu.Unlock()
-		p, err := k.review(ctx, token, a)
-		if errors.Is(err, ErrUnavailable) {
-			return p, err // an outage is not an answer: never cached
+		e := review()
+		if errors.Is(e.err, ErrUnavailable) {
+			return e, nil
 		}
+		e.expires = now.Add(k.ttl)
 		k.mu.Lock()
 		if len(k.cache) > 10000 {
 			k.evictExpired(now)
 		}
-		k.cache[key] = cacheEntry{principal: p, err: err, expires: now.Add(k.ttl)}
+		k.cache[key] = e
 		k.mu.Unlock()
-		return p, err
+		return e, nil
 	})
-	p, _ := v.(Principal)
-	return p, err
+	return v.(cacheEntry)
 }
 
 func (k *Kubernetes) evictExpired(now time.Time) {
@@ -110,40 +140,52 @@ func (k *Kubernetes) evictExpired(now time.Time) {
 	}
 }
 
-func (k *Kubernetes) review(ctx context.Context, token string, a Action) (Principal, error) {
+// authenticate is the TokenReview: who the token's user is.
+func (k *Kubernetes) authenticate(ctx context.Context, token string) cacheEntry {
 	tr, err := k.clients.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
 		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: k.audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return Principal{}, apiError("TokenReview", err)
+		return cacheEntry{err: apiError("TokenReview", err)}
 	}
 	if !tr.Status.Authenticated {
-		return Principal{}, fmt.Errorf("%w: token rejected: %s", ErrUnauthenticated, tr.Status.Error)
+		return cacheEntry{err: fmt.Errorf("%w: token rejected: %s", ErrUnauthenticated, tr.Status.Error)}
 	}
 	// An audience-aware API server echoes the audiences the token is valid for; when we asked
 	// for some, one of them must come back (authentication/v1 TokenReviewStatus.audiences).
 	if len(k.audiences) > 0 && !slices.ContainsFunc(tr.Status.Audiences, func(aud string) bool { return slices.Contains(k.audiences, aud) }) {
-		return Principal{}, fmt.Errorf("%w: token is not meant for audiences %v", ErrUnauthenticated, k.audiences)
+		return cacheEntry{err: fmt.Errorf("%w: token is not meant for audiences %v", ErrUnauthenticated, k.audiences)}
 	}
-	user := tr.Status.User
-	p := Principal{Name: user.Username}
+	return cacheEntry{principal: Principal{Name: tr.Status.User.Username}, user: tr.Status.User}
+}
+
+// access is the SubjectAccessReview of attrs on auditevents.auditstore.dev for user.
+func (k *Kubernetes) access(ctx context.Context, p Principal, user authnv1.UserInfo, attrs authzv1.ResourceAttributes) error {
 	extra := map[string]authzv1.ExtraValue{}
 	for key, v := range user.Extra {
 		extra[key] = authzv1.ExtraValue(v)
 	}
+	attrs.Group, attrs.Resource = ResourceGroup, Resource
 	sar, err := k.clients.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{
 		Spec: authzv1.SubjectAccessReviewSpec{
-			User: user.Username, Groups: user.Groups, UID: user.UID, Extra: extra,
-			ResourceAttributes: &authzv1.ResourceAttributes{Group: ResourceGroup, Resource: Resource, Verb: a.Verb()},
+			User: user.Username, Groups: user.Groups, UID: user.UID, Extra: extra, ResourceAttributes: &attrs,
 		},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return p, apiError("SubjectAccessReview", err)
+		return apiError("SubjectAccessReview", err)
 	}
 	if !sar.Status.Allowed || sar.Status.Denied {
-		return p, fmt.Errorf("%w: %s may not %s %s.%s: %s", ErrForbidden, p.Name, a.Verb(), Resource, ResourceGroup, sar.Status.Reason)
+		what := Resource
+		if attrs.Subresource != "" {
+			what += "/" + attrs.Subresource
+		}
+		where := ""
+		if attrs.Namespace != "" {
+			where = " in namespace " + attrs.Namespace
+		}
+		return fmt.Errorf("%w: %s may not %s %s.%s%s: %s", ErrForbidden, p.Name, attrs.Verb, what, ResourceGroup, where, sar.Status.Reason)
 	}
-	return p, nil
+	return nil
 }
 
 // apiError: the API server did not answer the review. That is an outage (503), never a 401 and

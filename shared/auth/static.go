@@ -25,10 +25,15 @@ import (
 //	  - principal: auditor
 //	    roles: [reader]
 //	    token: a-plain-token   # allowed, but a hash keeps the file harmless if read
+//	  - principal: team-a-oncall
+//	    roles: [reader]
+//	    namespaces: [team-a]   # reads only the events of these namespaces
+//	    token_sha256: ...
 type tokenFile struct {
 	Tokens []struct {
 		Principal   string   `yaml:"principal"`
 		Roles       []string `yaml:"roles"`
+		Namespaces  []string `yaml:"namespaces"`
 		Token       string   `yaml:"token"`
 		TokenSHA256 string   `yaml:"token_sha256"`
 	} `yaml:"tokens"`
@@ -38,6 +43,10 @@ type staticEntry struct {
 	hash      [32]byte
 	principal string
 	rights    map[Action]bool
+	// namespaces limit its reads to these namespaces' events (none: every event).
+	namespaces []string
+	// sensitive lets it read sensitive events whole (roles sensitive-reader, admin).
+	sensitive bool
 }
 
 // Static authorizes tokens listed in a file, reloading it when it changes.
@@ -51,12 +60,17 @@ type Static struct {
 	checked time.Time
 }
 
-// roleRights maps the static roles to the actions they allow.
+// roleRights maps the static roles to the actions they allow. sensitive-reader reads, and
+// reads sensitive events whole.
 var roleRights = map[string][]Action{
-	"writer": {Write},
-	"reader": {Read},
-	"admin":  {Write, Read, Admin},
+	"writer":           {Write},
+	"reader":           {Read},
+	"sensitive-reader": {Read},
+	"admin":            {Write, Read, Admin},
 }
+
+// roleNames lists the roles for messages.
+const roleNames = "writer, reader, sensitive-reader, admin"
 
 // NewStatic loads the token file at path.
 func NewStatic(path string) (*Static, error) {
@@ -67,9 +81,23 @@ func NewStatic(path string) (*Static, error) {
 	return s, nil
 }
 
-// Authorize compares the token's SHA-256 with every entry in constant time, so neither the
-// match nor its position leaks through timing.
+// Authorize checks token for action a: a token that names namespaces has no cluster-wide
+// right to read (it reads through AuthorizeRead).
 func (s *Static) Authorize(_ context.Context, token string, a Action) (Principal, error) {
+	e, err := s.entry(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	p := Principal{Name: e.principal}
+	if !e.rights[a] || a == Read && len(e.namespaces) > 0 {
+		return p, fmt.Errorf("%w: %s has no role allowing %s", ErrForbidden, p.Name, a)
+	}
+	return p, nil
+}
+
+// entry finds token's entry, comparing its SHA-256 with every entry in constant time, so
+// neither the match nor its position leaks through timing.
+func (s *Static) entry(token string) (staticEntry, error) {
 	s.reloadIfChanged()
 	sum := sha256.Sum256([]byte(token))
 	s.mu.RLock()
@@ -81,13 +109,9 @@ func (s *Static) Authorize(_ context.Context, token string, a Action) (Principal
 		}
 	}
 	if match == nil {
-		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+		return staticEntry{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 	}
-	p := Principal{Name: match.principal}
-	if !match.rights[a] {
-		return p, fmt.Errorf("%w: %s has no role allowing %s", ErrForbidden, p.Name, a)
-	}
-	return p, nil
+	return *match, nil
 }
 
 // reloadIfChanged re-reads the file at most once a second when its size or modification time
@@ -129,7 +153,10 @@ func (s *Static) load() error {
 	}
 	entries := make([]staticEntry, 0, len(f.Tokens))
 	for i, t := range f.Tokens {
-		e := staticEntry{principal: t.Principal, rights: map[Action]bool{}}
+		e := staticEntry{principal: t.Principal, rights: map[Action]bool{}, namespaces: slices.Clone(t.Namespaces)}
+		if slices.Contains(e.namespaces, "") {
+			return fmt.Errorf("AUTH_TOKENS_FILE entry %d (%s): a namespace must not be empty", i, t.Principal)
+		}
 		switch {
 		case t.Principal == "":
 			return fmt.Errorf("AUTH_TOKENS_FILE entry %d: principal is required", i)
@@ -145,13 +172,14 @@ func (s *Static) load() error {
 			copy(e.hash[:], b)
 		}
 		if len(t.Roles) == 0 {
-			return fmt.Errorf("AUTH_TOKENS_FILE entry %d (%s): roles are required (writer, reader, admin)", i, t.Principal)
+			return fmt.Errorf("AUTH_TOKENS_FILE entry %d (%s): roles are required (%s)", i, t.Principal, roleNames)
 		}
 		for _, role := range t.Roles {
 			rights, ok := roleRights[role]
 			if !ok {
-				return fmt.Errorf("AUTH_TOKENS_FILE entry %d (%s): role %q is not one of writer, reader, admin", i, t.Principal, role)
+				return fmt.Errorf("AUTH_TOKENS_FILE entry %d (%s): role %q is not one of %s", i, t.Principal, role, roleNames)
 			}
+			e.sensitive = e.sensitive || role == "sensitive-reader" || role == "admin"
 			for _, r := range rights {
 				e.rights[r] = true
 			}

@@ -103,6 +103,11 @@ type Filter struct {
 	Data json.RawMessage
 	// DataPath is an SQL/JSON path predicate on event_data (jsonb @@).
 	DataPath string
+	// Scoped limits the events to those whose namespace is one of InNamespaces (a reader's
+	// scope): an event without a namespace never matches, nor does any when InNamespaces is
+	// empty. Unlike Namespaces, an empty list does not lift the limit.
+	Scoped       bool
+	InNamespaces []string
 	// ExceptCategories are left out (event_category <> each): auditstore's own events, unless
 	// a query asks for them. A filter on event_category already leaves them out.
 	ExceptCategories []string
@@ -172,6 +177,9 @@ func (f *Filter) where(args *[]any) string {
 	in("resource_type", f.ResourceTypes)
 	in("resource_id", f.ResourceIDs)
 	in("namespace", f.Namespaces)
+	if f.Scoped {
+		conds = append(conds, "namespace = ANY("+arg(f.InNamespaces)+"::text[])")
+	}
 	in("cluster_id", f.ClusterIDs)
 	in("submitted_by", f.SubmittedBy)
 	if len(f.ParentEventIDs) > 0 {
@@ -567,15 +575,18 @@ func (s *Store) CountEvents(ctx context.Context, f Filter) (int64, error) {
 
 // warmTimelines runs both orders of the correlation timeline on conn until PostgreSQL has
 // settled on their generic plans (after five runs planned with their values): the timeline as
-// the query function asks it, without auditstore's own events. It never fails
-// the connection: a database not yet migrated only leaves it cold.
+// the query function asks it, without auditstore's own events, for a cluster-wide reader and
+// for a reader of some namespaces (another statement). It never fails the connection: a
+// database not yet migrated only leaves it cold.
 func warmTimelines(ctx context.Context, conn *pgx.Conn) error {
 	s := New(conn)
-	for _, order := range []Order{Ascending, Descending} {
-		for range 6 {
-			p := QueryParams{Filter: Filter{CorrelationIDs: []string{"auditstore.warm-up"}, ExceptCategories: []string{audit.OwnCategory}}, Order: order, Limit: 1}
-			if _, err := s.QueryEvents(ctx, p); err != nil {
-				return ctx.Err()
+	for _, scoped := range []bool{false, true} {
+		for _, order := range []Order{Ascending, Descending} {
+			for range 6 {
+				f := Filter{CorrelationIDs: []string{"auditstore.warm-up"}, ExceptCategories: []string{audit.OwnCategory}, Scoped: scoped}
+				if _, err := s.QueryEvents(ctx, QueryParams{Filter: f, Order: order, Limit: 1}); err != nil {
+					return ctx.Err()
+				}
 			}
 		}
 	}

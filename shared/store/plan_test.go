@@ -231,8 +231,9 @@ func TestQueryEvents_EachLeafPlannedOnItsOwn(t *testing.T) {
 }
 
 // TestOpen_WarmTimelines: a query pool's connections are opened up front and have run the
-// correlation timeline (both orders) until PostgreSQL planned it generically, so no
-// investigator's query pays for the first five runs planned across every partition.
+// correlation timeline (both orders, with and without a reader's namespace scope) until
+// PostgreSQL planned it generically, so no investigator's query pays for the first five runs
+// planned across every partition.
 func TestOpen_WarmTimelines(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -251,7 +252,7 @@ func TestOpen_WarmTimelines(t *testing.T) {
 		require.NoError(t, err)
 		plans, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Generic, Custom int64 }])
 		require.NoError(t, err)
-		require.Len(t, plans, 2, "ascending and descending")
+		require.Len(t, plans, 4, "ascending and descending, cluster-wide and in a namespace scope")
 		for _, p := range plans {
 			require.Positive(t, p.Generic, "the warm-up reached the generic plan")
 			require.LessOrEqual(t, p.Custom, int64(5))
@@ -366,7 +367,8 @@ func manyEvents(t *testing.T, n int) []audit.Event {
 // TestQueryEvents_LeavingOutOwnEventsKeepsThePlans: the query function leaves auditstore's own
 // events out of queries that do not ask for them (event_category <> 'auditstore'). That
 // predicate only filters what the query's other conditions find: with our events the larger
-// part of a month, every query reads the same indexes with it as without it.
+// part of a month, every query reads the same indexes with it as without it. So does a
+// reader's namespace scope (namespace = ANY(...)), which the query function adds beside it.
 func TestQueryEvents_LeavingOutOwnEventsKeepsThePlans(t *testing.T) {
 	t.Parallel()
 	pc := newPlanCapture(t)
@@ -412,9 +414,12 @@ func TestQueryEvents_LeavingOutOwnEventsKeepsThePlans(t *testing.T) {
 		"containment": {Data: json.RawMessage(`{"service":"gateway"}`), Since: &since},
 		"everything":  {Since: &since},
 	} {
-		var plans [2][]string
-		for i, except := range [][]string{nil, {audit.OwnCategory}} {
+		var plans [3][]string
+		for i, except := range [][]string{nil, {audit.OwnCategory}, {audit.OwnCategory}} {
 			f.ExceptCategories = except
+			if i == 2 {
+				f.Scoped, f.InNamespaces = true, []string{"production", "payments"}
+			}
 			for range 7 { // also past the fifth run, where a cached statement may turn generic
 				_, err := s.QueryEvents(ctx, store.QueryParams{Filter: f, Order: store.Descending, Limit: 20})
 				require.NoError(t, err)
@@ -423,9 +428,13 @@ func TestQueryEvents_LeavingOutOwnEventsKeepsThePlans(t *testing.T) {
 			if except != nil {
 				require.Contains(t, plan, "event_category <>", name)
 			}
+			if f.Scoped {
+				require.Contains(t, plan, "namespace = ANY", name)
+			}
 			plans[i] = scans(plan)
 			require.NotEmpty(t, plans[i], "%s:\n%s", name, plan)
 		}
 		require.Equal(t, plans[0], plans[1], "%s reads other indexes without our events", name)
+		require.Equal(t, plans[0], plans[2], "%s reads other indexes in a namespace scope", name)
 	}
 }

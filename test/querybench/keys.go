@@ -29,6 +29,7 @@ type spec struct {
 	dataPath      string
 	since         time.Duration // back from now; 0: no bound
 	limit         int           // 0: the default (100); an export has none
+	scope         []string      // the reader's namespaces (-scope); nil: cluster-wide
 }
 
 // values is the spec as query parameters.
@@ -94,6 +95,9 @@ func (s spec) params(now time.Time) store.QueryParams {
 		p.Order = store.Ascending
 	}
 	p.Limit = cmpOr(s.limit, 100)
+	if s.scope != nil {
+		p.Scoped, p.InNamespaces = true, s.scope
+	}
 	return p
 }
 

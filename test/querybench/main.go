@@ -69,6 +69,8 @@ type config struct {
 	explain     bool
 	walkSkip    time.Duration
 	walkBudget  time.Duration
+	token       string
+	scope       string
 }
 
 func main() {
@@ -85,6 +87,8 @@ func main() {
 	flag.BoolVar(&cfg.explain, "explain", true, "append EXPLAIN (ANALYZE, BUFFERS) of each scenario's slowest key")
 	flag.DurationVar(&cfg.walkSkip, "walk-skip", 250*time.Millisecond, "scenario f does not walk a filter whose page 1 takes longer than this (its page 1 still counts)")
 	flag.DurationVar(&cfg.walkBudget, "walk-budget", 10*time.Second, "scenario f stops walking a filter one way after this long")
+	flag.StringVar(&cfg.token, "token", "", "Bearer token every HTTP request sends (with AUTH_MODE=static and AUTH_TOKENS_FILE in the environment)")
+	flag.StringVar(&cfg.scope, "scope", "", "comma-separated namespaces the token's reader is limited to: the direct queries get the same scope, so both run the same SQL")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "querybench:", err)
@@ -162,7 +166,7 @@ func run(cfg config) error {
 		}
 	}
 	b := &bench{
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true}},
+		client: &http.Client{Transport: bearer{token: cfg.token, next: &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true}}},
 		store:  store.New(pool),
 		pool:   pool,
 		last:   last,
@@ -221,7 +225,7 @@ func (b *bench) measure(ctx context.Context, cfg config, pl runPlan, rep *report
 			if !pl.selected[l.id] {
 				continue
 			}
-			keys, warm := l.keys(cfg.keys), l.keys(cfg.warmup)
+			keys, warm := scoped(l.keys(cfg.keys), cfg.scope), scoped(l.keys(cfg.warmup), cfg.scope)
 			logf("%s: %d keys, e.g. %s", l.name, len(keys), keys[0])
 			stall := fnproc.StartIOStall()
 			ms, err := b.listScenario(ctx, keys, warm)
@@ -613,4 +617,29 @@ func yes(ok bool) string {
 		return "yes"
 	}
 	return "**no**"
+}
+
+// bearer sends a token with every request (none when empty).
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	return b.next.RoundTrip(r)
+}
+
+// scoped gives every key the reader's scope (-scope), as the query function gives its filter.
+func scoped(keys []spec, scope string) []spec {
+	if scope == "" {
+		return keys
+	}
+	for i := range keys {
+		keys[i].scope = strings.Split(scope, ",")
+	}
+	return keys
 }

@@ -455,7 +455,11 @@ function showDetail(e, inResult) {
     integrity,
     dl,
     el('h3', {}, 'event_data'),
-    el('pre', { id: 'detail-data' }, T.pretty(e.event_data)),
+    // A sensitive event read without the right to read it withholds its payload (and
+    // error_message, resource_name): say so instead of showing an empty object as its data.
+    Array.isArray(e.withheld)
+      ? el('p', { id: 'detail-withheld', className: 'hint' }, 'Withheld: this event is sensitive and you may not read ' + e.withheld.join(', ') + '.')
+      : el('pre', { id: 'detail-data' }, T.pretty(e.event_data)),
   ].filter(Boolean));
   d.hidden = false;
   document.body.classList.add('with-detail');
