@@ -264,22 +264,9 @@ func (s *scanner) object(depth int) bool {
 		}
 		s.i++
 		s.space()
-		if !s.value(depth) {
-			return false
+		if more, ok := s.member(depth, '}'); !more {
+			return ok
 		}
-		s.space()
-		if s.i < len(s.src) {
-			switch s.src[s.i] {
-			case ',':
-				s.i++
-				continue
-			case '}':
-				s.i++
-				return true
-			}
-		}
-		s.fail(Syntax, "is not valid JSON: ',' or '}' is expected after a member")
-		return false
 	}
 }
 
@@ -326,24 +313,32 @@ func (s *scanner) array(depth int) bool {
 	}
 	for {
 		s.space()
-		if !s.value(depth) {
-			return false
+		if more, ok := s.member(depth, ']'); !more {
+			return ok
 		}
-		s.space()
-		if s.i < len(s.src) {
-			switch s.src[s.i] {
-			case ',':
-				s.i++
-				s.frames[f].index++
-				continue
-			case ']':
-				s.i++
-				return true
-			}
-		}
-		s.fail(Syntax, "is not valid JSON: ',' or ']' is expected after an element")
-		return false
+		s.frames[f].index++
 	}
+}
+
+// member checks a member's value or an element, and what follows it in a container closed by
+// close: more when a ',' follows, else whether the container closed well.
+func (s *scanner) member(depth int, close byte) (more, ok bool) {
+	if !s.value(depth) {
+		return false, false
+	}
+	s.space()
+	if s.i < len(s.src) {
+		switch s.src[s.i] {
+		case ',':
+			s.i++
+			return true, true
+		case close:
+			s.i++
+			return false, true
+		}
+	}
+	s.fail(Syntax, "is not valid JSON: ',' or '"+string(close)+"' is expected after a value in a container")
+	return false, false
 }
 
 func (s *scanner) literal(word string) bool {
