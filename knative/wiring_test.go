@@ -70,7 +70,9 @@ func functions(t *testing.T) map[string]builtFunction {
 	out["ko://"+module+"/functions/write/cmd"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, w.Routes)}
 
 	srv = server()
-	q, err := srv.Query(s, s, nil, defaults[query.Config](t))
+	// As deployed with a read replica (QUERY_DATABASE_URL), so the replica's metrics are
+	// registered too.
+	q, err := srv.Query(s, s, nil, defaults[query.Config](t), query.WithReplica(s, s))
 	require.NoError(t, err)
 	t.Cleanup(q.Close)
 	out["ko://"+module+"/functions/query/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, q.Routes)}
