@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/ijson"
 )
 
 // The plain case of a JSON event, or a batch of them, is decoded here without reflection: a
@@ -73,16 +74,7 @@ func fastBatch(raw []byte) ([]*audit.Input, bool) {
 	return inputs, true
 }
 
-func (s *inputScanner) space() {
-	for s.i < len(s.src) {
-		switch s.src[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *inputScanner) space() { s.i = ijson.SkipSpace(s.src, s.i) }
 
 func (s *inputScanner) consume(c byte) bool {
 	if s.i < len(s.src) && s.src[s.i] == c {

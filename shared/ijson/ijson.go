@@ -172,15 +172,19 @@ func (s *scanner) fail(k Kind, msg string) {
 	}
 }
 
-func (s *scanner) space() {
-	for s.i < len(s.src) {
-		switch s.src[s.i] {
+func (s *scanner) space() { s.i = SkipSpace(s.src, s.i) }
+
+// SkipSpace returns the index of the first byte at or after i that is not JSON white space.
+func SkipSpace(src string, i int) int {
+	for i < len(src) {
+		switch src[i] {
 		case ' ', '\t', '\n', '\r':
-			s.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // value checks the value at s.i inside depth open containers; false when the check stops.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,8 +22,19 @@ const (
 	MaxQueryValues = 100
 )
 
-// Query parses r's query string, or returns a 400 that says what is wrong with it.
+// parsedQueryKey holds a request's query string as queryGuard parsed it.
+type parsedQueryKey struct{}
+
+// Query parses r's query string, or returns a 400 that says what is wrong with it. Behind
+// ServeListener it returns what queryGuard already parsed.
 func Query(r *http.Request) (url.Values, error) {
+	if q, ok := r.Context().Value(parsedQueryKey{}).(url.Values); ok {
+		return q, nil
+	}
+	return parseQuery(r)
+}
+
+func parseQuery(r *http.Request) (url.Values, error) {
 	raw := r.URL.RawQuery
 	if n := strings.Count(raw, "&") + 1; raw != "" && n > MaxQueryParams {
 		return nil, Invalid("the query string is too long", []FieldError{{Field: "query",
@@ -45,13 +57,13 @@ func Query(r *http.Request) (url.Values, error) {
 // handler sees it, so no route can act on a query string it could only read in part.
 func queryGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawQuery != "" {
-			if _, err := Query(r); err != nil {
-				WriteError(w, r, err)
-				return
-			}
+		q, err := parseQuery(r)
+		if err != nil {
+			WriteError(w, r, err)
+			return
 		}
-		h.ServeHTTP(w, r)
+		// Handlers read it with Query instead of parsing it again.
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), parsedQueryKey{}, q)))
 	})
 }
 
