@@ -664,14 +664,11 @@ func (h *Handler) openCursor(s string, filterKey []byte, order store.Order) (sto
 	return c, nil
 }
 
+// storeError is web.StoreError in the query function's words: how to narrow a query.
 func storeError(err error) error {
-	switch {
-	case errors.Is(err, store.ErrTimeout):
-		return web.Error(http.StatusGatewayTimeout, "the query took longer than QUERY_TIMEOUT; narrow it with correlation_id, since/until or event_type", err)
-	case errors.Is(err, store.ErrInvalid):
-		return web.Invalid("the query was refused by the database as invalid", []web.FieldError{{Field: "data_path", Message: "is not a valid SQL/JSON path predicate, e.g. $.payload.retries > 3"}})
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return web.Unavailable("the database is unavailable or the query took too long; narrow it with since/until or correlation_id", 5*time.Second, err)
-	}
-	return err
+	return web.StoreError(err,
+		web.Said{Status: http.StatusGatewayTimeout, Detail: "the query took longer than QUERY_TIMEOUT; narrow it with correlation_id, since/until or event_type"},
+		web.Said{Status: http.StatusBadRequest, Detail: "the query was refused by the database as invalid",
+			Errors: []web.FieldError{{Field: "data_path", Message: "is not a valid SQL/JSON path predicate, e.g. $.payload.retries > 3"}}},
+		web.Said{Status: http.StatusServiceUnavailable, Detail: "the database is unavailable or the query took too long; narrow it with since/until or correlation_id"})
 }

@@ -722,15 +722,9 @@ func renameFields(errs []audit.FieldError, names map[string]string) []audit.Fiel
 	return errs
 }
 
-// storeError maps a store failure to a reply: an unreachable database or a deadline is a 503
-// with Retry-After (brokers and clients retry); a value the database refused is a 400 (a retry
-// cannot help); anything else a 500.
+// storeError is web.StoreError in the write function's words: nothing was stored.
 func storeError(err error) error {
-	switch {
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return web.Unavailable("the database is unavailable; nothing was stored, retry later", 5*time.Second, err)
-	case errors.Is(err, store.ErrInvalid):
-		return web.Error(http.StatusBadRequest, "the database refused an event as invalid; nothing was stored", err)
-	}
-	return err
+	return web.StoreError(err,
+		web.Said{Status: http.StatusServiceUnavailable, Detail: "the database is unavailable; nothing was stored, retry later"},
+		web.Said{Status: http.StatusBadRequest, Detail: "the database refused an event as invalid; nothing was stored"})
 }

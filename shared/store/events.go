@@ -12,7 +12,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // selectColumns reads a row into scanEvent's order. host() prints an inet without the /32 or
@@ -304,18 +303,18 @@ func (s *Store) collectEvents(ctx context.Context, sql string, args []any, event
 func (s *Store) queryLeaves(ctx context.Context, p QueryParams, limit int) ([]audit.Event, error) {
 	for attempt := 0; ; attempt++ {
 		events, err := s.queryLeavesOnce(ctx, p, limit)
-		var pgErr *pgconn.PgError
+		err = interpretError(err)
 		switch {
-		case errors.As(err, &pgErr) && pgErr.Code == sqlstateUndefinedTable && attempt == 0:
+		case errors.Is(err, ErrNoTable) && attempt == 0:
 			// Maintenance dropped a listed month: list again.
 			continue
-		case errors.As(err, &pgErr) && pgErr.Code == sqlstateInsufficientPrivilege:
+		case errors.Is(err, ErrForbidden):
 			// A role that may read audit_events but not its partitions (a database set up
 			// by hand, without migration 000005's grants) still gets every answer.
 			s.flatOnly.Store(true)
 			return s.queryParent(ctx, p, limit)
 		case err != nil:
-			return nil, interpretError(err)
+			return nil, err
 		}
 		return events, nil
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -121,7 +120,7 @@ func (s *Store) InsertEvents(ctx context.Context, p InsertParams) (results []Ins
 		case errors.Is(err, errKeyPruned) && path != pathSlow:
 			path = pathSlow
 			continue
-		case errors.Is(err, errNoPartition) && retries < 2:
+		case errors.Is(err, ErrNoPartition) && retries < 2:
 			// A partition this Store remembered was dropped meanwhile: make it again, once.
 			retries++
 			s.forgetPartitions()
@@ -177,7 +176,6 @@ func (s *Store) expectTakenKeys() bool {
 }
 
 var (
-	errNoPartition = errors.New("no partition for row")
 	// errKeyTaken: COPY of the idempotency keys met an id already claimed; pathClaim sorts
 	// out which.
 	errKeyTaken = errors.New("idempotency key taken")
@@ -219,11 +217,11 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 	if len(claimed) > 0 {
 		err := copyEventRows(ctx, tx, p.Events, claimed)
 		if err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
+			err = interpretError(err)
+			if errors.Is(err, ErrConflict) {
 				return false, errKeyPruned
 			}
-			return false, classifyInsertError(err)
+			return false, err
 		}
 		for _, i := range claimed {
 			results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
@@ -240,12 +238,11 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 // copyKeys claims the ids of events[unique] with a COPY into audit_event_keys, which fails
 // with errKeyTaken if any id is taken.
 func copyKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) error {
-	err := copyKeyRows(ctx, tx, events, unique)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
+	err := interpretError(copyKeyRows(ctx, tx, events, unique))
+	if errors.Is(err, ErrConflict) {
 		return errKeyTaken
 	}
-	return interpretError(err)
+	return err
 }
 
 // claimKeys claims the ids of events[unique] with claimSQL and returns the indexes of the
@@ -441,7 +438,7 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 	}
 	rows, err := db.Query(ctx, insertSQL, cols.args(submittedBy)...)
 	if err != nil {
-		return false, classifyInsertError(err)
+		return false, interpretError(err)
 	}
 	type row struct {
 		id              uuid.UUID
@@ -451,12 +448,12 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.id, &r.stored, &r.claimed); err != nil {
-			return false, classifyInsertError(err)
+			return false, interpretError(err)
 		}
 		pending = append(pending, r)
 	}
 	if err := rows.Err(); err != nil {
-		return false, classifyInsertError(err)
+		return false, interpretError(err)
 	}
 
 	var reread []uuid.UUID
@@ -551,14 +548,4 @@ func classifyStored(ctx context.Context, tx DBTX, events []audit.Event, first ma
 		found++
 	}
 	return found, interpretError(rows.Err())
-}
-
-// classifyInsertError recognises the database's "no partition of relation ... found for row"
-// (SQLSTATE 23514 from a partitioned table), which the caller mends by creating the partition.
-func classifyInsertError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == "" {
-		return errNoPartition
-	}
-	return interpretError(err)
 }
