@@ -40,4 +40,3 @@ func Open(srv *function.Server, s, audits *store.Store, keys []integrity.PublicK
 	return New(s, cfg, srv.Registry, append([]Option{WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
 		WithReadAuditTo(audits), WithIntegrity(s, keys)}, opts...)...)
 }
-

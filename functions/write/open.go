@@ -31,4 +31,3 @@ func Open(ctx context.Context, srv *function.Server, s *store.Store, cfg Config)
 	}
 	return h, nil
 }
-
