@@ -14,30 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// selectColumns reads a row into scanEvent's order. host() prints an inet without the /32 or
-// /128 a plain cast to text would add.
-const selectColumns = `event_id, version, event_timestamp, event_type, event_category,
-	event_action, event_outcome, correlation_id, actor_type, actor_id, host(actor_ip),
-	resource_type, resource_id, resource_name, parent_event_id, trace_id, span_id, namespace,
-	cluster_id, severity, duration_ms, error_code, error_message, retention_days, is_sensitive,
-	event_data, received_at, submitted_by, content_hash, event_hash, coalesce(hash_version, 0)`
-
 func scanEvent(row pgx.Row, e *audit.Event) error { return scanEventWith(row, e) }
-
-// scanEventWith is scanEvent for a row that has more columns after the event's, read into extra.
-func scanEventWith(row pgx.Row, e *audit.Event, extra ...any) error {
-	var data []byte
-	err := row.Scan(append([]any{&e.EventID, &e.Version, &e.EventTimestamp, &e.EventType, &e.EventCategory,
-		&e.EventAction, &e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID, &e.ActorIP,
-		&e.ResourceType, &e.ResourceID, &e.ResourceName, &e.ParentEventID, &e.TraceID, &e.SpanID,
-		&e.Namespace, &e.ClusterID, &e.Severity, &e.DurationMS, &e.ErrorCode, &e.ErrorMessage,
-		&e.RetentionDays, &e.IsSensitive, &data, &e.ReceivedAt, &e.SubmittedBy, &e.ContentHash,
-		(*[]byte)(&e.EventHash), &e.HashVersion}, extra...)...)
-	e.EventData = json.RawMessage(data)
-	e.EventTimestamp = e.EventTimestamp.UTC()
-	e.ReceivedAt = e.ReceivedAt.UTC()
-	return err
-}
 
 // GetEvent returns the stored event with id, or ErrNotFound. The idempotency key says where a
 // recent event lives, so the read touches one partition; an older event (key pruned) is
