@@ -177,23 +177,24 @@ type keeperMetrics struct {
 }
 
 func newKeeperMetrics(reg prometheus.Registerer) *keeperMetrics {
-	m := &keeperMetrics{}
-	m.sealed = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_sealed_events_total",
-		Help: "Events appended to the integrity log."})
-	m.sealLag = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "audit_integrity_seal_lag_seconds",
-		Help: "Time from an event's write to its seal.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)})
-	m.sealFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_seal_failures_total",
-		Help: "Seal rounds that failed (retried next round)."})
-	m.treeSize = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_tree_size",
-		Help: "Leaves of the integrity log at its latest checkpoint."})
-	m.verifyProblems = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_verify_problems",
-		Help: "Problems the last integrity verification found (0: the store matches its log)."})
-	m.verifyFork = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_verify_fork",
-		Help: "1 when the last integrity verification found the log forked (acknowledged, sealed events lost, as after a failover: one of its problems, of kind fork), else 0."})
-	m.verifyOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "audit_integrity_last_verify_success_timestamp_seconds",
-		Help: "Unix time of the last integrity verification that found no problem."})
-	m.verifyFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_integrity_verify_failures_total",
-		Help: "Integrity verifications that found problems or could not run."})
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
+	m := &keeperMetrics{
+		sealed: counter("audit_integrity_sealed_events_total", "Events appended to the integrity log."),
+		sealLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "audit_integrity_seal_lag_seconds",
+			Help: "Time from an event's write to its seal.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}),
+		sealFailures:   counter("audit_integrity_seal_failures_total", "Seal rounds that failed (retried next round)."),
+		treeSize:       gauge("audit_integrity_tree_size", "Leaves of the integrity log at its latest checkpoint."),
+		verifyProblems: gauge("audit_integrity_verify_problems", "Problems the last integrity verification found (0: the store matches its log)."),
+		verifyFork: gauge("audit_integrity_verify_fork",
+			"1 when the last integrity verification found the log forked (acknowledged, sealed events lost, as after a failover: one of its problems, of kind fork), else 0."),
+		verifyOK:       gauge("audit_integrity_last_verify_success_timestamp_seconds", "Unix time of the last integrity verification that found no problem."),
+		verifyFailures: counter("audit_integrity_verify_failures_total", "Integrity verifications that found problems or could not run."),
+	}
 	if reg != nil {
 		reg.MustRegister(m.sealed, m.sealLag, m.sealFailures, m.treeSize, m.verifyProblems, m.verifyFork, m.verifyOK, m.verifyFailures)
 	}

@@ -29,10 +29,9 @@ const module = "github.com/auditstore/auditstore"
 // more, and {name} one element that the to patterns repeat (functions/{f}/cmd may import
 // functions/{f}).
 type arrow struct {
-	line     int
-	from     string
-	to       []string
-	external bool // an arrow to a module outside ours (pgx)
+	line int
+	from string
+	to   []string
 }
 
 // exact reports whether the arrow names one package and each package it imports: such an
