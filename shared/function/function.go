@@ -49,14 +49,14 @@ func NewServer(cfg Config) (*Server, error) {
 	return &Server{Registry: reg, Auth: kit, serve: cfg.Serve}, nil
 }
 
-// OpenStore opens a pool on databaseURL and returns a store over it, and a function that
-// closes the pool.
+// OpenStore opens a store on a pool of its own on databaseURL (store.Connect), and returns a
+// function that closes the pool.
 func OpenStore(ctx context.Context, databaseURL string, opts store.PoolOptions) (*store.Store, func(), error) {
-	pool, err := store.Open(ctx, databaseURL, opts)
+	s, err := store.Connect(ctx, databaseURL, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(pool), pool.Close, nil
+	return s, s.Close, nil
 }
 
 // Writable returns the readiness check of a function that writes: ping (the store's
