@@ -61,8 +61,10 @@ func NewService(s *store.Store, cfg Config, classes []int, reg prometheus.Regist
 type ServiceConfig struct {
 	// RetentionClasses are the stored retention periods in days, ascending, ending with 2557.
 	RetentionClasses string `envconfig:"RETENTION_CLASSES" default:"90,180,365,730,1095,1825,2557"`
-	Lifecycle        Config
-	Integrity        ledger.Config
+	// Lifecycle is a run's settings (partitions ahead, lock timeout, keys, archive).
+	Lifecycle Config
+	// Integrity is the tamper-evidence configuration of the Keeper.
+	Integrity ledger.Config
 	// DeadLetterURL is where the write function keeps dead letters (a gocloud.dev/blob URL);
 	// set, audit_deadletters_pending counts those. Unset: the database's.
 	DeadLetterURL string `envconfig:"DEADLETTER_URL"`
