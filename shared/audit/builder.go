@@ -89,9 +89,13 @@ func (b *EventBuilder[B, P]) WithActor(actorType, actorID string) B {
 // WithActorIP sets the IPv4 or IPv6 address the actor acted from.
 func (b *EventBuilder[B, P]) WithActorIP(ip string) B { return setPtr(b.self, &b.in.ActorIP, ip) }
 
-// WithResource sets the resource acted on.
+// WithResource sets the resource acted on; an empty id leaves resource_id out, for an event
+// about a kind of resource rather than one of them.
 func (b *EventBuilder[B, P]) WithResource(resourceType, resourceID string) B {
-	b.in.ResourceType, b.in.ResourceID = &resourceType, &resourceID
+	b.in.ResourceType, b.in.ResourceID = &resourceType, nil
+	if resourceID != "" {
+		b.in.ResourceID = &resourceID
+	}
 	return b.self
 }
 

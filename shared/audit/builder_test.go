@@ -373,6 +373,14 @@ func TestNewEvent(t *testing.T) {
 	require.Equal(t, "admin", e.SubmittedBy, "submitted_by is the server's principal, not the actor")
 	require.Equal(t, "alice@example.com", e.ActorID)
 	require.Equal(t, 2557, e.RetentionDays)
+	require.Nil(t, e.ResourceType)
+
+	// A kind of resource without an id of one: resource_id is left out, not sent empty.
+	e, err = audit.NewEvent[map[string]any]("auditstore", "query.executed").WithCorrelationID("q-1").
+		WithResource("auditevents", "").Prepare(audit.Defaults{Now: now, Principal: "query"}, audit.DefaultLimits)
+	require.NoError(t, err)
+	require.Equal(t, "auditevents", *e.ResourceType)
+	require.Nil(t, e.ResourceID)
 	require.WithinDuration(t, now, e.EventTimestamp, time.Millisecond, "the time is the defaults' Now")
 
 	_, err = audit.NewEvent[map[string]any]("auditstore", "deadletter.replayed").Prepare(audit.Defaults{Now: now}, audit.DefaultLimits)
