@@ -385,8 +385,8 @@ func (h *Handler) replayDeadLetter(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	ids := make([]string, len(res.results))
-	for i, r := range res.results {
-		ids[i] = r.EventID.String()
+	for i, stored := range res.results {
+		ids[i] = stored.EventID.String()
 	}
 	d, err = h.deadLetters.MarkDeadLetterReplayed(r.Context(), d.DeadLetterID, who)
 	if errors.Is(err, store.ErrReplayed) {
