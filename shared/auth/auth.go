@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/web"
@@ -187,10 +187,7 @@ func middleware(a Action, m *Metrics, as Principal, admit func(error) bool, chec
 	return func(next http.Handler) http.Handler {
 		// The counter of the common decision, made at the first one (so the series appears
 		// only once counted, as the others): WithLabelValues hashes its labels on every call.
-		var allowed func() prometheus.Counter
-		if m != nil {
-			allowed = sync.OnceValue(func() prometheus.Counter { return m.decisions.WithLabelValues(a.String(), "allowed") })
-		}
+		var allowed atomic.Pointer[prometheus.Counter]
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ctx, err := check(r)
 			result := "allowed"
@@ -215,7 +212,13 @@ func middleware(a Action, m *Metrics, as Principal, admit func(error) bool, chec
 			switch {
 			case m == nil:
 			case result == "allowed":
-				allowed().Inc()
+				c := allowed.Load()
+				if c == nil { // two first requests at once both get the same child: harmless
+					counter := m.decisions.WithLabelValues(a.String(), result)
+					c = &counter
+					allowed.Store(c)
+				}
+				(*c).Inc()
 			default:
 				m.decisions.WithLabelValues(a.String(), result).Inc()
 			}
