@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -313,20 +312,15 @@ func (s *Service) event(eventType, correlationID, resourceType, resourceID strin
 
 // eventOutcome builds an auditstore event of the maintenance service with an outcome.
 func (s *Service) eventOutcome(eventType, outcome, correlationID, resourceType, resourceID string, payload map[string]any, principal string) (audit.Event, error) {
-	op := strings.TrimPrefix(eventType, "auditstore.")
-	data, err := json.Marshal(map[string]any{"version": "1.0", "service": "auditstore", "operation": op, "status": outcome, "payload": payload})
+	e, err := audit.NewEvent[map[string]any]("auditstore", strings.TrimPrefix(eventType, "auditstore.")).
+		WithOutcome(outcome).
+		WithCorrelationID(correlationID).
+		WithActor("service", principal).
+		WithResource(resourceType, resourceID).
+		WithPayload(payload).
+		Prepare(audit.Defaults{Now: time.Now(), Principal: principal, RetentionClasses: s.runner.Classes}, audit.DefaultLimits)
 	if err != nil {
-		return audit.Event{}, err
-	}
-	str := func(v string) *string { return &v }
-	in := audit.Input{EventType: str(eventType), EventOutcome: str(outcome), CorrelationID: str(correlationID),
-		ActorType: str("service"), ActorID: str(principal), ResourceType: str(resourceType), EventData: data}
-	if resourceID != "" {
-		in.ResourceID = str(resourceID)
-	}
-	e, errs := in.Prepare(audit.Defaults{Now: time.Now(), Principal: principal, RetentionClasses: s.runner.Classes}, audit.DefaultLimits)
-	if len(errs) > 0 {
-		return audit.Event{}, fmt.Errorf("invalid %s event: %v", eventType, errs)
+		return audit.Event{}, fmt.Errorf("invalid %s event: %w", eventType, err)
 	}
 	return e, ledger.Hash(&e)
 }
