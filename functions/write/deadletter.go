@@ -329,11 +329,8 @@ func (h *Handler) deadLetterOfPath(r *http.Request) (store.DeadLetter, error) {
 		return store.DeadLetter{}, web.Invalid("the dead-letter id is not a UUID", []web.FieldError{{Field: "id", Message: "must be a UUID"}})
 	}
 	d, err := h.deadLetters.GetDeadLetter(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.DeadLetter{}, web.Error(http.StatusNotFound, fmt.Sprintf("no dead letter %s", id), err)
-	}
 	if err != nil {
-		return store.DeadLetter{}, storeError(err)
+		return store.DeadLetter{}, storeError(err, web.Said{Status: http.StatusNotFound, Detail: fmt.Sprintf("no dead letter %s", id)})
 	}
 	return d, nil
 }

@@ -751,8 +751,8 @@ func renameFields(errs []audit.FieldError, names map[string]string) []audit.Fiel
 }
 
 // storeError is web.StoreError in the write function's words: nothing was stored.
-func storeError(err error) error {
-	return web.StoreError(err,
+func storeError(err error, said ...web.Said) error {
+	return web.StoreError(err, append(said,
 		web.Said{Status: http.StatusServiceUnavailable, Detail: "the database is unavailable; nothing was stored, retry later"},
-		web.Said{Status: http.StatusBadRequest, Detail: "the database refused an event as invalid; nothing was stored"})
+		web.Said{Status: http.StatusBadRequest, Detail: "the database refused an event as invalid; nothing was stored"})...)
 }
