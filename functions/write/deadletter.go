@@ -17,7 +17,6 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/ijson"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -418,13 +417,9 @@ func (h *Handler) recordReplay(ctx context.Context, d store.DeadLetter, eventIDs
 	s := func(v string) *string { return &v }
 	in := audit.Input{EventType: s("auditstore.deadletter.replayed"), EventOutcome: s("success"), CorrelationID: s(d.DeadLetterID.String()),
 		ActorType: s("user"), ActorID: s(who), ResourceType: s("DeadLetter"), ResourceID: s(d.DeadLetterID.String()), EventData: data}
-	e, errs := in.Prepare(audit.Defaults{Now: h.now(), Principal: who, RetentionClasses: h.classes}, h.limits)
+	e, errs := in.Prepare(audit.Defaults{Now: h.now(), Principal: who, RetentionClasses: h.classes, Hash: true}, h.limits)
 	if len(errs) > 0 {
 		slog.ErrorContext(ctx, "dead letter: record replay", "errors", errs)
-		return
-	}
-	if err := ledger.Hash(&e); err != nil {
-		slog.ErrorContext(ctx, "dead letter: record replay", "error", err)
 		return
 	}
 	if _, err := h.committer.submit(ctx, []audit.Event{e}, false); err != nil {
