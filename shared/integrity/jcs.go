@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -91,6 +92,26 @@ func ParseData(raw []byte, maxDepth, maxBytes int) (Data, error) {
 	return d, nil
 }
 
+// scratch is a scanner's working memory, recycled: growing it anew for every event was half
+// of what a scan allocated.
+type scratch struct {
+	members []member // the members of the open objects, outermost first
+	tmp     []byte   // where an unsorted object's members are moved to be put in order
+	order   []int32  // the order of an unsorted object's members
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{members: make([]member, 0, 64)} }}
+
+// release returns sc to the pool without the strings and values it points to.
+func (sc *scratch) release() {
+	if cap(sc.members) > 1<<12 || cap(sc.tmp) > 1<<20 {
+		return // grown by one huge document: let it go
+	}
+	clear(sc.members[:cap(sc.members)])
+	sc.members = sc.members[:0]
+	scratchPool.Put(sc)
+}
+
 // view is b as a string without a copy, for a scan that keeps nothing of it.
 func view(b []byte) string {
 	if len(b) == 0 {
@@ -113,18 +134,22 @@ type scanner struct {
 	maxDepth int
 	drop     []string // top-level members left out
 	differs  bool     // the stored form written differs from the RFC 8785 form
-	members  []member // the members of the open objects, outermost first
-	tmp      []byte   // where an unsorted object's members are moved to be put in order
-	err      error
+	*scratch
+	err error
 }
 
-// member is one member of an object being written: its name (unescaped) and its text in out.
+// member is one member of an object being written: its name (unescaped), its text in out, and
+// its value when the scan decodes.
 type member struct {
 	name       string
 	start, end int
+	value      any
 }
 
+// document reads the whole text: one value, white space around it.
 func (s *scanner) document() (any, error) {
+	s.scratch = scratchPool.Get().(*scratch)
+	defer func() { s.scratch.release(); s.scratch = nil }()
 	v, ok := s.value(0)
 	if !ok {
 		return nil, s.err
@@ -213,10 +238,6 @@ func (s *scanner) object(depth int) (any, bool) {
 		return nil, false
 	}
 	s.i++ // {
-	var m map[string]any
-	if s.decode {
-		m = make(map[string]any, 8)
-	}
 	s.out = append(s.out, '{')
 	open, base := len(s.out), len(s.members)
 	defer func() { s.members = s.members[:base] }()
@@ -225,7 +246,10 @@ func (s *scanner) object(depth int) (any, bool) {
 	if s.i < len(s.src) && s.src[s.i] == '}' {
 		s.i++
 		s.out = append(s.out, '}')
-		return m, true
+		if s.decode {
+			return map[string]any{}, true
+		}
+		return nil, true
 	}
 	for {
 		s.space()
@@ -255,16 +279,10 @@ func (s *scanner) object(depth int) (any, bool) {
 		case depth == 1 && slices.Contains(s.drop, name):
 			s.out = s.out[:before]
 		default:
-			if m != nil {
-				if _, dup := m[name]; dup && s.strict {
-					return s.fail(fmt.Sprintf("holds the member name %q twice in one object; I-JSON allows each name once", clip(name)))
-				}
-				m[name] = v
-			}
 			if n := len(s.members); n > base && s.compare(s.members[n-1].name, name) >= 0 {
 				sorted = false
 			}
-			s.members = append(s.members, member{name: name, start: start, end: len(s.out)})
+			s.members = append(s.members, member{name: name, start: start, end: len(s.out), value: v})
 		}
 		s.space()
 		if s.i >= len(s.src) {
@@ -282,6 +300,17 @@ func (s *scanner) object(depth int) (any, bool) {
 		break
 	}
 	ms := s.members[base:]
+	var m map[string]any
+	if s.decode {
+		// Made once the members are counted: growing it member by member cost as much again.
+		m = make(map[string]any, len(ms))
+		for _, mb := range ms {
+			if _, dup := m[mb.name]; dup && s.strict {
+				return s.fail(fmt.Sprintf("holds the member name %q twice in one object; I-JSON allows each name once", clip(mb.name)))
+			}
+			m[mb.name] = mb.value // a repeated name (not strict): the last wins
+		}
+	}
 	if !s.jcs && !s.differs && len(ms) > 1 {
 		// UTF-16 order differs from byte order only for characters beyond U+FFFF.
 		for _, mb := range ms {
@@ -292,31 +321,33 @@ func (s *scanner) object(depth int) (any, bool) {
 		}
 	}
 	if !sorted {
-		if err := s.reorder(open, ms); err != nil {
-			s.err = err
-			return nil, false
-		}
+		s.reorder(open, ms)
 	}
 	s.out = append(s.out, '}')
 	return m, true
 }
 
 // reorder writes the members ms of the object whose text begins at out[open:] again, sorted,
-// and keeps the last of a repeated name (strict scans refused it before).
-func (s *scanner) reorder(open int, ms []member) error {
-	slices.SortStableFunc(ms, func(a, b member) int { return s.compare(a.name, b.name) })
+// and keeps the last of a repeated name (strict scans refused it before). It sorts their
+// indexes, not the members: moving those (pointers) cost write barriers.
+func (s *scanner) reorder(open int, ms []member) {
+	order := s.order[:0]
+	for k := range ms {
+		order = append(order, int32(k))
+	}
+	slices.SortStableFunc(order, func(a, b int32) int { return s.compare(ms[a].name, ms[b].name) })
+	s.order = order
 	s.tmp = append(s.tmp[:0], s.out[open:]...)
 	s.out = s.out[:open]
-	for k, mb := range ms {
-		if k+1 < len(ms) && ms[k+1].name == mb.name {
+	for k, j := range order {
+		if k+1 < len(order) && ms[order[k+1]].name == ms[j].name {
 			continue // a later one wins
 		}
 		if len(s.out) > open {
 			s.out = append(s.out, ',')
 		}
-		s.out = append(s.out, s.tmp[mb.start-open:mb.end-open]...)
+		s.out = append(s.out, s.tmp[ms[j].start-open:ms[j].end-open]...)
 	}
-	return nil
 }
 
 // compare orders member names: RFC 8785's UTF-16 order, or the stored form's byte order.
