@@ -48,6 +48,25 @@ type Input struct {
 
 	// decoded is event_data as the last Prepare decoded it.
 	decoded map[string]any
+	// data is EventData as SetData was given it read; scanned is the EventData it was read
+	// from (nil: not read yet).
+	data    integrity.Data
+	scanned []byte
+}
+
+// SetData sets event_data to raw, as a decoder that read it with integrity.ParseDataIn (within
+// MaxDataDepth and MaxDataBytes) in its pass over the request has it: Prepare takes d instead
+// of reading raw again, as long as EventData is still raw.
+func (in *Input) SetData(raw json.RawMessage, d integrity.Data) {
+	in.EventData, in.data, in.scanned = raw, d, raw
+}
+
+// eventData is event_data read: what SetData was given, or read now.
+func (in *Input) eventData() (integrity.Data, error) {
+	if len(in.scanned) > 0 && len(in.EventData) == len(in.scanned) && &in.EventData[0] == &in.scanned[0] {
+		return in.data, nil
+	}
+	return parseData(in.EventData)
 }
 
 // DecodedData is event_data as the last successful Prepare decoded it (numbers as
@@ -281,7 +300,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	}
 	if len(in.EventData) == 0 || string(in.EventData) == "null" {
 		bad("event_data", "is required (a JSON object)")
-	} else if data, err := parseData(in.EventData); err != nil {
+	} else if data, err := in.eventData(); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
 		e.EventData, in.decoded, hashed = data.Stored, data.Value, data.Hashed

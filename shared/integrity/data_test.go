@@ -123,6 +123,11 @@ func checkData(t *testing.T, raw []byte) {
 	jcs, err := integrity.Canonicalize(raw)
 	require.NoError(t, err, "%q", raw)
 	require.Equal(t, string(jcs), string(d.Hashed), "%q", raw)
+	// Read in place, inside a longer text, it is the same, and ends where the value ends.
+	in, end, err := integrity.ParseDataIn(`[1,`+string(raw)+`,2]`, 3, maxDepth, maxBytes)
+	require.NoError(t, err, "%q", raw)
+	require.Equal(t, d, in, "%q", raw)
+	require.Equal(t, 3+len(bytes.TrimRight(raw, " \t\r\n")), end, "%q", raw)
 	again, err := integrity.ParseData(d.Stored, maxDepth, maxBytes)
 	require.NoError(t, err, "%q", raw)
 	require.Equal(t, string(d.Stored), string(again.Stored), "the stored form is its own stored form")

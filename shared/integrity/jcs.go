@@ -6,6 +6,7 @@
 package integrity
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,26 +71,66 @@ type Data struct {
 func ParseData(raw []byte, maxDepth, maxBytes int) (Data, error) {
 	// The decoded strings are substrings of one copy of raw: event_data is mostly short
 	// strings, and allocating each was the largest share of the write path's garbage.
-	s := scanner{src: string(raw), out: make([]byte, 0, len(raw)), strict: true, decode: true, maxDepth: maxDepth}
-	v, err := s.document()
+	d, end, err := parseData(string(raw), 0, make([]byte, 0, len(raw)), maxDepth, maxBytes)
+	if err == nil && skipSpace(raw, end) != len(raw) {
+		return Data{}, errors.New("is not valid JSON: data after the value")
+	}
+	return d, err
+}
+
+// ParseDataIn is ParseData of the JSON value at text[at:] (after white space), where more may
+// follow it: it returns where the value ends. The decoded strings are substrings of text,
+// which is not copied: a decoder that holds a whole request body as one string reads the
+// event_data inside it so, in the same pass as the rest of the body.
+func ParseDataIn(text string, at, maxDepth, maxBytes int) (Data, int, error) {
+	// Where the value ends is not known yet: it is written into a recycled buffer and copied
+	// out at its size, rather than into one grown (and kept) larger than it.
+	buf := outPool.Get().(*[]byte)
+	d, end, err := parseData(text, at, *buf, maxDepth, maxBytes)
+	if err == nil {
+		*buf = d.Stored[:0]
+		same := &d.Hashed[0] == &d.Stored[0]
+		d.Stored = bytes.Clone(d.Stored)
+		if same {
+			d.Hashed = d.Stored
+		}
+	}
+	if cap(*buf) <= 1<<20 {
+		outPool.Put(buf)
+	}
+	return d, end, err
+}
+
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func parseData(text string, at int, out []byte, maxDepth, maxBytes int) (Data, int, error) {
+	s := scanner{src: text, i: at, out: out, strict: true, decode: true, maxDepth: maxDepth}
+	v, err := s.run()
 	if err != nil {
-		return Data{}, err
+		return Data{}, 0, err
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return Data{}, errors.New("must be a JSON object")
+		return Data{}, 0, errors.New("must be a JSON object")
 	}
 	if len(s.out) > maxBytes {
-		return Data{}, fmt.Errorf("is %d bytes as compact JSON; at most %d (%d KiB) are accepted", len(s.out), maxBytes, maxBytes>>10)
+		return Data{}, 0, fmt.Errorf("is %d bytes as compact JSON; at most %d (%d KiB) are accepted", len(s.out), maxBytes, maxBytes>>10)
 	}
 	d := Data{Stored: s.out, Hashed: s.out, Value: obj}
 	if s.differs {
 		// Rare: written again, RFC 8785's way, from the form just written.
 		if d.Hashed, err = Canonicalize(s.out); err != nil {
-			return Data{}, err
+			return Data{}, 0, err
 		}
 	}
-	return d, nil
+	return d, s.i, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // scratch is a scanner's working memory, recycled: growing it anew for every event was half
@@ -146,13 +187,22 @@ type member struct {
 	value      any
 }
 
-// document reads the whole text: one value, white space around it.
-func (s *scanner) document() (any, error) {
+// run reads one value at s.i.
+func (s *scanner) run() (any, error) {
 	s.scratch = scratchPool.Get().(*scratch)
 	defer func() { s.scratch.release(); s.scratch = nil }()
 	v, ok := s.value(0)
 	if !ok {
 		return nil, s.err
+	}
+	return v, nil
+}
+
+// document reads the whole text: one value, white space around it.
+func (s *scanner) document() (any, error) {
+	v, err := s.run()
+	if err != nil {
+		return nil, err
 	}
 	s.space()
 	if s.i != len(s.src) {
