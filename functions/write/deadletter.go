@@ -17,7 +17,6 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/ijson"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -416,11 +415,7 @@ func (h *Handler) recordReplay(ctx context.Context, d store.DeadLetter, eventIDs
 		WithActor("user", who).
 		WithResource("DeadLetter", id).
 		WithPayload(replayPayload{DeadLetterID: d.DeadLetterID, CEID: d.CEID, CESource: d.CESource, CEType: d.CEType, EventIDs: eventIDs}).
-		Prepare(audit.Defaults{Now: h.now(), Principal: who, RetentionClasses: h.classes}, h.limits)
-	if err == nil {
-		// The hash covers what is stored, so it is taken once every field is final.
-		err = ledger.Hash(&e)
-	}
+		Prepare(audit.Defaults{Now: h.now(), Principal: who, RetentionClasses: h.classes, Hash: true}, h.limits)
 	if err == nil {
 		_, err = h.committer.submit(ctx, []audit.Event{e}, false)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ijson"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -585,7 +584,9 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 // (hashed when configured), each one's envelope service (the metrics' label), whether they
 // form a batch, or a 400 naming every problem.
 func (h *Handler) prepareEvents(ctx context.Context, principal string, header http.Header, sh shape, body []byte) ([]audit.Event, []string, bool, error) {
-	d := audit.Defaults{Now: h.now(), Principal: principal, RetentionClasses: h.classes}
+	// The hash covers what is stored; Prepare takes it once every field is final, from the same
+	// scan of event_data that checked it.
+	d := audit.Defaults{Now: h.now(), Principal: principal, RetentionClasses: h.classes, Hash: h.hash}
 	if h.policies != nil {
 		d.CategoryRetention = h.policies.lookup
 	}
@@ -635,12 +636,6 @@ func (h *Handler) prepareEvents(ctx context.Context, principal string, header ht
 		var evErrs []audit.FieldError
 		events[i], evErrs = in.Prepare(di, h.limits)
 		services[i] = audit.EnvelopeService(in.DecodedData())
-		if len(evErrs) == 0 && h.hash {
-			// The hash covers what is stored, so it is taken once every field is final.
-			if err := ledger.HashDecoded(&events[i], in.DecodedData()); err != nil {
-				evErrs = append(evErrs, audit.FieldError{Field: "event_data", Message: err.Error()})
-			}
-		}
 		for _, e := range evErrs {
 			if indexed {
 				e.Index = &i

@@ -197,7 +197,11 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		case row.Event != nil && row.Leaf != nil:
 			rep.Events++
 			rep.Sealed++
-			h, err := Recompute(*row.Event)
+			version := integrity.HashVersion
+			if row.Leaf.HashVersion != 0 {
+				version = row.Leaf.HashVersion // recomputed as it was sealed
+			}
+			h, err := row.Event.ComputeHash(version)
 			if err != nil || h != row.Leaf.EventHash {
 				id, idx := row.Event.EventID, row.Leaf.Index
 				rep.Add(Problem{Kind: ProblemModified, EventID: &id, LeafIndex: &idx,
