@@ -12,7 +12,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/backoff"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
@@ -108,10 +107,7 @@ func (r *ReadRecorder) record(req *http.Request, kind string, rows int, sens *se
 		WithResource("auditevents", "").
 		WithPayload(readPayload{Principal: p.Name, Kind: kind, Path: req.URL.Path, Filters: filters, Rows: rows,
 			SensitiveEventIDs: sensitive, Withheld: withheld}).
-		Prepare(audit.Defaults{Now: time.Now(), Principal: r.self, RetentionClasses: r.classes}, audit.DefaultLimits)
-	if err == nil {
-		err = ledger.Hash(&e)
-	}
+		Prepare(audit.Defaults{Now: time.Now(), Principal: r.self, RetentionClasses: r.classes, Hash: true}, audit.DefaultLimits)
 	if err != nil {
 		slog.Error("read audit: record", "error", err)
 		return
