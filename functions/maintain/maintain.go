@@ -64,6 +64,9 @@ func New(pool *pgxpool.Pool, cfg lifecycle.Config, classes []int, reg prometheus
 	if cfg.ArchiveURL != "" {
 		runner.Archiver = &archiver{url: cfg.ArchiveURL, store: s}
 	}
+	if len(cfg.HotMonths) > 0 {
+		runner.Cold = &coldTier{url: cfg.ArchiveURL, store: s}
+	}
 	m := newMetrics(reg)
 	svc := &Service{
 		pool:         pool,
@@ -157,6 +160,11 @@ func (s *Service) Verify(ctx context.Context) (ledger.Report, error) {
 		}
 		opts.External = ext
 	}
+	cold, err := s.coldMonths(ctx)
+	if err != nil {
+		return ledger.Report{}, err
+	}
+	opts.Cold = cold
 	rep, err := ledger.Verify(ctx, s.store, opts)
 	s.metrics.observeVerify(rep, err)
 	return rep, err
