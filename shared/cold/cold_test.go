@@ -14,6 +14,8 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/cold"
+	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/pgtest"
@@ -411,4 +413,101 @@ func TestTamperedColdFileIsNamed(t *testing.T) {
 	err = f.tier.Check(ctx, files[0])
 	require.ErrorIs(t, err, archive.ErrVerify)
 	require.ErrorContains(t, err, files[0].Key)
+}
+
+// TestColdIntegrity: cold events have proofs that verify against the checkpoint, the
+// database's verify counts them as cold (not deleted), and the cold check names a file that
+// was altered — also one rewritten whole with a consistent manifest, which the log catches.
+func TestColdIntegrity(t *testing.T) {
+	t.Parallel()
+	f := setup(t, fileBucket)
+	ctx := context.Background()
+	f.write(t, "rr-i", months(f.now, 4).Add(time.Hour), 20, 2557)
+	f.write(t, "rr-h", months(f.now, 0).Add(time.Minute), 5, 2557)
+	_, err := (&ledger.Sealer{Store: f.st}).SealAll(ctx)
+	require.NoError(t, err)
+	f.run(t)
+
+	// Proofs of cold events, from the log, verify against their recomputed hashes.
+	cold := f.all(t, store.Filter{CorrelationIDs: []string{"rr-i"}}, store.Ascending, 100)
+	require.Len(t, cold, 20)
+	_, proofs, err := ledger.Proofs(ctx, f.st, ids(cold))
+	require.NoError(t, err)
+	require.Len(t, proofs, 20)
+	for _, e := range cold {
+		h, err := ledger.Recompute(e)
+		require.NoError(t, err)
+		p := proofs[e.EventID]
+		require.Equal(t, p.EventHash, h)
+		require.NoError(t, integrity.VerifyInclusion(integrity.LeafHash(h), p.LeafIndex, p.TreeSize, p.AuditPath, p.RootHash))
+	}
+	// The database's verify: cold, not deleted.
+	files, err := f.st.ColdFiles(ctx)
+	require.NoError(t, err)
+	inCold := func(l store.Leaf) bool {
+		return slices.ContainsFunc(files, func(c store.ColdFile) bool {
+			return c.Class == l.RetentionDays && !l.EventTimestamp.Before(c.Month) && l.EventTimestamp.Before(c.Month.AddDate(0, 1, 0))
+		})
+	}
+	rep, err := ledger.Verify(ctx, f.st, ledger.VerifyOptions{Cold: inCold})
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%+v", rep.Problems)
+	require.EqualValues(t, 20, rep.Cold)
+
+	sealed := func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]integrity.Hash, error) {
+		leaves, err := f.st.LeavesOf(ctx, ids)
+		out := map[uuid.UUID]integrity.Hash{}
+		for _, l := range leaves {
+			out[l.EventID] = l.EventHash
+		}
+		return out, err
+	}
+	manifests, err := f.tier.Manifests(ctx)
+	require.NoError(t, err)
+	require.Len(t, manifests, 1)
+	good, err := f.tier.VerifyCold(ctx, manifests[0], sealed)
+	require.NoError(t, err)
+	require.True(t, good.OK, "%+v", good.Problems)
+	require.EqualValues(t, 20, good.Sealed)
+
+	// A byte changed in the file.
+	key := manifests[0].Key
+	orig, err := f.tier.Bucket().ReadAll(ctx, key)
+	require.NoError(t, err)
+	bad := slices.Clone(orig)
+	bad[len(bad)/3] ^= 0x20
+	require.NoError(t, f.tier.Bucket().WriteAll(ctx, key, bad, nil))
+	rep, err = f.tier.VerifyCold(ctx, manifests[0], sealed)
+	require.NoError(t, err)
+	require.False(t, rep.OK)
+	require.Equal(t, archive.ProblemColdFile, rep.Problems[0].Kind)
+	require.Contains(t, rep.Problems[0].Detail, key)
+
+	// The file rewritten whole, one event's data changed and its stored hash with it, and a
+	// manifest that matches: only the log tells.
+	require.NoError(t, f.tier.Bucket().WriteAll(ctx, key, orig, nil))
+	var events []audit.Event
+	require.NoError(t, f.tier.Scan(ctx, manifests[0], func(r *archive.ColdRow) error {
+		events = append(events, r.Event())
+		return nil
+	}))
+	events[3].EventData = []byte(`{"forged":true}`)
+	h, err := ledger.Recompute(events[3])
+	require.NoError(t, err)
+	events[3].EventHash = h[:]
+	slices.SortFunc(events, func(a, b audit.Event) int { return a.EventTimestamp.Compare(b.EventTimestamp) })
+	forged, err := f.tier.WriteMonth(ctx, 2557, months(f.now, 4), func(fn func(*audit.Event) error) (int64, error) {
+		for i := range events {
+			if err := fn(&events[i]); err != nil {
+				return 0, err
+			}
+		}
+		return int64(len(events)), nil
+	})
+	require.NoError(t, err)
+	rep, err = f.tier.VerifyCold(ctx, forged[0], sealed)
+	require.NoError(t, err)
+	require.False(t, rep.OK)
+	require.Equal(t, ledger.ProblemModified, rep.Problems[0].Kind)
+	require.Contains(t, rep.Problems[0].Detail, forged[0].Key)
 }
