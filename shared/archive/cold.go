@@ -445,7 +445,6 @@ type coldWriter struct {
 	blob   *blob.Writer
 	out    *hashWriter
 	pq     *parquet.GenericWriter[ColdRow]
-	rows   int64
 	buf    []ColdRow
 }
 

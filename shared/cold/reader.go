@@ -111,16 +111,6 @@ func (r *Reader) file(f *store.ColdFile) (_ *openFile, err error) {
 	return of, nil
 }
 
-// forget drops an open file (its key was removed from the catalogue).
-func (r *Reader) forget(key string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.open, key)
-	if i := slices.Index(r.order, key); i >= 0 {
-		r.order = slices.Delete(r.order, i, i+1)
-	}
-}
-
 // scan is what a file read looks for: the query's filter and time range, and an event id for a
 // lookup by id.
 type scan struct {

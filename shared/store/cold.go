@@ -98,27 +98,6 @@ func (s *Store) LeafOID(ctx context.Context, leaf string) (uint32, error) {
 	return oid, nil
 }
 
-// AttachedLeaves returns which of oids are leaves still attached to audit_events (and not
-// being detached): their events are read hot, so their cold copies must not be read too.
-func (s *Store) AttachedLeaves(ctx context.Context, oids []uint32) (map[uint32]bool, error) {
-	out := map[uint32]bool{}
-	if len(oids) == 0 {
-		return out, nil
-	}
-	rows, err := s.db.Query(ctx, `SELECT inhrelid::oid FROM pg_inherits WHERE inhrelid = ANY($1::oid[]) AND NOT inhdetachpending`, oids)
-	if err != nil {
-		return nil, fmt.Errorf("attached leaves: %w", interpretError(err))
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
-	if err != nil {
-		return nil, fmt.Errorf("attached leaves: %w", interpretError(err))
-	}
-	for _, o := range got {
-		out[o] = true
-	}
-	return out, nil
-}
-
 // MatchData tells which of docs (event_data documents) contain data (jsonb @>, when set) and
 // match path (jsonb @@, when set): PostgreSQL decides, so a JSON filter means the same for
 // events read from object storage as for those in a partition.
