@@ -19,8 +19,9 @@ type coldTier struct {
 	url   string
 	store *store.Store
 
-	mu    sync.Mutex
-	mover *cold.Mover
+	mu     sync.Mutex
+	mover  *cold.Mover
+	events *cold.Tiered
 }
 
 func (c *coldTier) open(ctx context.Context) (*cold.Mover, error) {
@@ -32,8 +33,23 @@ func (c *coldTier) open(ctx context.Context) (*cold.Mover, error) {
 			return nil, fmt.Errorf("ARCHIVE_URL: %w", err)
 		}
 		c.mover = &cold.Mover{Store: c.store, Tier: archive.NewCold(b, archive.ColdOptions{})}
+		c.events = cold.NewTiered(c.store, cold.NewReader(b, 0))
 	}
 	return c.mover, nil
+}
+
+// countEvents counts the events of both tiers matching f: a legal hold placed on a
+// correlation whose events are all cold covers them (expiry keeps their files), so it is not
+// a hold on nothing.
+func (s *Service) countEvents(ctx context.Context, f store.Filter) (int64, error) {
+	c, ok := s.runner.Cold.(*coldTier)
+	if !ok {
+		return s.store.CountEvents(ctx, f)
+	}
+	if _, err := c.open(ctx); err != nil {
+		return 0, err
+	}
+	return c.events.CountEvents(ctx, f)
 }
 
 func (c *coldTier) MoveCold(ctx context.Context, leaf store.LeafPartition, ddl lifecycle.DDL, lockTimeout time.Duration) (lifecycle.Moved, error) {
