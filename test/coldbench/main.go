@@ -88,12 +88,10 @@ func run(cfg config) error {
 		return measureExport(ctx, st, bucket, cfg.export)
 	}
 
-	files, err := st.ColdFiles(ctx)
-	if err != nil {
-		return err
-	}
+	// The run finishes what an earlier, interrupted one began, and moves what is left.
+	var files []store.ColdFile
 	var hotBytesPerEvent float64
-	if len(files) == 0 {
+	{
 		// Bytes per event of the months about to go cold, as PostgreSQL holds them (heap,
 		// TOAST and indexes).
 		var bytes, rows int64
