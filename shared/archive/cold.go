@@ -159,11 +159,11 @@ func compareCold(a, b *ColdRow) int {
 
 // ColdOptions shape a cold write.
 type ColdOptions struct {
-	// FileRows is how many events one file holds at most (default 32,768). A file is also the
+	// FileRows is how many events one file holds at most (default 8,192). A file is also the
 	// unit a read in time order (an export, a filter without correlation_id) sorts in memory,
-	// so it bounds the memory of such a read.
+	// so it bounds the memory of such a read: at 32,768 an export's peak RSS was 272 MiB.
 	FileRows int
-	// RowGroupRows is how many events make a row group (default 4,096): the unit a lookup
+	// RowGroupRows is how many events make a row group (default 2,048): the unit a lookup
 	// reads after its statistics and bloom filter admitted it.
 	RowGroupRows int
 	// Level is the zstd level (default zstd.SpeedDefault).
@@ -171,8 +171,8 @@ type ColdOptions struct {
 }
 
 func (o ColdOptions) withDefaults() ColdOptions {
-	o.FileRows = cmp.Or(o.FileRows, 32768)
-	o.RowGroupRows = cmp.Or(o.RowGroupRows, 4096)
+	o.FileRows = cmp.Or(o.FileRows, 8192)
+	o.RowGroupRows = cmp.Or(o.RowGroupRows, 2048)
 	o.Level = cmp.Or(o.Level, zstd.SpeedDefault)
 	return o
 }

@@ -384,7 +384,12 @@ func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.St
 				yield(nil, err)
 				return
 			}
-			pending = append(pending, got...)
+			if len(pending) == 0 {
+				pending = got
+			} else {
+				pending = append(pending, got...)
+			}
+			got = nil
 			sortEvents(pending, p.Order)
 			// What no later file can precede goes out now.
 			cut := len(pending)
@@ -429,9 +434,9 @@ func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	var out []audit.Event
-	for _, r := range results {
-		out = append(out, r...)
+	out := results[0]
+	if len(results) > 1 {
+		out = slices.Concat(results...)
 	}
 	if len(s.f.Data) == 0 && s.f.DataPath == "" || len(out) == 0 {
 		return out, nil

@@ -11,6 +11,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -251,9 +252,19 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-db", cfg.db, "-dir", cfg.dir, "-export-month", month)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	return cmd.Run()
+	for _, limit := range []string{"", "96MiB"} {
+		cmd := exec.Command(self, "-db", cfg.db, "-dir", cfg.dir, "-export-month", month)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Env = os.Environ()
+		if limit != "" {
+			cmd.Env = append(cmd.Env, "GOMEMLIMIT="+limit)
+		}
+		fmt.Printf("export, GOMEMLIMIT=%s: ", cmp.Or(limit, "(unset)"))
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // someMonths is the store with the catalogue cut to the months up to upTo.
