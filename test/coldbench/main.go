@@ -45,6 +45,7 @@ type config struct {
 	samples   int
 	export    string // internal: run the export measurement of this month (YYYY-MM) and exit
 	skipS3    bool
+	skipMove  bool
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&cfg.samples, "samples", 400, "timelines looked up per measurement")
 	flag.StringVar(&cfg.export, "export-month", "", "internal: measure an export of this cold month (YYYY-MM) and exit")
 	flag.BoolVar(&cfg.skipS3, "skip-s3", false, "do not measure through the S3 server")
+	flag.BoolVar(&cfg.skipMove, "skip-move", false, "measure the cold tier as it is, moving nothing")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "coldbench:", err)
@@ -92,7 +94,7 @@ func run(cfg config) error {
 	// The run finishes what an earlier, interrupted one began, and moves what is left.
 	var files []store.ColdFile
 	var hotBytesPerEvent float64
-	{
+	if !cfg.skipMove {
 		// Bytes per event of the months about to go cold, as PostgreSQL holds them (heap,
 		// TOAST and indexes).
 		var bytes, rows int64
@@ -134,6 +136,9 @@ func run(cfg config) error {
 			return err
 		}
 		fmt.Printf("hot bytes/event (the moved months, in PostgreSQL): %.0f\n", hotBytesPerEvent)
+	}
+	if files, err = st.ColdFiles(ctx); err != nil {
+		return err
 	}
 	var coldBytes, coldRows int64
 	months := map[time.Time]bool{}
@@ -218,16 +223,30 @@ func run(cfg config) error {
 			oldIDs = append(oldIDs, ids...)
 		}
 	}
-	for k := 1; k <= len(sorted); k *= 2 {
-		cut := sorted[min(k, len(sorted))-1]
-		h := &someMonths{Store: st, upTo: cut}
-		if err := measure(fmt.Sprintf("timeline, cold, %d cold month(s)", k), cold.NewTiered(h, cold.NewReader(bucket, 0)), oldIDs); err != nil {
+	// One reader, every file opened first, as a running query function has them: what is
+	// left is the cost of the lookup itself.
+	growth := cold.NewReader(bucket, 0)
+	if _, err := timelines(ctx, cold.NewTiered(st, growth), coldIDs[:20]); err != nil {
+		return err
+	}
+	var ks []int
+	for k := 1; k < len(sorted); k *= 2 {
+		ks = append(ks, k)
+	}
+	for _, k := range append(ks, len(sorted)) {
+		h := &someMonths{Store: st, upTo: sorted[k-1]}
+		if err := measure(fmt.Sprintf("timeline, cold, %d cold month(s)", k), cold.NewTiered(h, growth), oldIDs); err != nil {
 			return err
 		}
-		if k < len(sorted) && k*2 > len(sorted) {
-			k = len(sorted) / 2 // the last step measures every month
-		}
 	}
+	// The same lookups bounded to the oldest month (since/until): the catalogue prunes the
+	// other months' files.
+	end := oldest.AddDate(0, 1, 0)
+	d, err := timelinesIn(ctx, cold.NewTiered(st, growth), oldIDs, oldest, end)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-44s p50 %7.2f ms  p99 %7.2f ms  (%d timelines)\n", fmt.Sprintf("timeline, cold, since/until 1 of %d months", len(sorted)), ms(pct(d, 50)), ms(pct(d, 99)), len(d))
 
 	if !cfg.skipS3 {
 		s3b, stop, err := s3Copy(ctx, bucket, files)
@@ -279,11 +298,19 @@ func (s *someMonths) ReadableColdFiles(ctx context.Context) ([]store.ColdFile, e
 }
 
 func timelines(ctx context.Context, t *cold.Tiered, ids []string) ([]time.Duration, error) {
+	return timelinesIn(ctx, t, ids, time.Time{}, time.Time{})
+}
+
+// timelinesIn looks up each correlation's timeline, within [since, until) when they are set.
+func timelinesIn(ctx context.Context, t *cold.Tiered, ids []string, since, until time.Time) ([]time.Duration, error) {
 	out := make([]time.Duration, 0, len(ids))
 	for _, id := range ids {
+		f := store.Filter{CorrelationIDs: []string{id}, ExceptCategories: []string{audit.OwnCategory}}
+		if !since.IsZero() {
+			f.Since, f.Until = &since, &until
+		}
 		began := time.Now()
-		page, err := t.QueryEvents(ctx, store.QueryParams{Filter: store.Filter{CorrelationIDs: []string{id},
-			ExceptCategories: []string{audit.OwnCategory}}, Order: store.Ascending, Limit: 100})
+		page, err := t.QueryEvents(ctx, store.QueryParams{Filter: f, Order: store.Ascending, Limit: 100})
 		if err != nil {
 			return nil, err
 		}
