@@ -92,7 +92,6 @@ func run(cfg config) error {
 	}
 
 	// The run finishes what an earlier, interrupted one began, and moves what is left.
-	var files []store.ColdFile
 	var hotBytesPerEvent float64
 	if !cfg.skipMove {
 		// Bytes per event of the months about to go cold, as PostgreSQL holds them (heap,
@@ -132,12 +131,10 @@ func run(cfg config) error {
 		}
 		el := time.Since(began)
 		fmt.Printf("move: %d events to the cold tier in %s (%.0f events/s)\n", moved, el.Round(time.Second), float64(moved)/el.Seconds())
-		if files, err = st.ColdFiles(ctx); err != nil {
-			return err
-		}
 		fmt.Printf("hot bytes/event (the moved months, in PostgreSQL): %.0f\n", hotBytesPerEvent)
 	}
-	if files, err = st.ColdFiles(ctx); err != nil {
+	files, err := st.ColdFiles(ctx)
+	if err != nil {
 		return err
 	}
 	var coldBytes, coldRows int64
