@@ -30,6 +30,7 @@ run: ## start every function on :8080 (with its own PostgreSQL unless DATABASE_U
 test: alerts ## run every test against a real PostgreSQL (TEST_DATABASE_URL, else one of its own), and the alert rules' unit tests
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd test/duckdbcheck && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 	$(GO) test ./functions/write -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 
 lint: ## gofmt, go vet and staticcheck
@@ -61,6 +62,16 @@ bench-query: ## query benchmarks at 5M events: seeds a database once, then HTTP 
 	@DB=$$($(GO) run ./test/seed -server "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" \
 		-database auditstore_bench_query -n $(SEED_EVENTS)) || exit 1; \
 	$(GO) run ./test/querybench -db "$$DB" $(QUERYBENCH_FLAGS)
+
+COLD_EVENTS ?= 6000000
+COLD_MONTHS ?= 6
+COLD_DIR ?= .data/coldbench
+.PHONY: bench-cold
+bench-cold: ## cold tier at 6M seeded events: bytes/event, timeline p50/p99 hot vs cold (file:// and S3), growth with months, export
+	@rm -rf $(COLD_DIR); \
+	DB=$$($(GO) run ./test/seed -server "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" \
+		-database auditstore_bench_cold -n $(COLD_EVENTS) -months $(COLD_MONTHS)) || exit 1; \
+	$(GO) build -o $(COLD_DIR).bin ./test/coldbench && $(COLD_DIR).bin -db "$$DB" -dir "$(abspath $(COLD_DIR))" $(COLDBENCH_FLAGS)
 
 .PHONY: bench-integrity
 bench-integrity: ## write throughput with integrity on vs off (same run), seal lag, verify speed

@@ -93,7 +93,7 @@ func (s *Handler) activeCorrelationHolds(ctx context.Context, correlationID stri
 }
 
 func (s *Handler) correlationEvents(ctx context.Context, correlationID string) (int64, error) {
-	return s.store.CountEvents(ctx, store.Filter{CorrelationIDs: []string{correlationID}})
+	return s.svc.CountEvents(ctx, store.Filter{CorrelationIDs: []string{correlationID}})
 }
 
 // placeCorrelationHold holds every event of a correlation, now and to come. A correlation that

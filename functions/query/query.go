@@ -27,6 +27,7 @@ import (
 	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/cold"
 	"github.com/auditstore/auditstore/shared/ijson"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
@@ -70,6 +71,10 @@ type Config struct {
 	// with which JSON exports are signed so the published public key verifies them; without it
 	// an export asking for a detached signature is refused.
 	SigningKey string `envconfig:"INTEGRITY_SIGNING_KEY"`
+	// ArchiveURL is where the cold tier is (the months maintenance moved to object storage,
+	// HOT_MONTHS): every read answers across it and the partitions. Unset, only the
+	// partitions are read.
+	ArchiveURL string `envconfig:"ARCHIVE_URL"`
 }
 
 // PoolOptions are the options of the query pool: its own size, QUERY_TIMEOUT as every
@@ -124,6 +129,9 @@ type Handler struct {
 	signer *integrity.Signer
 	// replica is the streaming replica reads prefer (WithReplica); nil reads from store alone.
 	replica *replicaDB
+	// cold reads the cold tier (WithColdTier, Config.ArchiveURL); closeCold closes its bucket.
+	cold      *cold.Reader
+	closeCold func() error
 }
 
 // New returns a Handler over s, registering its metrics with reg (nil: none).
@@ -153,6 +161,9 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 	for _, o := range opts {
 		o(h)
 	}
+	if err := h.useColdTier(); err != nil {
+		return nil, err
+	}
 	if h.replica != nil {
 		h.replica.start(cfg, reg)
 	}
@@ -169,6 +180,9 @@ func (h *Handler) Close() {
 	}
 	if h.reads != nil && h.readsTo != nil {
 		h.reads.Close()
+	}
+	if h.closeCold != nil {
+		_ = h.closeCold()
 	}
 }
 

@@ -8,6 +8,11 @@
 //	verify -archive                     # every partition archived at ARCHIVE_URL
 //	verify -archive -partition audit_events_r90_2026_05
 //
+// -archive also verifies every file of the cold tier (months moved to ARCHIVE_URL before they
+// expired, HOT_MONTHS): its bytes and rows against its manifest and every event against the
+// hash stored with it, naming the file; with DATABASE_URL set too, every cold event against the
+// hash the integrity log sealed for it.
+//
 // The trusted keys are INTEGRITY_PUBLIC_KEYS (and INTEGRITY_SIGNING_KEY's, when set).
 package main
 
@@ -23,7 +28,9 @@ import (
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
+	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
+	"github.com/google/uuid"
 	"github.com/kelseyhightower/envconfig"
 )
 
@@ -55,7 +62,16 @@ func run(ctx context.Context) error {
 	}
 	out := json.NewEncoder(os.Stdout)
 	if *offline {
-		return verifyArchives(ctx, cfg.ArchiveURL, *partition, keys, out)
+		var sealed archive.LeafHashes
+		if cfg.DatabaseURL != "" && *partition == "" {
+			st, err := store.Connect(ctx, cfg.DatabaseURL, store.PoolOptions{MaxConns: 2})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			sealed = leafHashes(st)
+		}
+		return verifyArchives(ctx, cfg.ArchiveURL, *partition, keys, sealed, out)
 	}
 	if cfg.DatabaseURL == "" {
 		return errors.New("DATABASE_URL is required (or -archive)")
@@ -78,7 +94,7 @@ func run(ctx context.Context) error {
 	return nil
 }
 
-func verifyArchives(ctx context.Context, url, only string, keys []integrity.PublicKey, out *json.Encoder) error {
+func verifyArchives(ctx context.Context, url, only string, keys []integrity.PublicKey, sealed archive.LeafHashes, out *json.Encoder) error {
 	if url == "" {
 		return errors.New("ARCHIVE_URL is required with -archive")
 	}
@@ -111,8 +127,45 @@ func verifyArchives(ctx context.Context, url, only string, keys []integrity.Publ
 			return err
 		}
 	}
+	coldFiles := 0
+	if only == "" {
+		cold := arch.Cold(archive.ColdOptions{})
+		files, err := cold.Manifests(ctx)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			rep, err := cold.VerifyCold(ctx, f, sealed)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.Key, err)
+			}
+			problems += rep.ProblemCount
+			coldFiles++
+			if err := out.Encode(struct {
+				ColdFile string `json:"cold_file"`
+				ledger.Report
+			}{f.Key, rep}); err != nil {
+				return err
+			}
+		}
+	}
 	if problems > 0 {
-		return fmt.Errorf("%d integrity problems found in %d archived partitions", problems, len(parts))
+		return fmt.Errorf("%d integrity problems found in %d archived partitions and %d cold files", problems, len(parts), coldFiles)
 	}
 	return nil
+}
+
+// leafHashes reads the hashes the integrity log sealed for events.
+func leafHashes(st *store.Store) archive.LeafHashes {
+	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]integrity.Hash, error) {
+		leaves, err := st.LeavesOf(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[uuid.UUID]integrity.Hash, len(leaves))
+		for _, l := range leaves {
+			out[l.EventID] = l.EventHash
+		}
+		return out, nil
+	}
 }

@@ -53,12 +53,14 @@ type Problem struct {
 
 // Report is the outcome of Verify.
 type Report struct {
-	OK               bool                  `json:"ok"`
-	Events           int64                 `json:"events"`
-	Sealed           int64                 `json:"sealed"`
-	Pending          int64                 `json:"pending"`
-	Legacy           int64                 `json:"legacy"`
-	Expired          int64                 `json:"expired"`
+	OK      bool  `json:"ok"`
+	Events  int64 `json:"events"`
+	Sealed  int64 `json:"sealed"`
+	Pending int64 `json:"pending"`
+	Legacy  int64 `json:"legacy"`
+	Expired int64 `json:"expired"`
+	// Cold counts sealed events of months in the cold tier, which verify -archive checks.
+	Cold             int64                 `json:"cold,omitempty"`
 	Leaves           uint64                `json:"leaves"`
 	Checkpoints      int                   `json:"checkpoints"`
 	LatestCheckpoint *integrity.Checkpoint `json:"latest_checkpoint,omitempty"`
@@ -89,6 +91,9 @@ type VerifyOptions struct {
 	External []integrity.Checkpoint
 	// Now decides which events had expired (default time.Now()).
 	Now time.Time
+	// Cold, when set, tells a sealed event that is not stored but lives in the cold tier
+	// (its class and month have cold files): counted as cold, not as deleted.
+	Cold func(l store.Leaf) bool
 }
 
 // Verify recomputes every event hash and the whole log from the database, checks every
@@ -224,6 +229,10 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 			l := row.Leaf
 			if !l.EventTimestamp.AddDate(0, 0, l.RetentionDays).After(now) {
 				rep.Expired++
+				return nil
+			}
+			if opts.Cold != nil && opts.Cold(*l) {
+				rep.Cold++
 				return nil
 			}
 			id, idx := l.EventID, l.Index

@@ -62,6 +62,10 @@ type Config struct {
 	// azblob://container. A partition whose archive cannot be written and verified is kept, and
 	// the next run tries again.
 	ArchiveURL string `envconfig:"ARCHIVE_URL"`
+	// HotMonths is how many months before the current one each retention class keeps in
+	// PostgreSQL; older months move to the cold tier at ARCHIVE_URL (see HotMonths.Decode).
+	// Unset, nothing goes cold before it expires.
+	HotMonths HotMonths `envconfig:"HOT_MONTHS"`
 }
 
 // Action is one thing a run did (or, dry, would do).
@@ -96,6 +100,9 @@ type Runner struct {
 	// Archiver, when set, archives every expired partition before its events are removed. It
 	// must be set when Config.ArchiveURL is.
 	Archiver Archiver
+	// Cold moves months older than Config.HotMonths to the cold tier, and expires them there.
+	// It must be set when Config.HotMonths names any class.
+	Cold ColdMover
 }
 
 // Run does one maintenance run with ddl (the pinned, locked connection): make missing
@@ -108,6 +115,9 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 	if r.Config.ArchiveURL != "" && r.Archiver == nil {
 		// Removing partitions unarchived when an archive was asked for would lose them.
 		return rep, errors.New("ARCHIVE_URL is set but the run has no archiver: nothing done")
+	}
+	if len(r.Config.HotMonths) > 0 && r.Cold == nil {
+		return rep, errors.New("HOT_MONTHS is set but the run has no cold tier: nothing done")
 	}
 	leaves, err := r.Store.ListPartitions(ctx)
 	if err != nil {
@@ -123,6 +133,8 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 	plan := PlanPartitions(now, existing, Policy{Classes: r.Classes, PremakeMonths: r.Config.PremakeMonths})
 
 	var errs []error
+	// A cold month is not made again (a late event's write makes it on demand).
+	plan.Create = slices.DeleteFunc(plan.Create, func(p Partition) bool { return r.Config.HotMonths.Cold(p, now) })
 	for _, p := range plan.Create {
 		name := store.LeafName(p.Class, p.Month.Start())
 		if r.Config.DryRun {
@@ -142,6 +154,10 @@ func (r *Runner) Run(ctx context.Context, ddl DDL) (Report, error) {
 			rep.Actions = append(rep.Actions, Action{Kind: "partition.created", Partition: c})
 		}
 		existing = append(existing, p)
+	}
+
+	if r.Cold != nil {
+		r.moveCold(ctx, ddl, now, byPartition, &rep, &errs)
 	}
 
 	for _, p := range plan.Expired {
@@ -253,6 +269,9 @@ func (c Config) Validate() error {
 		return errors.New("LOCK_TIMEOUT must be between 10ms and 1m")
 	case c.IdempotencyWindow < time.Hour:
 		return errors.New("IDEMPOTENCY_WINDOW must be at least 1h")
+	}
+	if len(c.HotMonths) > 0 && c.ArchiveURL == "" {
+		return errors.New("HOT_MONTHS needs ARCHIVE_URL: the cold tier is kept there")
 	}
 	if c.ArchiveURL != "" {
 		u, err := url.Parse(c.ArchiveURL)

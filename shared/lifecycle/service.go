@@ -50,6 +50,9 @@ func NewService(s *store.Store, cfg Config, classes []int, reg prometheus.Regist
 	if cfg.ArchiveURL != "" {
 		runner.Archiver = &archiver{url: cfg.ArchiveURL, store: s}
 	}
+	if len(cfg.HotMonths) > 0 {
+		runner.Cold = &coldTier{url: cfg.ArchiveURL, store: s}
+	}
 	svc := &Service{store: s, runner: runner, keeper: ledger.NewKeeper(s, reg), metrics: newRunMetrics(reg), deadLetters: s}
 	svc.keeper.SetClock(func() time.Time { return svc.runner.Now() })
 	return svc

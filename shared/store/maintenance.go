@@ -22,6 +22,9 @@ type LeafPartition struct {
 	DetachPending bool
 	// Detached: the table is no longer a partition (a run stopped between DETACH and DROP).
 	Detached bool
+	// KeepTable makes DetachAndDrop stop after the detach (the cold tier's move reads the
+	// detached table once more before it drops it).
+	KeepTable bool
 }
 
 var leafName = regexp.MustCompile(`^audit_events_r([0-9]+)_([0-9]{4})_([0-9]{2})$`)
@@ -206,6 +209,9 @@ func (m *Maintenance) DetachAndDrop(ctx context.Context, p LeafPartition, lockTi
 		if _, err := m.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DETACH PARTITION %s %s", parent, leaf, mode)); err != nil {
 			return fmt.Errorf("detach %s: %w", p.Name, interpretError(err))
 		}
+	}
+	if p.KeepTable {
+		return nil
 	}
 	if _, err := m.conn.Exec(ctx, fmt.Sprintf("DROP TABLE %s", leaf)); err != nil {
 		return fmt.Errorf("drop %s: %w", p.Name, interpretError(err))

@@ -1,0 +1,462 @@
+package cold
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"iter"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/store"
+	"github.com/google/uuid"
+)
+
+// Hot is what a tiered read needs of the database: the hot reads, the catalogue of cold files
+// readable now, and PostgreSQL's own JSON matching (so data and data_path mean the same for
+// cold events). *store.Store is one.
+type Hot interface {
+	QueryEvents(ctx context.Context, p store.QueryParams) (store.Page, error)
+	CountEvents(ctx context.Context, f store.Filter) (int64, error)
+	GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error)
+	StreamEvents(ctx context.Context, p store.StreamParams, fn func(*audit.Event) error) (int64, error)
+	ReadableColdFiles(ctx context.Context) ([]store.ColdFile, error)
+	MatchData(ctx context.Context, docs []json.RawMessage, data json.RawMessage, path string) ([]bool, error)
+}
+
+// Tiered answers the query function's reads across the hot tier and the cold one. It has the
+// methods of the store it wraps, with the same meaning.
+type Tiered struct {
+	hot Hot
+	r   *Reader
+}
+
+// NewTiered reads hot first, then the cold files the catalogue of hot's database names.
+func NewTiered(hot Hot, r *Reader) *Tiered { return &Tiered{hot: hot, r: r} }
+
+// QueryEvents returns one page of the events of both tiers matching p, in p's order; a cursor
+// or an offset counts across both.
+func (t *Tiered) QueryEvents(ctx context.Context, p store.QueryParams) (store.Page, error) {
+	hp := p
+	if p.Offset > 0 {
+		hp.Offset, hp.Limit = 0, p.Offset+p.Limit
+	}
+	hot, err := t.hot.QueryEvents(ctx, hp)
+	if err != nil {
+		return hot, err
+	}
+	files, err := t.hot.ReadableColdFiles(ctx)
+	if err != nil {
+		return store.Page{}, err
+	}
+	if len(files) == 0 && p.Offset == 0 {
+		return hot, nil
+	}
+	lo, hi := bounds(&p)
+	s := &scan{f: &p.Filter, lo: lo, hi: hi, after: p.After, order: p.Order}
+	want := p.Offset + p.Limit + 1
+	cold, err := t.page(ctx, files, s, p.Order, want)
+	if err != nil {
+		return store.Page{}, err
+	}
+	merged := mergeSorted(hot.Events, cold, p.Order)
+	page := store.Page{HasMore: hot.HasMore}
+	if p.Offset < len(merged) {
+		merged = merged[p.Offset:]
+	} else {
+		merged = nil
+	}
+	if len(merged) > p.Limit {
+		merged, page.HasMore = merged[:p.Limit], true
+	}
+	page.Events = merged
+	return page, nil
+}
+
+// CountEvents counts the events of both tiers matching f.
+func (t *Tiered) CountEvents(ctx context.Context, f store.Filter) (int64, error) {
+	n, err := t.hot.CountEvents(ctx, f)
+	if err != nil {
+		return n, err
+	}
+	files, err := t.hot.ReadableColdFiles(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s := &scan{f: &f, lo: f.Since, hi: f.Until}
+	err = t.each(ctx, files, s, store.Ascending, 0, func(es []audit.Event) error {
+		n += int64(len(es))
+		return nil
+	})
+	return n, err
+}
+
+// GetEvent returns the event with id from either tier, or store.ErrNotFound.
+func (t *Tiered) GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error) {
+	e, err := t.hot.GetEvent(ctx, id)
+	if !errors.Is(err, store.ErrNotFound) {
+		return e, err
+	}
+	files, err := t.hot.ReadableColdFiles(ctx)
+	if err != nil {
+		return audit.Event{}, err
+	}
+	// A UUIDv7 carries when it was made, which is near its event's timestamp more often than
+	// not: the months nearest to it are read first.
+	if id.Version() == 7 {
+		sec, nsec := id.Time().UnixTime()
+		at := time.Unix(sec, nsec)
+		slices.SortStableFunc(files, func(a, b store.ColdFile) int {
+			return int(distance(&a, at)/time.Second) - int(distance(&b, at)/time.Second)
+		})
+	}
+	s := &scan{f: &store.Filter{}, id: &id}
+	var found *audit.Event
+	errFound := errors.New("found")
+	err = t.each(ctx, files, s, 0, 0, func(es []audit.Event) error {
+		if len(es) > 0 {
+			found = &es[0]
+			return errFound
+		}
+		return nil
+	})
+	if found != nil {
+		return *found, nil
+	}
+	if err != nil {
+		return audit.Event{}, err
+	}
+	return audit.Event{}, store.ErrNotFound
+}
+
+func distance(f *store.ColdFile, at time.Time) time.Duration {
+	switch {
+	case at.Before(f.MinEventTimestamp):
+		return f.MinEventTimestamp.Sub(at)
+	case at.After(f.MaxEventTimestamp):
+		return at.Sub(f.MaxEventTimestamp)
+	}
+	return 0
+}
+
+// StreamEvents calls fn for every event of both tiers matching p, in p's order. Memory stays
+// bounded by the matches of a cold file or two, whatever the result's size.
+func (t *Tiered) StreamEvents(ctx context.Context, p store.StreamParams, fn func(*audit.Event) error) (int64, error) {
+	var (
+		next    func() (*audit.Event, error, bool)
+		stop    = func() {}
+		head    *audit.Event
+		started bool
+		n       int64
+	)
+	defer func() { stop() }()
+	start := func() error {
+		started = true
+		files, err := t.hot.ReadableColdFiles(ctx)
+		if err != nil {
+			return err
+		}
+		next, stop = iter.Pull2(t.stream(ctx, files, &p))
+		return advance(next, &head)
+	}
+	// Cold events that come first in the order, then the hot one; a cold copy of a hot event
+	// (a month being moved) is dropped.
+	emitBefore := func(e *audit.Event) error {
+		for head != nil {
+			c := compareEvents(head, e)
+			if p.Order == store.Descending {
+				c = -c
+			}
+			if e != nil && c > 0 {
+				return nil
+			}
+			if e == nil || c < 0 {
+				if err := fn(head); err != nil {
+					return err
+				}
+				n++
+			}
+			if err := advance(next, &head); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	_, err := t.hot.StreamEvents(ctx, p, func(e *audit.Event) error {
+		if !started {
+			// The catalogue is read once the hot stream's snapshot is taken.
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		if err := emitBefore(e); err != nil {
+			return err
+		}
+		n++
+		return fn(e)
+	})
+	if err != nil {
+		return n, err
+	}
+	if !started {
+		if err := start(); err != nil {
+			return n, err
+		}
+	}
+	for head != nil {
+		if err := fn(head); err != nil {
+			return n, err
+		}
+		n++
+		if err := advance(next, &head); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func advance(next func() (*audit.Event, error, bool), head **audit.Event) error {
+	e, err, ok := next()
+	if !ok {
+		*head = nil
+		return nil
+	}
+	if err != nil {
+		*head = nil
+		return err
+	}
+	*head = e
+	return nil
+}
+
+// bounds is the range of event_timestamp p can match: since, until and the cursor (exactly:
+// the cursor's own row and those before it are dropped by afterCursor).
+func bounds(p *store.QueryParams) (lo, hi *time.Time) {
+	lo, hi = p.Since, p.Until
+	if c := p.After; c != nil {
+		if p.Order == store.Descending {
+			if t := c.EventTimestamp.Add(time.Microsecond); hi == nil || t.Before(*hi) {
+				hi = &t
+			}
+		} else if lo == nil || c.EventTimestamp.After(*lo) {
+			t := c.EventTimestamp
+			lo = &t
+		}
+	}
+	return lo, hi
+}
+
+// afterCursor reports whether e comes after the cursor in the order.
+func afterCursor(e *audit.Event, c *store.Cursor, order store.Order) bool {
+	if c == nil {
+		return true
+	}
+	k := audit.Event{EventTimestamp: c.EventTimestamp, EventID: c.EventID}
+	if order == store.Descending {
+		return compareEvents(e, &k) < 0
+	}
+	return compareEvents(e, &k) > 0
+}
+
+func sortEvents(es []audit.Event, order store.Order) {
+	slices.SortFunc(es, func(a, b audit.Event) int {
+		if order == store.Descending {
+			return compareEvents(&b, &a)
+		}
+		return compareEvents(&a, &b)
+	})
+}
+
+// mergeSorted merges two lists sorted in order into one, keeping one of two equal events.
+func mergeSorted(a, b []audit.Event, order store.Order) []audit.Event {
+	out := make([]audit.Event, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b):
+			out = append(out, a[i])
+			i++
+		case i == len(a):
+			out = append(out, b[j])
+			j++
+		default:
+			c := compareEvents(&a[i], &b[j])
+			if order == store.Descending {
+				c = -c
+			}
+			switch {
+			case c < 0:
+				out = append(out, a[i])
+				i++
+			case c > 0:
+				out = append(out, b[j])
+				j++
+			default:
+				out = append(out, a[i])
+				i, j = i+1, j+1
+			}
+		}
+	}
+	return out
+}
+
+// page returns the first want cold events matching s after the cursor, in order. Files are
+// read in the order's direction, some at a time, and reading stops once the page is full and
+// no file left can hold an event before its last.
+func (t *Tiered) page(ctx context.Context, files []store.ColdFile, s *scan, order store.Order, want int) ([]audit.Event, error) {
+	files = t.admitted(files, s, order)
+	var out []audit.Event
+	for i := 0; i < len(files); {
+		if len(out) >= want {
+			last := out[want-1].EventTimestamp
+			f := files[i]
+			if (order != store.Descending && f.MinEventTimestamp.After(last)) || (order == store.Descending && f.MaxEventTimestamp.Before(last)) {
+				break
+			}
+		}
+		end := min(i+t.r.parallel, len(files))
+		got, err := t.readFiles(ctx, files[i:end], s)
+		if err != nil {
+			return nil, err
+		}
+		i = end
+		out = append(out, got...)
+		sortEvents(out, order)
+		if len(out) > want {
+			out = slices.Delete(out, want, len(out))
+		}
+	}
+	return out, nil
+}
+
+// admitted keeps the files that can hold a match of s, in the order's direction.
+func (t *Tiered) admitted(files []store.ColdFile, s *scan, order store.Order) []store.ColdFile {
+	out := slices.DeleteFunc(slices.Clone(files), func(f store.ColdFile) bool { return !s.admitsFile(&f) })
+	slices.SortStableFunc(out, func(a, b store.ColdFile) int {
+		if order == store.Descending {
+			return b.MaxEventTimestamp.Compare(a.MaxEventTimestamp)
+		}
+		return a.MinEventTimestamp.Compare(b.MinEventTimestamp)
+	})
+	return out
+}
+
+// each calls fn with the matches of each batch of admitted files (unsorted), in order, until
+// fn fails.
+func (t *Tiered) each(ctx context.Context, files []store.ColdFile, s *scan, order store.Order, parallel int, fn func([]audit.Event) error) error {
+	if order != 0 {
+		files = t.admitted(files, s, order)
+	} else {
+		files = slices.DeleteFunc(slices.Clone(files), func(f store.ColdFile) bool { return !s.admitsFile(&f) })
+	}
+	step := cmp0(parallel, t.r.parallel)
+	for i := 0; i < len(files); i += step {
+		got, err := t.readFiles(ctx, files[i:min(i+step, len(files))], s)
+		if err != nil {
+			return err
+		}
+		if err := fn(got); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmp0(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
+}
+
+// stream yields the cold events matching p in p's order. It reads one file at a time and holds
+// back only the events a later file could still precede.
+func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.StreamParams) iter.Seq2[*audit.Event, error] {
+	return func(yield func(*audit.Event, error) bool) {
+		s := &scan{f: &p.Filter, lo: p.Since, hi: p.Until}
+		files := t.admitted(files, s, p.Order)
+		var pending []audit.Event
+		for i := range files {
+			got, err := t.readFiles(ctx, files[i:i+1], s)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if len(pending) == 0 {
+				pending = got
+			} else {
+				pending = append(pending, got...)
+			}
+			got = nil
+			sortEvents(pending, p.Order)
+			// What no later file can precede goes out now.
+			cut := len(pending)
+			if i+1 < len(files) {
+				nf := files[i+1]
+				cut = 0
+				for cut < len(pending) {
+					ts := pending[cut].EventTimestamp
+					if (p.Order != store.Descending && !ts.Before(nf.MinEventTimestamp)) || (p.Order == store.Descending && !ts.After(nf.MaxEventTimestamp)) {
+						break
+					}
+					cut++
+				}
+			}
+			for k := range pending[:cut] {
+				if !yield(&pending[k], nil) {
+					return
+				}
+			}
+			pending = slices.Delete(pending, 0, cut)
+		}
+	}
+}
+
+// readFiles reads files at once and returns their matches, JSON filters applied.
+func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan) ([]audit.Event, error) {
+	results := make([][]audit.Event, len(files))
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			results[i], errs[i] = t.r.read(&files[i], s)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := results[0]
+	if len(results) > 1 {
+		out = slices.Concat(results...)
+	}
+	if len(s.f.Data) == 0 && s.f.DataPath == "" || len(out) == 0 {
+		return out, nil
+	}
+	kept := out[:0]
+	for start := 0; start < len(out); start += 1000 {
+		batch := out[start:min(start+1000, len(out))]
+		docs := make([]json.RawMessage, len(batch))
+		for i := range batch {
+			docs[i] = batch[i].EventData
+		}
+		ok, err := t.hot.MatchData(ctx, docs, s.f.Data, s.f.DataPath)
+		if err != nil {
+			return nil, err
+		}
+		for i := range batch {
+			if ok[i] {
+				kept = append(kept, batch[i])
+			}
+		}
+	}
+	return kept, nil
+}
