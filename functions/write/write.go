@@ -66,6 +66,10 @@ type Config struct {
 	// EventHash computes each event's integrity hash as it is written. Off, the sealer hashes
 	// the stored row instead: less CPU here, and a row changed before its seal goes unnoticed.
 	EventHash bool `envconfig:"WRITE_EVENT_HASH" default:"true"`
+	// HashVersion is the encoding of the hash of new events: 2 commits to each member on its
+	// own (salted), so a member can be erased later and the event still verifies; 1 is the
+	// encoding of events written before it (erasure refuses such events).
+	HashVersion int `envconfig:"WRITE_HASH_VERSION" default:"2"`
 }
 
 // Store is what the write function needs of the store.
@@ -109,6 +113,7 @@ type Handler struct {
 	policies    *policies
 	limits      audit.Limits
 	hash        bool
+	hashVer     int // WRITE_HASH_VERSION
 	classes     []int
 	now         func() time.Time
 	committer   *committer
@@ -147,12 +152,15 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		return nil, errors.New("WRITE_TIMEOUT must be positive")
 	case cfg.BrokerDeliveries != "" && cfg.BrokerDeliveries != "verified" && cfg.BrokerDeliveries != "unauthenticated":
 		return nil, fmt.Errorf("AUTH_BROKER_DELIVERIES %q is not one of verified, unauthenticated", cfg.BrokerDeliveries)
+	case cfg.HashVersion != 0 && cfg.HashVersion != 1 && cfg.HashVersion != 2:
+		return nil, fmt.Errorf("WRITE_HASH_VERSION %d is not one of 1, 2", cfg.HashVersion)
 	}
 	m := newMetrics(reg)
 	h := &Handler{
 		az:        auth.None{},
 		limits:    audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
 		hash:      cfg.EventHash,
+		hashVer:   cmp.Or(cfg.HashVersion, ledger.DefaultHashVersion),
 		classes:   classes,
 		now:       time.Now,
 		metrics:   m,
@@ -609,7 +617,7 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 		services[i] = audit.EnvelopeService(in.DecodedData())
 		if len(evErrs) == 0 && h.hash {
 			// The hash covers what is stored, so it is taken once every field is final.
-			if err := ledger.HashDecoded(&events[i], in.DecodedData()); err != nil {
+			if err := ledger.HashWith(&events[i], in.DecodedData(), h.hashVer); err != nil {
 				evErrs = append(evErrs, audit.FieldError{Field: "event_data", Message: err.Error()})
 			}
 		}

@@ -63,6 +63,18 @@ type Event struct {
 	// HashVersion is the version of EventHash's encoding; 0 (left out) when EventHash is nil.
 	HashVersion int `json:"hash_version,omitempty"`
 
+	// HashSalt is the salt key of a version 2 event's member digests (stored beside the event,
+	// never shown); nil for version 1, and once a member was erased (HashMembers then keeps
+	// the salts of the members still present).
+	HashSalt []byte `json:"-"`
+	// HashMembers is what a version 2 event keeps of its members once one was erased: each
+	// member's digest, and the salts of those still present (JSON, by JSON Pointer; see
+	// integrity.Members). Never shown here: proofs serve it.
+	HashMembers json.RawMessage `json:"-"`
+	// Erased names the members erased from the event (JSON Pointers such as
+	// "/event_data/payload/annotations"), nil when none. Never hashed.
+	Erased []string `json:"erased,omitempty"`
+
 	// Withheld names the members a sensitive event withholds from a reader without the right
 	// to read it (Withhold); nil for an event read whole. Never stored, never hashed.
 	Withheld []string `json:"withheld,omitempty"`

@@ -67,7 +67,7 @@ func TestRecomputeMatchesTheJSONForm(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, got, "%s", b)
 		withDecoded := e
-		require.NoError(t, ledger.HashDecoded(&withDecoded, decoded[e.EventID]))
+		require.NoError(t, ledger.HashWith(&withDecoded, decoded[e.EventID], integrity.HashVersion))
 		require.Equal(t, audit.Digest(want[:]), withDecoded.EventHash)
 	}
 }

@@ -138,7 +138,7 @@ func CheckEvents(ctx context.Context, st *store.Store, keys []integrity.PublicKe
 			}
 			switch {
 			case herr != nil || actual != l.EventHash:
-				c.State, c.Detail = Tampered, fmt.Sprintf("the stored event no longer hashes to the hash sealed in leaf %d", l.Index)
+				c.State, c.Detail = Tampered, fmt.Sprintf("the stored event no longer hashes to the hash sealed in leaf %d", l.Index)+changeDetail(&e, herr)
 			case cpProblem != "":
 				c.State, c.Detail = Tampered, cpProblem
 			case integrity.VerifyInclusion(integrity.LeafHash(l.EventHash), l.Index, cp.TreeSize, path, cp.RootHash) != nil:

@@ -24,7 +24,12 @@ import (
 // Recompute returns the event hash of an event's fields: integrity.EventHash of its JSON form,
 // which it writes in RFC 8785 form directly (members in their sorted order) instead of
 // marshalling and parsing it again — the write path pays this for every event.
-func Recompute(e audit.Event) (integrity.Hash, error) { return recompute(&e, nil) }
+func Recompute(e audit.Event) (integrity.Hash, error) {
+	if e.HashVersion == integrity.HashVersionMembers {
+		return recomputeMembers(&e, nil)
+	}
+	return recompute(&e, nil)
+}
 
 // recompute is Recompute with event_data already decoded (nil: parse e.EventData).
 func recompute(e *audit.Event, decoded map[string]any) (integrity.Hash, error) {
@@ -135,13 +140,7 @@ func Hash(e *audit.Event) error { return HashDecoded(e, nil) }
 // HashDecoded is Hash for an event whose event_data Prepare decoded (Input.DecodedData): the
 // write path's way, without a second parse.
 func HashDecoded(e *audit.Event, decoded map[string]any) error {
-	e.EventHash, e.HashVersion = nil, 0
-	h, err := recompute(e, decoded)
-	if err != nil {
-		return err
-	}
-	e.EventHash, e.HashVersion = h[:], integrity.HashVersion
-	return nil
+	return HashWith(e, decoded, DefaultHashVersion)
 }
 
 // Sealer appends written events to the log.
@@ -274,6 +273,9 @@ type Proof struct {
 	AuditPath   []integrity.Hash     `json:"audit_path"`
 	SealedAt    time.Time            `json:"sealed_at"`
 	Checkpoint  integrity.Checkpoint `json:"checkpoint"`
+	// Members are, for an event hashed with version 2, the salts of its members and the
+	// digests of those erased (MemberProofOf): what recomputing its hash needs beside it.
+	Members *MemberProof `json:"members,omitempty"`
 }
 
 // ErrNotSealed means the event is stored but not in the log yet.

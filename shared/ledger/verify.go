@@ -201,7 +201,7 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 			if err != nil || h != row.Leaf.EventHash {
 				id, idx := row.Event.EventID, row.Leaf.Index
 				rep.Add(Problem{Kind: ProblemModified, EventID: &id, LeafIndex: &idx,
-					Detail: fmt.Sprintf("event %s no longer hashes to the hash sealed in leaf %d", id, idx)})
+					Detail: fmt.Sprintf("event %s no longer hashes to the hash sealed in leaf %d", id, idx) + changeDetail(row.Event, err)})
 			}
 		case row.Event != nil:
 			rep.Events++

@@ -26,7 +26,7 @@ var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "rec
 	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
 	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
 	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data", "event_hash", "hash_version"}
+	"event_data", "event_hash", "hash_version", "hash_salt", "hash_members"}
 
 // keyColumns are the audit_event_keys columns COPY writes, in appendKeyRow's order
 // (first_seen and xid are defaults: now() and the writing transaction).
@@ -181,11 +181,22 @@ func appendEventRow(b []byte, e *audit.Event) ([]byte, error) {
 	b = append(b, 1)
 	b = append(b, e.EventData...)
 	if e.EventHash == nil {
-		return append(appendNull(b), 0xff, 0xff, 0xff, 0xff), nil
+		b = append(appendNull(b), 0xff, 0xff, 0xff, 0xff)
+	} else {
+		b = appendBytes(b, e.EventHash)
+		b = append(b, 0, 0, 0, 2)
+		b = binary.BigEndian.AppendUint16(b, uint16(e.HashVersion))
 	}
-	b = appendBytes(b, e.EventHash)
-	b = append(b, 0, 0, 0, 2)
-	return binary.BigEndian.AppendUint16(b, uint16(e.HashVersion)), nil
+	if e.HashSalt == nil {
+		b = appendNull(b)
+	} else {
+		b = appendBytes(b, e.HashSalt)
+	}
+	if e.HashMembers == nil {
+		return appendNull(b), nil
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(e.HashMembers)))
+	return append(append(b, 1), e.HashMembers...), nil
 }
 
 // appendKeyRow appends e's idempotency key as one tuple in keyColumns' order.
@@ -261,11 +272,18 @@ func eventValues(row []any, e *audit.Event) error {
 	if e.ParentEventID != nil {
 		parent = [16]byte(*e.ParentEventID)
 	}
+	var salt, members any
+	if e.HashSalt != nil {
+		salt = e.HashSalt
+	}
+	if e.HashMembers != nil {
+		members = e.HashMembers
+	}
 	copy(row, []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt,
 		e.DurationMS, e.IsSensitive, parent, ip, e.Version, e.EventType,
 		e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID,
 		e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
 		e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash,
-		e.EventData, hash, version})
+		e.EventData, hash, version, salt, members})
 	return nil
 }

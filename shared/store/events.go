@@ -22,20 +22,25 @@ const selectColumns = `event_id, version, event_timestamp, event_type, event_cat
 	event_action, event_outcome, correlation_id, actor_type, actor_id, host(actor_ip),
 	resource_type, resource_id, resource_name, parent_event_id, trace_id, span_id, namespace,
 	cluster_id, severity, duration_ms, error_code, error_message, retention_days, is_sensitive,
-	event_data, received_at, submitted_by, content_hash, event_hash, coalesce(hash_version, 0)`
+	event_data, received_at, submitted_by, content_hash, event_hash, coalesce(hash_version, 0),
+	hash_salt, hash_members`
 
 func scanEvent(row pgx.Row, e *audit.Event) error { return scanEventWith(row, e) }
 
 // scanEventWith is scanEvent for a row that has more columns after the event's, read into extra.
 func scanEventWith(row pgx.Row, e *audit.Event, extra ...any) error {
-	var data []byte
+	var data, members []byte
 	err := row.Scan(append([]any{&e.EventID, &e.Version, &e.EventTimestamp, &e.EventType, &e.EventCategory,
 		&e.EventAction, &e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID, &e.ActorIP,
 		&e.ResourceType, &e.ResourceID, &e.ResourceName, &e.ParentEventID, &e.TraceID, &e.SpanID,
 		&e.Namespace, &e.ClusterID, &e.Severity, &e.DurationMS, &e.ErrorCode, &e.ErrorMessage,
 		&e.RetentionDays, &e.IsSensitive, &data, &e.ReceivedAt, &e.SubmittedBy, &e.ContentHash,
-		(*[]byte)(&e.EventHash), &e.HashVersion}, extra...)...)
+		(*[]byte)(&e.EventHash), &e.HashVersion, &e.HashSalt, &members}, extra...)...)
 	e.EventData = json.RawMessage(data)
+	if members != nil {
+		e.HashMembers = json.RawMessage(members)
+		e.Erased = erasedOf(members)
+	}
 	e.EventTimestamp = e.EventTimestamp.UTC()
 	e.ReceivedAt = e.ReceivedAt.UTC()
 	return err
@@ -643,4 +648,23 @@ func (f *Filter) timelineOnly() bool {
 // actual parameter values every time.
 func customPlan(args []any) []any {
 	return append([]any{pgx.QueryExecModeExec}, args...)
+}
+
+// erasedOf lists the erased members an event's hash_members names (those kept without a
+// salt), sorted; nil when it cannot be read (verification then names the event).
+func erasedOf(members []byte) []string {
+	var m map[string]struct {
+		Salt *string `json:"salt"`
+	}
+	if json.Unmarshal(members, &m) != nil {
+		return nil
+	}
+	var out []string
+	for p, v := range m {
+		if v.Salt == nil {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

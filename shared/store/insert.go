@@ -330,23 +330,23 @@ WITH input AS (
         is_sensitive, parent_event_id, actor_ip, version, event_type, event_category, event_action,
         event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
         resource_name, trace_id, span_id, namespace, cluster_id, severity, error_code,
-        error_message, submitted_by, content_hash, event_data, event_hash, hash_version)
+        error_message, submitted_by, content_hash, event_data, event_hash, hash_version, hash_salt)
     SELECT e.event_id, e.event_timestamp, e.retention_days, e.received_at, e.duration_ms,
         e.is_sensitive, e.parent_event_id, e.actor_ip::inet, e.version, e.event_type,
         e.event_category, e.event_action, e.event_outcome, e.correlation_id, e.actor_type,
         e.actor_id, e.resource_type, e.resource_id, e.resource_name, e.trace_id, e.span_id,
         e.namespace, e.cluster_id, e.severity, e.error_code, e.error_message, e.submitted_by,
-        e.content_hash, e.event_data::jsonb, e.event_hash, e.hash_version
+        e.content_hash, e.event_data::jsonb, e.event_hash, e.hash_version, e.hash_salt
     FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::timestamptz[], $5::bigint[],
         $6::boolean[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
         $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
         $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
-        $27::text[], $28::bytea[], $29::text[], $30::bytea[], $31::smallint[])
+        $27::text[], $28::bytea[], $29::text[], $30::bytea[], $31::smallint[], $32::bytea[])
         AS e(event_id, event_timestamp, retention_days, received_at, duration_ms, is_sensitive,
              parent_event_id, actor_ip, version, event_type, event_category, event_action,
              event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
              resource_name, trace_id, span_id, namespace, cluster_id, severity, error_code,
-             error_message, submitted_by, content_hash, event_data, event_hash, hash_version)
+             error_message, submitted_by, content_hash, event_data, event_hash, hash_version, hash_salt)
     WHERE e.event_id IN (SELECT event_id FROM claimed)
     ON CONFLICT DO NOTHING
     RETURNING event_id
@@ -370,6 +370,7 @@ type eventColumns struct {
 	eventData      []string
 	eventHash      [][]byte
 	hashVersion    []*int16
+	hashSalt       [][]byte
 }
 
 func columnsOf(events []audit.Event, idx []int) *eventColumns {
@@ -379,7 +380,7 @@ func columnsOf(events []audit.Event, idx []int) *eventColumns {
 		retentionDays: make([]int32, n), receivedAt: make([]time.Time, n),
 		durationMS: make([]*int64, n), isSensitive: make([]bool, n),
 		parentEventID: make([]*uuid.UUID, n), contentHash: make([][]byte, n),
-		eventData: make([]string, n), eventHash: make([][]byte, n), hashVersion: make([]*int16, n),
+		eventData: make([]string, n), eventHash: make([][]byte, n), hashVersion: make([]*int16, n), hashSalt: make([][]byte, n),
 	}
 	for j := range c.text {
 		c.text[j] = make([]*string, n)
@@ -402,6 +403,7 @@ func columnsOf(events []audit.Event, idx []int) *eventColumns {
 		c.contentHash[r] = e.ContentHash
 		c.eventData[r] = string(e.EventData)
 		c.eventHash[r] = e.EventHash
+		c.hashSalt[r] = e.HashSalt
 		if e.EventHash != nil {
 			v := int16(e.HashVersion)
 			c.hashVersion[r] = &v
@@ -416,7 +418,7 @@ func (c *eventColumns) args(submittedBy []*string) []any {
 	for _, t := range c.text {
 		args = append(args, t)
 	}
-	return append(args, submittedBy, c.contentHash, c.eventData, c.eventHash, c.hashVersion)
+	return append(args, submittedBy, c.contentHash, c.eventData, c.eventHash, c.hashVersion, c.hashSalt)
 }
 
 // insertOnce runs insertSQL in a transaction, or, with autocommit, as a statement of its own

@@ -676,7 +676,7 @@ const eventColumnNames = `event_id, version, event_timestamp, event_type, event_
 	event_action, event_outcome, correlation_id, actor_type, actor_id, actor_ip, resource_type,
 	resource_id, resource_name, parent_event_id, trace_id, span_id, namespace, cluster_id,
 	severity, duration_ms, error_code, error_message, retention_days, is_sensitive, event_data,
-	received_at, submitted_by, content_hash, event_hash, hash_version`
+	received_at, submitted_by, content_hash, event_hash, hash_version, hash_salt, hash_members`
 
 // CompareLog streams every stored event next to its leaf of the log, then every leaf whose
 // event is not stored, for a verifier to recompute and compare.

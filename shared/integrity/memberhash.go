@@ -1,0 +1,330 @@
+package integrity
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// HashVersionMembers is version 2 of the event encoding: the event hash commits to each
+// personal-data-bearing member on its own (actor_id, actor_ip and the members of event_data),
+// each through a salted digest, so a member can be erased later while the event still proves
+// every other field and member, and the erased ones only by their digests.
+//
+// The format, step by step (README "Event hash, version 2" says the same for outside verifiers):
+//
+//  1. The committed members are named by JSON Pointers (RFC 6901) into the event's JSON object:
+//     /actor_id; /actor_ip when the event has one; /event_data/<name> for each member of
+//     event_data, except a member payload whose value is an object, whose members are each
+//     committed as /event_data/payload/<name> instead.
+//  2. A member's salt is HMAC-SHA256 with the event's 16-byte salt key over its pointer (UTF-8).
+//     Once a member of the event was erased, the key is gone and the salts of the members still
+//     present are kept one by one instead (Members).
+//  3. A member's digest is SHA-256(salt || RFC 8785 form of its value), in lowercase hexadecimal.
+//  4. The committed form is the event's JSON object as version 1 hashes it (every field, absent
+//     optional fields as null, without event_hash, hash_version, integrity, withheld and erased)
+//     with the value of each committed member replaced by its digest (payload stays an object,
+//     of digests). An erased member's value is its kept digest.
+//  5. event_hash is SHA-256 of the RFC 8785 form of the committed form.
+//
+// Without its salt, a digest tells nothing of a value, however few values it could have had
+// (an e-mail address, an IP address): erasing a member deletes its value and its salt.
+const HashVersionMembers = 2
+
+// SaltKeySize is the size of an event's salt key.
+const SaltKeySize = 16
+
+// NewSaltKey returns a random salt key for a new event.
+func NewSaltKey() []byte {
+	k := make([]byte, SaltKeySize)
+	_, _ = rand.Read(k) // crypto/rand.Read never fails (Go 1.24)
+	return k
+}
+
+// MemberSalt is the salt of the member at pointer of an event with salt key key.
+func MemberSalt(key []byte, pointer string) Hash {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(pointer))
+	var h Hash
+	m.Sum(h[:0])
+	return h
+}
+
+// MemberDigest is the digest of a member with salt whose value has the RFC 8785 form canonical.
+func MemberDigest(salt Hash, canonical []byte) Hash {
+	d := sha256.New()
+	d.Write(salt[:])
+	d.Write(canonical)
+	var h Hash
+	d.Sum(h[:0])
+	return h
+}
+
+// ErasedActorID is what an event whose actor_id was erased holds and serves in its place
+// (actor_id is required, and at least one character).
+const ErasedActorID = "[erased]"
+
+// Pointer is the JSON Pointer (RFC 6901) of the member reached through names.
+func Pointer(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(n))
+	}
+	return b.String()
+}
+
+// Member is what an erased event keeps of one committed member: its digest always, its salt
+// while the member is present (nil: the member was erased).
+type Member struct {
+	Digest Hash  `json:"digest"`
+	Salt   *Hash `json:"salt,omitempty"`
+}
+
+// Members is what an event keeps beside it once a member was erased, by pointer: every
+// committed member's digest, and the salts of those still present. Nil for an event nothing
+// was erased of (its salts come from its key).
+type Members map[string]Member
+
+// Erased lists the erased members' pointers, sorted.
+func (m Members) Erased() []string {
+	var out []string
+	for p, v := range m {
+		if v.Salt == nil {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Committed is an event's committed members in their committed form: what replaces actor_id,
+// actor_ip and event_data in the JSON object version 1 hashes.
+type Committed struct {
+	ActorID   string
+	ActorIP   *string
+	EventData map[string]any
+	// Digests are every committed member's digest, by pointer (the erased ones' kept ones).
+	Digests map[string]Hash
+}
+
+// MemberChange is a committed member that does not match what the event keeps of it.
+type MemberChange struct {
+	Pointer string
+	Detail  string
+}
+
+// ErrMembersChanged is the error of Commit when members do not match the event's Members.
+type ErrMembersChanged []MemberChange
+
+func (e ErrMembersChanged) Error() string {
+	var parts []string
+	for _, c := range e {
+		parts = append(parts, c.Pointer+" "+c.Detail)
+	}
+	return "members changed: " + strings.Join(parts, "; ")
+}
+
+// Commit computes the committed form of an event's actor_id, actor_ip (nil: none) and
+// event_data (decoded, numbers as json.Number), with its salt key, or, once a member was
+// erased, its kept Members (key is then unused). With kept, a member present that was erased
+// or never committed, or a member missing that was not erased, is an ErrMembersChanged; so is
+// a present member whose digest is not the kept one (the event hash would not recompute
+// either: this names which member changed).
+func Commit(key []byte, kept Members, actorID string, actorIP *string, eventData map[string]any) (Committed, error) {
+	if kept == nil && len(key) == 0 {
+		return Committed{}, errors.New("a version 2 event needs its salt key or its kept members")
+	}
+	c := Committed{EventData: make(map[string]any, len(eventData)), Digests: map[string]Hash{}}
+	var changes ErrMembersChanged
+	var buf []byte
+	seen := map[string]bool{}
+	digest := func(pointer string, value any, present bool) (string, error) {
+		seen[pointer] = true
+		if kept == nil {
+			var err error
+			if buf, err = appendValue(buf[:0], value); err != nil {
+				return "", fmt.Errorf("%s: %w", pointer, err)
+			}
+			h := MemberDigest(MemberSalt(key, pointer), buf)
+			c.Digests[pointer] = h
+			return h.String(), nil
+		}
+		m, ok := kept[pointer]
+		switch {
+		case !ok:
+			changes = append(changes, MemberChange{pointer, "is present but was not committed when its members were kept (added)"})
+			return "", nil
+		case m.Salt == nil && present:
+			changes = append(changes, MemberChange{pointer, "was erased but has a value again"})
+		case m.Salt == nil:
+		default:
+			// A present member's digest is always computed from its value; a kept digest
+			// (none in a proof, which gives salts only) names the member that changed.
+			var err error
+			if buf, err = appendValue(buf[:0], value); err != nil {
+				return "", fmt.Errorf("%s: %w", pointer, err)
+			}
+			h := MemberDigest(*m.Salt, buf)
+			if m.Digest != (Hash{}) && h != m.Digest {
+				changes = append(changes, MemberChange{pointer, "no longer has the value it was committed with (modified)"})
+			}
+			c.Digests[pointer] = h
+			return h.String(), nil
+		}
+		c.Digests[pointer] = m.Digest
+		return m.Digest.String(), nil
+	}
+	// actor_id is required: an erased one holds ErasedActorID, and any other value is a change.
+	var err error
+	if c.ActorID, err = digest("/actor_id", actorID, !(kept != nil && actorID == ErasedActorID)); err != nil {
+		return Committed{}, err
+	}
+	if actorIP != nil || (kept != nil && hasMember(kept, "/actor_ip")) {
+		var ip any
+		if actorIP != nil {
+			ip = *actorIP
+		}
+		d, err := digest("/actor_ip", ip, actorIP != nil)
+		if err != nil {
+			return Committed{}, err
+		}
+		c.ActorIP = &d
+	}
+	for name, v := range eventData {
+		if payload, ok := v.(map[string]any); ok && name == "payload" {
+			out := make(map[string]any, len(payload))
+			for pn, pv := range payload {
+				if out[pn], err = digest(Pointer("event_data", "payload", pn), pv, true); err != nil {
+					return Committed{}, err
+				}
+			}
+			c.EventData[name] = out
+			continue
+		}
+		if c.EventData[name], err = digest(Pointer("event_data", name), v, true); err != nil {
+			return Committed{}, err
+		}
+	}
+	// The erased members (and any member gone without an erasure) take their kept digests.
+	for _, p := range slices.Sorted(mapKeys(kept)) {
+		if seen[p] {
+			continue
+		}
+		m := kept[p]
+		if m.Salt != nil {
+			changes = append(changes, MemberChange{p, "is missing but was not erased (deleted)"})
+		}
+		c.Digests[p] = m.Digest
+		switch {
+		case p == "/actor_id" || p == "/actor_ip":
+			// Present in the JSON form whatever they hold; handled above.
+		case strings.HasPrefix(p, "/event_data/payload/"):
+			payload, ok := c.EventData["payload"].(map[string]any)
+			if !ok {
+				payload = map[string]any{}
+				c.EventData["payload"] = payload
+			}
+			payload[unescape(strings.TrimPrefix(p, "/event_data/payload/"))] = m.Digest.String()
+		case strings.HasPrefix(p, "/event_data/"):
+			c.EventData[unescape(strings.TrimPrefix(p, "/event_data/"))] = m.Digest.String()
+		}
+	}
+	if len(changes) > 0 {
+		return c, changes
+	}
+	return c, nil
+}
+
+func hasMember(m Members, p string) bool { _, ok := m[p]; return ok }
+
+func mapKeys(m Members) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// unescape is the reference token of a JSON Pointer (RFC 6901: ~1 is /, ~0 is ~).
+func unescape(tok string) string {
+	return strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+}
+
+// MembersOf returns what an event keeps beside it when members are erased: every committed
+// member's digest (from Commit), the salts of those not in erase. key is the event's salt key
+// (nil when members were kept before: kept then gives the salts).
+func MembersOf(key []byte, kept Members, digests map[string]Hash, erase []string) Members {
+	out := make(Members, len(digests))
+	for p, d := range digests {
+		m := Member{Digest: d}
+		if !slices.Contains(erase, p) {
+			switch {
+			case kept != nil:
+				m.Salt = kept[p].Salt
+			default:
+				s := MemberSalt(key, p)
+				m.Salt = &s
+			}
+		}
+		out[p] = m
+	}
+	return out
+}
+
+// EventHashV2 recomputes a version 2 event hash from the event's JSON form (as served,
+// exported or archived: erased members absent) with its salt key, or its kept Members once a
+// member was erased. It is the reference the write path's faster encoding is tested against,
+// and what an outside verifier in Go would call.
+func EventHashV2(eventJSON []byte, key []byte, kept Members) (Hash, error) {
+	v, err := parse(eventJSON)
+	if err != nil {
+		return Hash{}, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return Hash{}, errors.New("an event is a JSON object")
+	}
+	for _, k := range append(slices.Clone(ExcludedFields), "withheld", "erased") {
+		delete(obj, k)
+	}
+	actorID, _ := obj["actor_id"].(string)
+	var actorIP *string
+	if s, ok := obj["actor_ip"].(string); ok {
+		actorIP = &s
+	}
+	data, ok := obj["event_data"].(map[string]any)
+	if !ok {
+		return Hash{}, errors.New("event_data is not a JSON object")
+	}
+	if kept != nil {
+		// An erased actor is served as a placeholder, an erased address as absent.
+		if m, ok := kept["/actor_ip"]; ok && m.Salt == nil {
+			actorIP = nil
+		}
+	}
+	c, err := Commit(key, kept, actorID, actorIP, data)
+	if err != nil {
+		return Hash{}, err
+	}
+	obj["actor_id"], obj["event_data"] = c.ActorID, c.EventData
+	if c.ActorIP != nil {
+		obj["actor_ip"] = *c.ActorIP
+	}
+	for _, k := range OptionalFields {
+		if _, ok := obj[k]; !ok {
+			obj[k] = nil
+		}
+	}
+	b, err := appendValue(nil, obj)
+	if err != nil {
+		return Hash{}, err
+	}
+	return sha256.Sum256(b), nil
+}
