@@ -2,6 +2,8 @@ package integrity_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"testing"
 
@@ -28,6 +30,11 @@ func TestMemberHash_Vector(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "8f1601b30ec32732d41b10facbcf253ecc0226e1ceefc7f992ae06e917322b8a", h.String())
 	require.Equal(t, "/event_data/a~1b~0c", integrity.Pointer("event_data", "a/b~c"))
+	// A salt is the standard HMAC-SHA256 of the pointer, keyed with the event's salt key.
+	m := hmac.New(sha256.New, vectorKey)
+	m.Write([]byte("/event_data/payload/recipient"))
+	salt := integrity.MemberSalt(vectorKey, "/event_data/payload/recipient")
+	require.Equal(t, m.Sum(nil), salt[:])
 }
 
 // Erasing members keeps the hash; what the event keeps names any other change, and an erased
