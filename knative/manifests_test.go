@@ -26,11 +26,11 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/function"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -486,19 +486,19 @@ func packageMain(t *testing.T, dir string) (string, bool) {
 // configTypes are the types a command's config struct may hold, by the name its source gives
 // them. A command that starts using another one fails TestManifests_Env until it is added.
 var configTypes = map[string]reflect.Type{
-	"string":          reflect.TypeFor[string](),
-	"bool":            reflect.TypeFor[bool](),
-	"int":             reflect.TypeFor[int](),
-	"int32":           reflect.TypeFor[int32](),
-	"int64":           reflect.TypeFor[int64](),
-	"float64":         reflect.TypeFor[float64](),
-	"time.Duration":   reflect.TypeFor[time.Duration](),
-	"web.ServeConfig": reflect.TypeFor[web.ServeConfig](),
-	"auth.Config":     reflect.TypeFor[auth.Config](),
-	"function.Config": reflect.TypeFor[function.Config](),
-	"write.Config":    reflect.TypeFor[write.Config](),
-	"query.Config":    reflect.TypeFor[query.Config](),
-	"maintain.Config": reflect.TypeFor[maintain.Config](),
+	"string":                  reflect.TypeFor[string](),
+	"bool":                    reflect.TypeFor[bool](),
+	"int":                     reflect.TypeFor[int](),
+	"int32":                   reflect.TypeFor[int32](),
+	"int64":                   reflect.TypeFor[int64](),
+	"float64":                 reflect.TypeFor[float64](),
+	"time.Duration":           reflect.TypeFor[time.Duration](),
+	"web.ServeConfig":         reflect.TypeFor[web.ServeConfig](),
+	"auth.Config":             reflect.TypeFor[auth.Config](),
+	"function.Config":         reflect.TypeFor[function.Config](),
+	"write.Config":            reflect.TypeFor[write.Config](),
+	"query.Config":            reflect.TypeFor[query.Config](),
+	"lifecycle.ServiceConfig": reflect.TypeFor[lifecycle.ServiceConfig](),
 }
 
 // commandConfig rebuilds the config struct a command's main reads with envconfig (type

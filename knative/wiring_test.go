@@ -13,12 +13,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/query/ui"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/function"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,7 @@ func functions(t *testing.T) map[string]builtFunction {
 	out := map[string]builtFunction{}
 
 	srv := server()
-	w, err := srv.Write(ctx, s, defaults[write.Config](t))
+	w, err := write.Open(ctx, srv, s, defaults[write.Config](t))
 	require.NoError(t, err)
 	t.Cleanup(w.Close)
 	out["ko://"+module+"/functions/write/cmd"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, w.Routes)}
@@ -72,29 +73,31 @@ func functions(t *testing.T) map[string]builtFunction {
 	srv = server()
 	// As deployed with a read replica (QUERY_DATABASE_URL), so the replica's metrics are
 	// registered too.
-	q, err := srv.Query(s, s, nil, defaults[query.Config](t), query.WithReplica(s, s))
+	q, err := query.Open(srv, s, s, nil, defaults[query.Config](t), query.WithReplica(s, s))
 	require.NoError(t, err)
 	t.Cleanup(q.Close)
 	out["ko://"+module+"/functions/query/cmd"] = builtFunction{srv.Registry, function.Mux(ready, srv.Registry, q.Routes)}
 
 	srv = server()
-	m, closeMaintain, err := maintain.Open(ctx, noDatabase, defaults[maintain.Config](t), srv.Registry, &srv.Auth)
+	msvc, closeMaintain, err := lifecycle.Open(ctx, noDatabase, defaults[lifecycle.ServiceConfig](t), srv.Registry)
 	require.NoError(t, err)
 	t.Cleanup(closeMaintain)
+	m := maintain.New(msvc, srv.Registry, srv.Auth.Authorizer, srv.Auth.Metrics)
 	out["ko://"+module+"/functions/maintain/cmd"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, m.Routes, m.ScheduleRoute)}
 
 	// The standalone process: every function's API on one listener (no schedule route: / is
 	// the write function's there).
 	srv = server()
-	sw, err := srv.Write(ctx, s, defaults[write.Config](t))
+	sw, err := write.Open(ctx, srv, s, defaults[write.Config](t))
 	require.NoError(t, err)
 	t.Cleanup(sw.Close)
-	sq, err := srv.Query(s, s, nil, defaults[query.Config](t))
+	sq, err := query.Open(srv, s, s, nil, defaults[query.Config](t))
 	require.NoError(t, err)
 	t.Cleanup(sq.Close)
-	sm, closeStandalone, err := maintain.Open(ctx, noDatabase, defaults[maintain.Config](t), srv.Registry, &srv.Auth)
+	smsvc, closeStandalone, err := lifecycle.Open(ctx, noDatabase, defaults[lifecycle.ServiceConfig](t), srv.Registry)
 	require.NoError(t, err)
 	t.Cleanup(closeStandalone)
+	sm := maintain.New(smsvc, srv.Registry, srv.Auth.Authorizer, srv.Auth.Metrics)
 	out["ko://"+module+"/functions/standalone"] = builtFunction{srv.Registry, function.Mux(srv.Writable(ready), srv.Registry, sw.Routes, sq.Routes, sm.Routes)}
 	return out
 }

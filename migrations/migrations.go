@@ -8,12 +8,42 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 	// The pgx v5 driver registers the "pgx5" scheme.
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// Errors a failed migration is told apart by (errors.Is); nothing of it was applied.
+var (
+	// ErrLockTimeout means a lock was not granted within the session's lock_timeout.
+	ErrLockTimeout = errors.New("lock timeout")
+	// ErrStatementTimeout means a statement ran past the session's statement_timeout.
+	ErrStatementTimeout = errors.New("statement timeout")
+)
+
+// interpretError marks the failures a caller tells apart with this package's errors. It is
+// the migrations' own translation point because golang-migrate runs the statements: its
+// errors do not always unwrap to the driver's, but carry its text.
+func interpretError(err error) error {
+	code := ""
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		code = pgErr.Code
+	} else if _, rest, ok := strings.Cut(err.Error(), "(SQLSTATE "); ok && len(rest) >= 5 {
+		code = rest[:5]
+	}
+	switch code {
+	case "55P03": // lock_not_available
+		return fmt.Errorf("%w: %w", ErrLockTimeout, err)
+	case "57014": // query_canceled
+		return fmt.Errorf("%w: %w", ErrStatementTimeout, err)
+	}
+	return err
+}
 
 // Files are the migration files, embedded.
 //
@@ -78,7 +108,7 @@ func run(databaseURL string, step func(*migrate.Migrate) error) error {
 	}
 	defer m.Close()
 	if err := step(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("migrations: %w", err)
+		return fmt.Errorf("migrations: %w", interpretError(err))
 	}
 	return nil
 }

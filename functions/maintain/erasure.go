@@ -30,7 +30,7 @@ type eraseRequest struct {
 
 // erase serves POST /api/v1/audit/erasures: shared/erasure decides and the store executes; the
 // erasure's own event (auditstore.erasure.performed) is stored with it.
-func (s *Service) erase(w http.ResponseWriter, r *http.Request) error {
+func (s *Handler) erase(w http.ResponseWriter, r *http.Request) error {
 	body, err := web.ReadJSON(w, r, 256<<10, 4)
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ func (s *Service) erase(w http.ResponseWriter, r *http.Request) error {
 	res, err := erasure.Erase(r.Context(), s.store, erasure.Request{EventIDs: req.EventIDs, Members: req.Members, Reason: req.Reason, By: p.Name,
 		Record: func(payload map[string]any) (audit.Event, error) {
 			id := fmt.Sprint(payload["erasure_id"])
-			return s.event("auditstore.erasure.performed", id, "Erasure", id, payload, p.Name)
+			return s.svc.Event("auditstore.erasure.performed", id, "Erasure", id, payload, p.Name)
 		}})
 	var invalid *erasure.InvalidError
 	var held *erasure.HeldError
@@ -57,10 +57,8 @@ func (s *Service) erase(w http.ResponseWriter, r *http.Request) error {
 		return &web.HTTPError{Status: http.StatusConflict, Type: ErasureHeldType, Detail: held.Error()}
 	case errors.As(err, &refused):
 		return &web.HTTPError{Status: http.StatusConflict, Type: ErasureRefusedType, Detail: refused.Error()}
-	case errors.Is(err, store.ErrNotFound):
-		return web.Error(http.StatusNotFound, "an event of event_ids is not stored: "+err.Error(), nil)
 	case err != nil:
-		return storeError(err)
+		return web.StoreError(err, web.Said{Status: http.StatusNotFound, Detail: "an event of event_ids is not stored"})
 	}
 	if res.Events == nil {
 		res.Events = []store.ErasedEvent{}

@@ -25,7 +25,7 @@ func TestErasureAPI(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	st := store.New(pool)
 	ctx := context.Background()
-	svc := maintain.New(pool, testConfig, []int{90, 2557}, nil, nil, nil)
+	svc := newService(pool, testConfig, []int{90, 2557}, nil, nil, nil)
 	mux := http.NewServeMux()
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)

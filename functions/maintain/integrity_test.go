@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/ledger"
@@ -30,7 +29,7 @@ func TestSealAndVerifyAPI(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	reg := prometheus.NewRegistry()
-	svc := maintain.New(pool, testConfig, []int{90}, reg, nil, nil)
+	svc := newService(pool, testConfig, []int{90}, reg, nil, nil)
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	copies := t.TempDir()

@@ -21,7 +21,7 @@ import (
 // released a hold is the authenticated principal; kubernaut's X-User-ID header is ignored.
 
 // correlationHoldRoutes registers kubernaut's legal-hold routes on mux.
-func (s *Service) correlationHoldRoutes(mux *http.ServeMux) {
+func (s *Handler) correlationHoldRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/legal-hold", s.guard(web.Handle(s.placeCorrelationHold)))
 	mux.Handle("GET /api/v1/audit/legal-hold", s.guard(web.Handle(s.listCorrelationHolds)))
 	mux.Handle("DELETE /api/v1/audit/legal-hold/{correlation_id}", s.guard(web.Handle(s.releaseCorrelationHold)))
@@ -78,7 +78,7 @@ func wholeCorrelation(h store.LegalHold) (string, bool) {
 }
 
 // activeCorrelationHolds returns the active holds that cover the whole correlation id.
-func (s *Service) activeCorrelationHolds(ctx context.Context, correlationID string) ([]store.LegalHold, error) {
+func (s *Handler) activeCorrelationHolds(ctx context.Context, correlationID string) ([]store.LegalHold, error) {
 	holds, err := s.store.ListHolds(ctx, false)
 	if err != nil {
 		return nil, err
@@ -92,13 +92,13 @@ func (s *Service) activeCorrelationHolds(ctx context.Context, correlationID stri
 	return out, nil
 }
 
-func (s *Service) correlationEvents(ctx context.Context, correlationID string) (int64, error) {
+func (s *Handler) correlationEvents(ctx context.Context, correlationID string) (int64, error) {
 	return s.store.CountEvents(ctx, store.Filter{CorrelationIDs: []string{correlationID}})
 }
 
 // placeCorrelationHold holds every event of a correlation, now and to come. A correlation that
 // is already held answers its hold and places no second one.
-func (s *Service) placeCorrelationHold(w http.ResponseWriter, r *http.Request) error {
+func (s *Handler) placeCorrelationHold(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		CorrelationID string `json:"correlation_id"`
 		Reason        string `json:"reason"`
@@ -132,11 +132,10 @@ func (s *Service) placeCorrelationHold(w http.ResponseWriter, r *http.Request) e
 		h = held[0]
 	} else {
 		p, _ := auth.PrincipalFrom(r.Context())
-		h, err = s.store.PlaceHold(r.Context(), store.LegalHold{CorrelationID: &req.CorrelationID, Reason: req.Reason, PlacedBy: p.Name})
+		h, err = s.svc.PlaceHold(r.Context(), store.LegalHold{CorrelationID: &req.CorrelationID, Reason: req.Reason, PlacedBy: p.Name})
 		if err != nil {
 			return storeError(err)
 		}
-		s.recordHold(r.Context(), "auditstore.legalhold.placed", h, p.Name)
 	}
 	return web.WriteJSON(w, http.StatusOK, correlationHold{CorrelationID: req.CorrelationID, EventsAffected: n,
 		PlacedBy: h.PlacedBy, PlacedAt: h.PlacedAt.UTC(), Reason: h.Reason})
@@ -144,7 +143,7 @@ func (s *Service) placeCorrelationHold(w http.ResponseWriter, r *http.Request) e
 
 // listCorrelationHolds lists the active holds of whole correlations, with how many events each
 // holds now. Holds by filter or time range are listed only by auditstore's own API.
-func (s *Service) listCorrelationHolds(w http.ResponseWriter, r *http.Request) error {
+func (s *Handler) listCorrelationHolds(w http.ResponseWriter, r *http.Request) error {
 	holds, err := s.store.ListHolds(r.Context(), false)
 	if err != nil {
 		return storeError(err)
@@ -168,7 +167,7 @@ func (s *Service) listCorrelationHolds(w http.ResponseWriter, r *http.Request) e
 
 // releaseCorrelationHold releases every active hold of the whole correlation; holds by filter
 // or time range that also cover some of its events stay.
-func (s *Service) releaseCorrelationHold(w http.ResponseWriter, r *http.Request) error {
+func (s *Handler) releaseCorrelationHold(w http.ResponseWriter, r *http.Request) error {
 	correlationID := r.PathValue("correlation_id")
 	var req struct {
 		ReleaseReason string `json:"release_reason"`
@@ -189,11 +188,10 @@ func (s *Service) releaseCorrelationHold(w http.ResponseWriter, r *http.Request)
 	p, _ := auth.PrincipalFrom(r.Context())
 	out := correlationRelease{CorrelationID: correlationID, ReleasedBy: p.Name}
 	for _, h := range held {
-		rel, err := s.store.ReleaseHold(r.Context(), h.HoldID, p.Name, req.ReleaseReason)
+		rel, err := s.svc.ReleaseHold(r.Context(), h.HoldID, p.Name, req.ReleaseReason)
 		if err != nil {
 			return storeError(err)
 		}
-		s.recordHold(r.Context(), "auditstore.legalhold.released", rel, p.Name)
 		out.ReleasedAt = rel.ReleasedAt.UTC()
 	}
 	if out.EventsReleased, err = s.correlationEvents(r.Context(), correlationID); err != nil {

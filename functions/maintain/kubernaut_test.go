@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/auth"
@@ -34,7 +33,7 @@ func TestKubernautLegalHold(t *testing.T) {
 `), 0o600))
 	az, err := auth.NewStatic(tokens)
 	require.NoError(t, err)
-	svc := maintain.New(pool, testConfig, []int{90}, nil, az, nil)
+	svc := newService(pool, testConfig, []int{90}, nil, az, nil)
 	mux := http.NewServeMux()
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/lifecycle"
@@ -36,7 +35,7 @@ func TestMaintenance_TwoSimulatedYears(t *testing.T) {
 	s := store.New(pool)
 	ctx := context.Background()
 	classes := []int{90, 365, 2557}
-	svc := maintain.New(pool, testConfig, classes, nil, nil, nil)
+	svc := newService(pool, testConfig, classes, nil, nil, nil)
 	realNow := time.Now().UTC()
 	sim := realNow.AddDate(-2, 0, 0)
 	svc.SetClock(func() time.Time { return sim })
@@ -139,7 +138,7 @@ func TestMaintenance_ConcurrentRunsAndConvergence(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	s := store.New(pool)
 	ctx := context.Background()
-	svc := maintain.New(pool, testConfig, []int{90}, nil, nil, nil)
+	svc := newService(pool, testConfig, []int{90}, nil, nil, nil)
 	now := time.Now().UTC()
 
 	// An old month, expired: as if a run had stopped between DETACH and DROP, it is detached.
@@ -151,7 +150,7 @@ func TestMaintenance_ConcurrentRunsAndConvergence(t *testing.T) {
 	require.NoError(t, err)
 
 	// Two runs at once: one works, the other is told a run is in progress.
-	held, err := store.BeginMaintenance(ctx, pool)
+	held, err := store.New(pool).BeginMaintenance(ctx)
 	require.NoError(t, err)
 	_, err = svc.Run(ctx)
 	require.ErrorIs(t, err, store.ErrLocked)
@@ -179,7 +178,7 @@ func TestMaintenance_ConcurrentRunsAndConvergence(t *testing.T) {
 	}
 
 	// A dry run reports and changes nothing.
-	dry := maintain.New(pool, lifecycle.Config{PremakeMonths: 12, LockTimeout: time.Second, IdempotencyWindow: time.Hour, DryRun: true}, []int{90}, nil, nil, nil)
+	dry := newService(pool, lifecycle.Config{PremakeMonths: 12, LockTimeout: time.Second, IdempotencyWindow: time.Hour, DryRun: true}, []int{90}, nil, nil, nil)
 	rep, err = dry.Run(ctx)
 	require.NoError(t, err)
 	require.True(t, rep.DryRun)
@@ -194,7 +193,7 @@ func TestMaintenance_ConcurrentRunsAndConvergence(t *testing.T) {
 func TestLegalHoldAPI(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
-	svc := maintain.New(pool, testConfig, []int{90}, nil, nil, nil)
+	svc := newService(pool, testConfig, []int{90}, nil, nil, nil)
 	mux := http.NewServeMux()
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)

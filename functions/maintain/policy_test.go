@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/pgtest"
@@ -24,7 +23,7 @@ func TestRetentionPolicies(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
 	s := store.New(pool)
-	svc := maintain.New(pool, testConfig, []int{90}, nil, nil, nil)
+	svc := newService(pool, testConfig, []int{90}, nil, nil, nil)
 	mux := http.NewServeMux()
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)

@@ -14,32 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// RunEventType is the audit event each maintenance run records about itself: outcome success
-// or failure, and in its payload the months ahead, the stray rows and what it did.
-const RunEventType = "auditstore.maintenance.run"
-
 // statusWindow is how far back the status looks for runs: long enough for any schedule, short
 // enough that partition pruning keeps the lookup to a few leaves.
 const statusWindow = 40 * 24 * time.Hour
-
-// runEvent builds the RunEventType event of a run.
-func (s *Service) runEvent(runID string, rep lifecycle.Report, runErr error) (audit.Event, error) {
-	outcome := "success"
-	payload := map[string]any{"months_ahead": rep.MonthsAhead, "stray_rows": rep.StrayRows, "actions": len(rep.Actions),
-		"started": rep.Started, "finished": rep.Finished}
-	if len(rep.Retry) > 0 {
-		payload["retry"] = rep.Retry
-	}
-	if runErr != nil {
-		outcome = "failure"
-		msg := runErr.Error()
-		if len(msg) > 2000 {
-			msg = msg[:2000]
-		}
-		payload["error"] = msg
-	}
-	return s.eventOutcome(RunEventType, outcome, runID, "MaintenanceRun", runID, payload, Self)
-}
 
 // statusCollector reports the maintenance state read from the database when Prometheus
 // scrapes, not what this process happened to do: maintenance usually runs as a CronJob whose
@@ -47,7 +24,7 @@ func (s *Service) runEvent(runID string, rep lifecycle.Report, runErr error) (au
 // otherwise report nothing (or zero) until its own next run. Answers are reused for
 // statusTTL, so several scrapers cost one set of queries.
 type statusCollector struct {
-	svc *Service
+	svc *lifecycle.Service
 	now func() time.Time
 
 	monthsAhead, strayRows, lastSuccess, lastRun, pendingDeadLetters, up *prometheus.Desc
@@ -63,7 +40,7 @@ type statusCollector struct {
 // statusTTL is how long one reading of the status is reused.
 const statusTTL = 15 * time.Second
 
-func newStatusCollector(svc *Service) *statusCollector {
+func newStatusCollector(svc *lifecycle.Service) *statusCollector {
 	return &statusCollector{
 		svc: svc,
 		now: time.Now,
@@ -116,7 +93,7 @@ func (c *statusCollector) read(ctx context.Context) []prometheus.Metric {
 	var errs []error
 	now := c.now()
 
-	if leaves, err := c.svc.store.ListPartitions(ctx); err != nil {
+	if leaves, err := c.svc.Store().ListPartitions(ctx); err != nil {
 		errs = append(errs, err)
 	} else {
 		var attached []lifecycle.Partition
@@ -125,13 +102,13 @@ func (c *statusCollector) read(ctx context.Context) []prometheus.Metric {
 				attached = append(attached, lifecycle.Partition{Class: l.Class, Month: lifecycle.MonthOf(l.Month)})
 			}
 		}
-		out = append(out, gauge(c.monthsAhead, float64(lifecycle.MonthsAhead(now, attached, c.svc.runner.Classes))))
+		out = append(out, gauge(c.monthsAhead, float64(lifecycle.MonthsAhead(now, attached, c.svc.Classes()))))
 	}
 
 	since := now.Add(-statusWindow)
 	latest := func(outcomes ...string) (*audit.Event, error) {
-		page, err := c.svc.store.QueryEvents(ctx, store.QueryParams{Order: store.Descending, Limit: 1,
-			Filter: store.Filter{EventTypes: []string{RunEventType}, EventOutcomes: outcomes, Since: &since}})
+		page, err := c.svc.Store().QueryEvents(ctx, store.QueryParams{Order: store.Descending, Limit: 1,
+			Filter: store.Filter{EventTypes: []string{lifecycle.RunEventType}, EventOutcomes: outcomes, Since: &since}})
 		if err != nil || len(page.Events) == 0 {
 			return nil, err
 		}
@@ -175,7 +152,7 @@ func (c *statusCollector) read(ctx context.Context) []prometheus.Metric {
 		}
 		out = append(out, gauge(c.lastSuccess, ts))
 	}
-	if n, err := c.svc.deadLetters.PendingDeadLetters(ctx); err != nil {
+	if n, err := c.svc.DeadLetters().PendingDeadLetters(ctx); err != nil {
 		errs = append(errs, err)
 	} else {
 		out = append(out, gauge(c.pendingDeadLetters, float64(n)))

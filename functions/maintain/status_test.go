@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/deadletter"
 	"github.com/auditstore/auditstore/shared/ledger"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
@@ -54,7 +54,7 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	s := store.New(pool)
 	classes := []int{90, 180, 365, 730, 1095, 1825, 2557}
-	fresh := func(reg prometheus.Registerer) { maintain.New(pool, testConfig, classes, reg, nil, nil) }
+	fresh := func(reg prometheus.Registerer) { newService(pool, testConfig, classes, reg, nil, nil) }
 
 	before := gauges(t, fresh)
 	require.Equal(t, 1.0, before["audit_maintenance_status_up"])
@@ -66,7 +66,7 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 	require.NotContains(t, before, "audit_maintenance_last_run_actions")
 
 	// A run by one process (a job: no registry at all)...
-	job := maintain.New(pool, testConfig, classes, nil, nil, nil)
+	job := newService(pool, testConfig, classes, nil, nil, nil)
 	start := time.Now()
 	_, err := job.Run(ctx)
 	require.NoError(t, err)
@@ -81,12 +81,12 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 	require.GreaterOrEqual(t, after["audit_maintenance_last_run_duration_seconds"], 0.0)
 
 	// The run is an audit event in its own right.
-	page, err := s.QueryEvents(ctx, store.QueryParams{Limit: 10, Filter: store.Filter{EventTypes: []string{maintain.RunEventType}}})
+	page, err := s.QueryEvents(ctx, store.QueryParams{Limit: 10, Filter: store.Filter{EventTypes: []string{lifecycle.RunEventType}}})
 	require.NoError(t, err)
 	require.Len(t, page.Events, 1)
 	run := page.Events[0]
 	require.Equal(t, "success", run.EventOutcome)
-	require.Equal(t, maintain.Self, run.SubmittedBy)
+	require.Equal(t, lifecycle.Self, run.SubmittedBy)
 	var data struct {
 		Payload map[string]any `json:"payload"`
 	}
@@ -94,7 +94,7 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 	require.EqualValues(t, 3, data.Payload["months_ahead"])
 
 	// A failed run later: the last run moves, the last success does not.
-	failed := audittest.Event(t, &audittest.EventOpts{EventType: maintain.RunEventType, EventOutcome: "failure",
+	failed := audittest.Event(t, &audittest.EventOpts{EventType: lifecycle.RunEventType, EventOutcome: "failure",
 		EventTimestamp: time.Now().Add(time.Minute), EventData: json.RawMessage(`{"payload":{"stray_rows":2}}`)})
 	require.NoError(t, ledger.Hash(&failed))
 	_, _, err = s.InsertEvents(ctx, store.InsertParams{Events: []audit.Event{failed}})
@@ -113,9 +113,9 @@ func TestStatus_FromTheDatabase(t *testing.T) {
 func TestStatus_DatabaseDown(t *testing.T) {
 	t.Parallel()
 	down := gauges(t, func(reg prometheus.Registerer) {
-		var cfg maintain.Config
+		var cfg lifecycle.ServiceConfig
 		require.NoError(t, envconfig.Process("status_test", &cfg)) // the defaults
-		svc, closeDB, err := maintain.Open(context.Background(), "postgres://auditstore@127.0.0.1:1/none?connect_timeout=1", cfg, reg, nil)
+		svc, closeDB, err := open(context.Background(), "postgres://auditstore@127.0.0.1:1/none?connect_timeout=1", cfg, reg)
 		require.NoError(t, err)
 		require.NotNil(t, svc)
 		t.Cleanup(closeDB)
@@ -143,10 +143,10 @@ func TestStatus_DeadLettersInABucket(t *testing.T) {
 
 	dbURL := pgtest.NewDatabase(t, pgtest.Options{})
 	got := gauges(t, func(reg prometheus.Registerer) {
-		var cfg maintain.Config
+		var cfg lifecycle.ServiceConfig
 		require.NoError(t, envconfig.Process("status_test", &cfg)) // the defaults
 		cfg.DeadLetterURL = dir
-		_, closeDB, err := maintain.Open(ctx, dbURL, cfg, reg, nil)
+		_, closeDB, err := open(ctx, dbURL, cfg, reg)
 		require.NoError(t, err)
 		t.Cleanup(closeDB)
 	})

@@ -66,10 +66,8 @@ func (h *Handler) proof(w http.ResponseWriter, r *http.Request) error {
 		}
 		return web.WriteJSON(w, http.StatusOK, p)
 	}
-	if _, err := h.store.GetEvent(r.Context(), id); errors.Is(err, store.ErrNotFound) {
-		return web.Error(http.StatusNotFound, fmt.Sprintf("no event %s is stored", id), nil)
-	} else if err != nil {
-		return storeError(err)
+	if _, err := h.store.GetEvent(r.Context(), id); err != nil {
+		return storeError(err, notFound(id))
 	}
 	return &web.HTTPError{Status: http.StatusNotFound, Type: NotSealedType,
 		Detail: fmt.Sprintf("event %s is stored but not sealed yet: the sealer appends new events to the log every SEAL_INTERVAL; ask again shortly", id)}

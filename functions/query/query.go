@@ -202,7 +202,6 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 // visibleEvent reads the event id when the reader may read it; one outside its namespaces is a
 // 404 like one not stored, so a reader learns nothing of other namespaces' events.
 func (h *Handler) visibleEvent(w http.ResponseWriter, r *http.Request, id uuid.UUID) (audit.Event, error) {
-	notFound := web.Error(http.StatusNotFound, fmt.Sprintf("no event %s is stored", id), nil)
 	var e audit.Event
 	err := h.read(r.Context(), w, false, func(st Store, replica bool) (err error) {
 		e, err = st.GetEvent(r.Context(), id)
@@ -211,18 +210,15 @@ func (h *Handler) visibleEvent(w http.ResponseWriter, r *http.Request, id uuid.U
 		}
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return e, notFound
-	}
 	if err != nil {
-		return e, storeError(err)
+		return e, storeError(err, notFound(id))
 	}
 	ok, err := visible(r.Context(), auth.ScopeFrom(r.Context()), &e)
 	if err != nil {
 		return e, web.Unavailable("authorization is unavailable; retry later", 5*time.Second, err)
 	}
 	if !ok {
-		return audit.Event{}, notFound
+		return audit.Event{}, web.Error(http.StatusNotFound, notFound(id).Detail, nil)
 	}
 	return e, nil
 }
@@ -664,14 +660,17 @@ func (h *Handler) openCursor(s string, filterKey []byte, order store.Order) (sto
 	return c, nil
 }
 
-func storeError(err error) error {
-	switch {
-	case errors.Is(err, store.ErrTimeout):
-		return web.Error(http.StatusGatewayTimeout, "the query took longer than QUERY_TIMEOUT; narrow it with correlation_id, since/until or event_type", err)
-	case errors.Is(err, store.ErrInvalid):
-		return web.Invalid("the query was refused by the database as invalid", []web.FieldError{{Field: "data_path", Message: "is not a valid SQL/JSON path predicate, e.g. $.payload.retries > 3"}})
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return web.Unavailable("the database is unavailable or the query took too long; narrow it with since/until or correlation_id", 5*time.Second, err)
-	}
-	return err
+// storeError is web.StoreError in the query function's words: how to narrow a query.
+func storeError(err error, said ...web.Said) error {
+	return web.StoreError(err, append(said,
+		web.Said{Status: http.StatusGatewayTimeout, Detail: "the query took longer than QUERY_TIMEOUT; narrow it with correlation_id, since/until or event_type"},
+		web.Said{Status: http.StatusBadRequest, Detail: "the query was refused by the database as invalid",
+			Errors: []web.FieldError{{Field: "data_path", Message: "is not a valid SQL/JSON path predicate, e.g. $.payload.retries > 3"}}},
+		web.Said{Status: http.StatusServiceUnavailable, Detail: "the database is unavailable or the query took too long; narrow it with since/until or correlation_id"})...)
+}
+
+// notFound is what a read of event id says when no such event is stored (or it is outside the
+// reader's namespaces, which must look the same).
+func notFound(id uuid.UUID) web.Said {
+	return web.Said{Status: http.StatusNotFound, Detail: fmt.Sprintf("no event %s is stored", id)}
 }

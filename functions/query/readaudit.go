@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/backoff"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/google/uuid"
@@ -103,28 +101,15 @@ func (r *ReadRecorder) record(req *http.Request, kind string, rows int, sens *se
 			filters[k] = slices.Clone(v)
 		}
 	}
-	data, err := json.Marshal(map[string]any{
-		"version": "1.0", "service": "auditstore", "operation": "query.executed", "status": "success",
-		"payload": readPayload{Principal: p.Name, Kind: kind, Path: req.URL.Path, Filters: filters, Rows: rows,
-			SensitiveEventIDs: sensitive, Withheld: withheld},
-	})
+	e, err := audit.NewEvent[readPayload]("auditstore", "query.executed").
+		WithCorrelationID(uuid.NewString()).
+		WithActor("user", cmpOr(p.Name, "anonymous")).
+		WithResource("auditevents", "").
+		WithPayload(readPayload{Principal: p.Name, Kind: kind, Path: req.URL.Path, Filters: filters, Rows: rows,
+			SensitiveEventIDs: sensitive, Withheld: withheld}).
+		Prepare(audit.Defaults{Now: time.Now(), Principal: r.self, RetentionClasses: r.classes, Hash: true}, audit.DefaultLimits)
 	if err != nil {
-		slog.Error("read audit: encode", "error", err)
-		return
-	}
-	s := func(v string) *string { return &v }
-	in := audit.Input{
-		EventType: s("auditstore.query.executed"), EventOutcome: s("success"),
-		CorrelationID: s(uuid.NewString()), ActorType: s("user"), ActorID: s(cmpOr(p.Name, "anonymous")),
-		ResourceType: s("auditevents"), EventData: data,
-	}
-	e, errs := in.Prepare(audit.Defaults{Now: time.Now(), Principal: r.self, RetentionClasses: r.classes}, audit.DefaultLimits)
-	if len(errs) > 0 {
-		slog.Error("read audit: invalid record", "errors", errs)
-		return
-	}
-	if err := ledger.Hash(&e); err != nil {
-		slog.Error("read audit: hash", "err", err)
+		slog.Error("read audit: record", "error", err)
 		return
 	}
 	select {

@@ -8,11 +8,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/ledger"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
@@ -36,7 +37,7 @@ type config struct {
 	MaintainDatabaseURL string `envconfig:"MAINTAIN_DATABASE_URL"`
 	Write               write.Config
 	Query               query.Config
-	Maintain            maintain.Config
+	Maintain            lifecycle.ServiceConfig
 }
 
 func main() { web.Main("standalone", run) }
@@ -56,7 +57,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer closeQueries()
-	replica, _, closeReplica, err := function.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, cfg.QueryMaxConns, queryStore)
+	replica, _, closeReplica, err := query.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, cfg.QueryMaxConns, queryStore)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wh, err := srv.Write(ctx, writeStore, cfg.Write)
+	wh, err := write.Open(ctx, srv, writeStore, cfg.Write)
 	if err != nil {
 		return err
 	}
@@ -77,12 +78,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	qh, err := srv.Query(queryStore, writeStore, keys, cfg.Query, replica...)
+	qh, err := query.Open(srv, queryStore, writeStore, keys, cfg.Query, replica...)
 	if err != nil {
 		return err
 	}
 	defer qh.Close()
-	ms, closeMaintain, err := maintain.Open(ctx, cmp.Or(cfg.MaintainDatabaseURL, cfg.DatabaseURL), cfg.Maintain, srv.Registry, &srv.Auth)
+	ms, closeMaintain, err := lifecycle.Open(ctx, cmp.Or(cfg.MaintainDatabaseURL, cfg.DatabaseURL), cfg.Maintain, srv.Registry)
 	if err != nil {
 		return err
 	}
@@ -93,9 +94,10 @@ func run(ctx context.Context) error {
 		go ms.Every(mctx, cfg.MaintenanceInterval)
 	}
 	if cfg.Sealing {
-		go ms.SealEvery(mctx)
+		go ms.Keeper().SealEvery(mctx)
 	}
-	go ms.VerifyEvery(mctx, cfg.Maintain.Integrity.VerifyInterval)
+	go ms.Keeper().VerifyEvery(mctx, cfg.Maintain.Integrity.VerifyInterval)
 
-	return srv.Serve(ctx, srv.Writable(writeStore.PingWritable), wh.Routes, qh.Routes, ms.Routes)
+	mh := maintain.New(ms, srv.Registry, srv.Auth.Authorizer, srv.Auth.Metrics)
+	return srv.Serve(ctx, srv.Writable(writeStore.PingWritable), wh.Routes, qh.Routes, mh.Routes)
 }

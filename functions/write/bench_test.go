@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/auditstore/auditstore/shared/audit/audittest"
@@ -71,12 +70,10 @@ func BenchmarkPrepareRequest(b *testing.B) {
 		{"cloudevents", shapeCE, data.Bytes(), ce},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			r := httptest.NewRequest(http.MethodPost, "/api/v1/audit/events", nil)
-			r.Header = tc.header
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.body)))
 			for b.Loop() {
-				if _, _, _, err := h.prepareEvents(r, tc.sh, tc.body); err != nil {
+				if _, _, _, err := h.prepareEvents(b.Context(), "writer", tc.header, tc.sh, tc.body); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/ijson"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -329,11 +328,8 @@ func (h *Handler) deadLetterOfPath(r *http.Request) (store.DeadLetter, error) {
 		return store.DeadLetter{}, web.Invalid("the dead-letter id is not a UUID", []web.FieldError{{Field: "id", Message: "must be a UUID"}})
 	}
 	d, err := h.deadLetters.GetDeadLetter(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.DeadLetter{}, web.Error(http.StatusNotFound, fmt.Sprintf("no dead letter %s", id), err)
-	}
 	if err != nil {
-		return store.DeadLetter{}, storeError(err)
+		return store.DeadLetter{}, storeError(err, web.Said{Status: http.StatusNotFound, Detail: fmt.Sprintf("no dead letter %s", id)})
 	}
 	return d, nil
 }
@@ -373,27 +369,21 @@ func (h *Handler) replayDeadLetter(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	header := http.Header{"Content-Type": {"application/cloudevents+json"}}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "/", bytes.NewReader(body))
+	// The same path as a structured CloudEvent the broker delivers, as the calling
+	// administrator.
+	who := principal(r)
+	res, err := h.ingest(r.Context(), who, http.Header{"Content-Type": {"application/cloudevents+json"}}, shapeCE, body)
 	if err != nil {
-		return err
-	}
-	req.Header = header
-	if err := h.storeShape(discardWriter{}, req, shapeCE, body); err != nil {
 		var he *web.HTTPError
 		if errors.As(err, &he) && he.Status == http.StatusBadRequest {
 			he.Detail = fmt.Sprintf("dead letter %s is still not a valid audit event; it stays dead-lettered: %s", d.DeadLetterID, he.Detail)
 		}
 		return err
 	}
-	var ids []string
-	inputs, _, _ := decodeCloudEvents(r.Context(), header, body)
-	for _, in := range inputs {
-		if in != nil && in.EventID != nil {
-			ids = append(ids, *in.EventID)
-		}
+	ids := make([]string, len(res.results))
+	for i, stored := range res.results {
+		ids[i] = stored.EventID.String()
 	}
-	who := principal(r)
 	d, err = h.deadLetters.MarkDeadLetterReplayed(r.Context(), d.DeadLetterID, who)
 	if errors.Is(err, store.ErrReplayed) {
 		return web.Error(http.StatusConflict, fmt.Sprintf("dead letter %s was replayed by another request meanwhile", d.DeadLetterID), err)
@@ -406,36 +396,30 @@ func (h *Handler) replayDeadLetter(w http.ResponseWriter, r *http.Request) error
 		Message: fmt.Sprintf("dead letter replayed: %d event(s) stored or already present", len(ids))})
 }
 
+// replayPayload is the payload of an auditstore.deadletter.replayed event.
+type replayPayload struct {
+	DeadLetterID uuid.UUID `json:"deadletter_id"`
+	CEID         *string   `json:"ce_id"`
+	CESource     *string   `json:"ce_source"`
+	CEType       *string   `json:"ce_type"`
+	// EventIDs are the event_ids the replayed CloudEvent mapped to.
+	EventIDs []string `json:"event_ids"`
+}
+
 // recordReplay records a replay as an auditstore.deadletter.replayed audit event, so who
 // brought which dead letter back is itself in the audit trail.
 func (h *Handler) recordReplay(ctx context.Context, d store.DeadLetter, eventIDs []string, who string) {
-	data, err := json.Marshal(map[string]any{"version": "1.0", "service": "auditstore", "operation": "deadletter.replayed", "status": "success",
-		"payload": map[string]any{"deadletter_id": d.DeadLetterID, "ce_id": d.CEID, "ce_source": d.CESource, "ce_type": d.CEType, "event_ids": eventIDs}})
+	id := d.DeadLetterID.String()
+	e, err := audit.NewEvent[replayPayload]("auditstore", "deadletter.replayed").
+		WithCorrelationID(id).
+		WithActor("user", who).
+		WithResource("DeadLetter", id).
+		WithPayload(replayPayload{DeadLetterID: d.DeadLetterID, CEID: d.CEID, CESource: d.CESource, CEType: d.CEType, EventIDs: eventIDs}).
+		Prepare(audit.Defaults{Now: h.now(), Principal: who, RetentionClasses: h.classes, Hash: true}, h.limits)
+	if err == nil {
+		_, err = h.committer.submit(ctx, []audit.Event{e}, false)
+	}
 	if err != nil {
-		slog.ErrorContext(ctx, "dead letter: record replay", "error", err)
-		return
-	}
-	s := func(v string) *string { return &v }
-	in := audit.Input{EventType: s("auditstore.deadletter.replayed"), EventOutcome: s("success"), CorrelationID: s(d.DeadLetterID.String()),
-		ActorType: s("user"), ActorID: s(who), ResourceType: s("DeadLetter"), ResourceID: s(d.DeadLetterID.String()), EventData: data}
-	e, errs := in.Prepare(audit.Defaults{Now: h.now(), Principal: who, RetentionClasses: h.classes}, h.limits)
-	if len(errs) > 0 {
-		slog.ErrorContext(ctx, "dead letter: record replay", "errors", errs)
-		return
-	}
-	if err := ledger.Hash(&e); err != nil {
-		slog.ErrorContext(ctx, "dead letter: record replay", "error", err)
-		return
-	}
-	if _, err := h.committer.submit(ctx, []audit.Event{e}, false); err != nil {
 		slog.ErrorContext(ctx, "dead letter: record replay", "error", err, "deadletter_id", d.DeadLetterID)
 	}
 }
-
-// discardWriter is the ResponseWriter of a replay's inner write: its reply is made by the
-// replay itself.
-type discardWriter struct{}
-
-func (discardWriter) Header() http.Header         { return http.Header{} }
-func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (discardWriter) WriteHeader(int)             {}

@@ -12,7 +12,8 @@ import (
 
 // FuzzDecode feeds arbitrary bodies to every decoder (JSON event, JSON batch, header form,
 // CloudEvents structured, batch and binary) and validation. None may panic, and whatever they
-// accept must be storable: valid UTF-8, event_data a canonical JSON object without U+0000.
+// accept must be storable: valid UTF-8, event_data a canonical JSON object without U+0000,
+// hashed as a verifier recomputes it.
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"event_type":"gateway.signal.received","event_outcome":"success","correlation_id":"rr-1","event_data":{"a":[1,2.5,"x"]}}`,
@@ -26,7 +27,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	d := audit.Defaults{Now: now, Principal: "fuzz", RetentionClasses: audit.DefaultRetentionClasses}
+	d := audit.Defaults{Now: now, Principal: "fuzz", RetentionClasses: audit.DefaultRetentionClasses, Hash: true}
 	check := func(t *testing.T, in *audit.Input) {
 		if in == nil {
 			return
@@ -45,6 +46,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(e.ContentHash) != 32 || e.RetentionDays < audit.MinRetentionDays {
 			t.Fatalf("accepted event is not prepared: %+v", e)
+		}
+		// The hash Prepare takes from its scan is the one a verifier recomputes from the fields.
+		if h, err := e.ComputeHash(e.HashVersion); err != nil || string(h[:]) != string(e.EventHash) {
+			t.Fatalf("event hash %x, recomputed %x (%v): %q", e.EventHash, h, err, e.EventData)
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/migrations"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/test/pgcluster"

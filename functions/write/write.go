@@ -22,7 +22,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/ijson"
-	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +70,10 @@ type Config struct {
 	// encoding of events written before it (erasure refuses such events).
 	HashVersion int `envconfig:"WRITE_HASH_VERSION" default:"2"`
 }
+
+// defaultHashVersion is HashVersion when a Config leaves it 0: version 2
+// (integrity.HashVersionMembers), as WRITE_HASH_VERSION's default.
+const defaultHashVersion = 2
 
 // Store is what the write function needs of the store.
 type Store interface {
@@ -160,7 +163,7 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		az:        auth.None{},
 		limits:    audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
 		hash:      cfg.EventHash,
-		hashVer:   cmp.Or(cfg.HashVersion, ledger.DefaultHashVersion),
+		hashVer:   cmp.Or(cfg.HashVersion, defaultHashVersion),
 		classes:   classes,
 		now:       time.Now,
 		metrics:   m,
@@ -250,7 +253,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) error {
 // postBatch takes batches only: a JSON array of events or a CloudEvents batch.
 func (h *Handler) postBatch(w http.ResponseWriter, r *http.Request) error {
 	sh, err := shapeOf(r)
-	if err == nil && sh != shapeUndecided && !isCEBatch(r) {
+	if err == nil && sh != shapeUndecided && !isCEBatch(r.Header) {
 		err = web.Error(http.StatusUnsupportedMediaType, "only batches are accepted here: a JSON array of events (application/json) or application/cloudevents-batch+json", nil)
 	}
 	if err != nil {
@@ -263,8 +266,8 @@ func (h *Handler) postBatch(w http.ResponseWriter, r *http.Request) error {
 	return h.serve(w, r, sh)
 }
 
-func isCEBatch(r *http.Request) bool {
-	mt, err := mediaType(r.Header.Get("Content-Type"))
+func isCEBatch(header http.Header) bool {
+	mt, err := mediaType(header.Get("Content-Type"))
 	return err == nil && mt == "application/cloudevents-batch+json"
 }
 
@@ -292,6 +295,8 @@ func (h *Handler) postCloudEvents(w http.ResponseWriter, r *http.Request) error 
 	return h.serve(w, r, sh)
 }
 
+// serve is the HTTP side of every write route: it reads the body, hands it to ingest, and
+// answers with reply.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, sh shape) error {
 	start := time.Now()
 	body, err := readBody(w, r)
@@ -310,9 +315,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, sh shape) error 
 			sh = shapeBatch
 		}
 	}
-	err = checkJSON(r, sh, body)
+	res, err := h.ingest(r.Context(), principal(r), r.Header, sh, body)
 	if err == nil {
-		err = h.storeShape(w, r, sh, body)
+		err = h.reply(w, r, sh, res)
 	}
 	if err != nil {
 		h.metrics.rejected.WithLabelValues(rejectReason(err)).Inc()
@@ -348,16 +353,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // its size. The decoders after it are costlier the deeper the input; bounded here, a body
 // nested 40,000 levels deep costs one scan instead of time quadratic in its depth. Every
 // violation is named, as its sender knows the field.
-func checkJSON(r *http.Request, sh shape, body []byte) error {
+func checkJSON(header http.Header, sh shape, body []byte) error {
 	above := 1 // a JSON event, a structured CloudEvent
 	switch {
-	case sh == shapeCE && !isStructuredCE(r) && r.Header.Get("Content-Type") != "" && !isJSONMedia(r.Header.Get("Content-Type")):
+	case sh == shapeCE && !isStructuredCE(header) && header.Get("Content-Type") != "" && !isJSONMedia(header.Get("Content-Type")):
 		return nil // binary data that does not claim to be JSON: refused as such when mapped
-	case sh == shapeHeaders || sh == shapeCE && !isStructuredCE(r):
+	case sh == shapeHeaders || sh == shapeCE && !isStructuredCE(header):
 		above = 0 // the body is event_data
 	case sh == shapeBatch:
 		above = 2
-	case sh == shapeCE && isCEBatch(r):
+	case sh == shapeCE && isCEBatch(header):
 		above = 2
 	}
 	errs := ijson.Check(body, ijson.Limits{MaxDepth: audit.MaxDataDepth + above})
@@ -412,8 +417,8 @@ func isJSONMedia(ct string) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
-func isStructuredCE(r *http.Request) bool {
-	mt, err := mediaType(r.Header.Get("Content-Type"))
+func isStructuredCE(header http.Header) bool {
+	mt, err := mediaType(header.Get("Content-Type"))
 	return err == nil && (mt == "application/cloudevents+json" || mt == "application/cloudevents-batch+json")
 }
 
@@ -425,99 +430,125 @@ func firstByte(b []byte) byte {
 	return b[0]
 }
 
-// storeShape decodes, validates and stores a request of one shape, and replies.
-func (h *Handler) storeShape(w http.ResponseWriter, r *http.Request, sh shape, body []byte) error {
-	events, services, atomic, err := h.prepareEvents(r, sh, body)
+// ingested is what ingest stored of one request.
+type ingested struct {
+	events  []audit.Event
+	results []store.InsertResult
+	// batch: the request was a batch (stored atomically, answered as one).
+	batch bool
+	// inserted counts the events newly stored (the others were duplicates).
+	inserted int
+}
+
+// ingest is the one write path, whoever carries the events: every HTTP route and shape, the
+// broker's deliveries, and a dead letter replayed. It checks body (ijson), decodes the
+// events of shape sh from it with header, validates them, holds them for principal's rate
+// limit, and commits them; it returns what was stored, or the error the sender is to see
+// (400 naming every problem, 409, 429, 503). It writes nothing back: each caller replies in
+// its own terms (reply, or the replay's answer).
+func (h *Handler) ingest(ctx context.Context, principal string, header http.Header, sh shape, body []byte) (ingested, error) {
+	if err := checkJSON(header, sh, body); err != nil {
+		return ingested{}, err
+	}
+	events, services, batch, err := h.prepareEvents(ctx, principal, header, sh, body)
 	if err != nil {
-		return err
+		return ingested{}, err
 	}
 	if h.limiter != nil {
 		// Last, after every check that can refuse the request for good (401/403, 413/415,
 		// 400): only a request that would be stored waits, and it holds no connection yet.
-		p := principal(r)
-		held, retry, err := h.limiter.Wait(r.Context(), p, len(events))
+		held, retry, err := h.limiter.Wait(ctx, principal, len(events))
 		switch {
 		case err != nil:
-			return storeError(err)
+			return ingested{}, storeError(err)
 		case retry > 0:
-			return &web.HTTPError{Status: http.StatusTooManyRequests, RetryAfter: max(retry, time.Second),
-				Detail: fmt.Sprintf("%s is over its rate limit of events; nothing was stored, retry after %s", p, max(retry, time.Second).Round(time.Second))}
+			return ingested{}, &web.HTTPError{Status: http.StatusTooManyRequests, RetryAfter: max(retry, time.Second),
+				Detail: fmt.Sprintf("%s is over its rate limit of events; nothing was stored, retry after %s", principal, max(retry, time.Second).Round(time.Second))}
 		case held > 0:
 			h.metrics.held.Observe(held.Seconds())
 		}
 	}
-	results, err := h.committer.submit(r.Context(), events, atomic)
+	results, err := h.committer.submit(ctx, events, batch)
 	if err != nil {
-		return storeError(err)
+		return ingested{}, storeError(err)
 	}
+	res := ingested{events: events, results: results, batch: batch}
 	var conflicts []web.FieldError
-	inserted := 0
-	for i, res := range results {
-		switch res.Status {
+	for i, r := range results {
+		switch r.Status {
 		case store.Conflict:
-			fe := web.FieldError{Field: "event_id", Message: fmt.Sprintf("%s is already stored with other content", res.EventID)}
-			if atomic {
+			fe := web.FieldError{Field: "event_id", Message: fmt.Sprintf("%s is already stored with other content", r.EventID)}
+			if batch {
 				fe.Index = &i
 			}
 			conflicts = append(conflicts, fe)
 		case store.Inserted:
-			inserted++
+			res.inserted++
 		}
 	}
-	if len(conflicts) == 0 {
-		for i, res := range results {
-			if res.Status == store.Inserted {
-				h.metrics.stored(services[i], events[i].EventType, events[i].EventOutcome)
-			}
+	if len(conflicts) > 0 {
+		return ingested{}, conflictError(sh, batch, results, conflicts)
+	}
+	for i, r := range results {
+		if r.Status == store.Inserted {
+			h.metrics.stored(services[i], events[i].EventType, events[i].EventOutcome)
 		}
 	}
-	if sh == shapeCE {
-		if len(conflicts) > 0 {
-			// A 400, not a 409: Knative retries 409, and a retry cannot help.
-			for i := range conflicts {
-				conflicts[i].Field = "id"
-			}
-			return &web.HTTPError{Status: http.StatusBadRequest, Errors: conflicts,
-				Detail: "a CloudEvent with this source and id is already stored with other content; nothing was stored"}
+	return res, nil
+}
+
+// conflictError is the refusal of a request whose events are stored with other content, in
+// its shape's terms.
+func conflictError(sh shape, batch bool, results []store.InsertResult, conflicts []web.FieldError) error {
+	switch {
+	case sh == shapeCE:
+		// A 400, not a 409: Knative retries 409, and a retry cannot help.
+		for i := range conflicts {
+			conflicts[i].Field = "id"
 		}
+		return &web.HTTPError{Status: http.StatusBadRequest, Errors: conflicts,
+			Detail: "a CloudEvent with this source and id is already stored with other content; nothing was stored"}
+	case sh == shapeNotification:
+		return &web.HTTPError{Status: http.StatusConflict, Detail: "a notification record with this notification_id is already stored with other content",
+			Errors: []web.FieldError{{Field: "notification_id", Message: "is already stored with other content"}}}
+	case batch:
+		return &web.HTTPError{Status: http.StatusConflict, Detail: "the batch conflicts with stored events; nothing was stored", Errors: conflicts}
+	}
+	return &web.HTTPError{Status: http.StatusConflict, Detail: fmt.Sprintf("event_id %s is already stored with other content", results[0].EventID), Errors: conflicts}
+}
+
+// reply answers a stored request of shape sh over HTTP.
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, sh shape, res ingested) error {
+	switch {
+	case sh == shapeCE:
 		// No body: a 2xx body that parses as a CloudEvent would be routed on as a reply.
 		w.WriteHeader(http.StatusAccepted)
 		return nil
-	}
-	if len(conflicts) > 0 && sh == shapeNotification {
-		return &web.HTTPError{Status: http.StatusConflict, Detail: "a notification record with this notification_id is already stored with other content",
-			Errors: []web.FieldError{{Field: "notification_id", Message: "is already stored with other content"}}}
-	}
-	if len(conflicts) > 0 {
-		detail := fmt.Sprintf("event_id %s is already stored with other content", results[0].EventID)
-		if atomic {
-			detail = "the batch conflicts with stored events; nothing was stored"
+	case sh == shapeNotification:
+		return h.notificationReply(w, r, res.events[0], res.results[0])
+	case !res.batch:
+		if res.results[0].Status == store.Duplicate {
+			return writeReply(w, http.StatusOK, appendEventReply(nil, res.results[0], true, "event already stored; nothing new was stored"))
 		}
-		return &web.HTTPError{Status: http.StatusConflict, Detail: detail, Errors: conflicts}
-	}
-	if sh == shapeNotification {
-		return h.notificationReply(w, r, events[0], results[0])
-	}
-	if !atomic {
-		res := results[0]
-		if res.Status == store.Duplicate {
-			return writeReply(w, http.StatusOK, appendEventReply(nil, res, true, "event already stored; nothing new was stored"))
-		}
-		return writeReply(w, http.StatusCreated, appendEventReply(nil, res, false, "event stored"))
+		return writeReply(w, http.StatusCreated, appendEventReply(nil, res.results[0], false, "event stored"))
 	}
 	status := http.StatusCreated
-	if inserted == 0 {
+	if res.inserted == 0 {
 		status = http.StatusOK
 	}
-	return writeReply(w, status, appendBatchReply(nil, results, inserted))
+	return writeReply(w, status, appendBatchReply(nil, res.results, res.inserted))
 }
 
 // The replies are written by hand: encoding/json's reflection and its buffer were a visible
 // share of a single event's CPU. TestReplies_AsEncodingJSON holds them to encoding/json's
 // output of eventReply and batchReply.
 
+// jsonContentType is the Content-Type of every reply: assigned as this slice, which net/http
+// only reads, instead of Header.Set allocating one per request.
+var jsonContentType = []string{"application/json"}
+
 func writeReply(w http.ResponseWriter, status int, body []byte) error {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, err := w.Write(body)
 	return err
@@ -564,8 +595,10 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 // prepareEvents decodes and validates a request of one shape: its events ready to store
 // (hashed when configured), each one's envelope service (the metrics' label), whether they
 // form a batch, or a 400 naming every problem.
-func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit.Event, []string, bool, error) {
-	d := audit.Defaults{Now: h.now(), Principal: principal(r), RetentionClasses: h.classes}
+func (h *Handler) prepareEvents(ctx context.Context, principal string, header http.Header, sh shape, body []byte) ([]audit.Event, []string, bool, error) {
+	// The hash covers what is stored; Prepare takes it once every field is final, from the same
+	// scan of event_data that checked it.
+	d := audit.Defaults{Now: h.now(), Principal: principal, RetentionClasses: h.classes, Hash: h.hash, HashVersion: h.hashVer}
 	if h.policies != nil {
 		d.CategoryRetention = h.policies.lookup
 	}
@@ -574,9 +607,9 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 	var errs []audit.FieldError
 	switch sh {
 	case shapeCE:
-		inputs, traces, errs = decodeCloudEvents(r.Context(), r.Header, body)
+		inputs, traces, errs = decodeCloudEvents(ctx, header, body)
 	case shapeHeaders:
-		in, herrs := headerInput(r.Header, body)
+		in, herrs := headerInput(header, body)
 		inputs, errs = []*audit.Input{in}, herrs
 	case shapeJSON:
 		in, jerrs := decodeInput(body)
@@ -589,7 +622,7 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 	}
 	// A traceparent header is the request's trace context; a CloudEvent's own traceparent
 	// extension, when it has one, wins.
-	if tid, sid, ok := audit.ParseTraceparent(r.Header.Get("Traceparent")); ok {
+	if tid, sid, ok := audit.ParseTraceparent(header.Get("Traceparent")); ok {
 		if traces == nil {
 			traces = make([]traceIDs, len(inputs))
 		}
@@ -615,12 +648,6 @@ func (h *Handler) prepareEvents(r *http.Request, sh shape, body []byte) ([]audit
 		var evErrs []audit.FieldError
 		events[i], evErrs = in.Prepare(di, h.limits)
 		services[i] = audit.EnvelopeService(in.DecodedData())
-		if len(evErrs) == 0 && h.hash {
-			// The hash covers what is stored, so it is taken once every field is final.
-			if err := ledger.HashWith(&events[i], in.DecodedData(), h.hashVer); err != nil {
-				evErrs = append(evErrs, audit.FieldError{Field: "event_data", Message: err.Error()})
-			}
-		}
 		for _, e := range evErrs {
 			if indexed {
 				e.Index = &i
@@ -730,15 +757,9 @@ func renameFields(errs []audit.FieldError, names map[string]string) []audit.Fiel
 	return errs
 }
 
-// storeError maps a store failure to a reply: an unreachable database or a deadline is a 503
-// with Retry-After (brokers and clients retry); a value the database refused is a 400 (a retry
-// cannot help); anything else a 500.
-func storeError(err error) error {
-	switch {
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return web.Unavailable("the database is unavailable; nothing was stored, retry later", 5*time.Second, err)
-	case errors.Is(err, store.ErrInvalid):
-		return web.Error(http.StatusBadRequest, "the database refused an event as invalid; nothing was stored", err)
-	}
-	return err
+// storeError is web.StoreError in the write function's words: nothing was stored.
+func storeError(err error, said ...web.Said) error {
+	return web.StoreError(err, append(said,
+		web.Said{Status: http.StatusServiceUnavailable, Detail: "the database is unavailable; nothing was stored, retry later"},
+		web.Said{Status: http.StatusBadRequest, Detail: "the database refused an event as invalid; nothing was stored"})...)
 }

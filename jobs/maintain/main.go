@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/auditstore/auditstore/functions/maintain"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
@@ -19,7 +19,7 @@ import (
 type config struct {
 	// DatabaseURL names the database (postgres:// URL), as a role with auditstore_maintainer.
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true"`
-	Maintain    maintain.Config
+	Maintain    lifecycle.ServiceConfig
 }
 
 func main() { web.Main("maintain", run) }
@@ -29,7 +29,7 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	svc, closeDB, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, nil, nil)
+	svc, closeDB, err := lifecycle.Open(ctx, cfg.DatabaseURL, cfg.Maintain, nil)
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,9 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/auditstore/auditstore/migrations"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kelseyhightower/envconfig"
 )
 
@@ -100,21 +98,11 @@ func withTimeouts(databaseURL string, lock, statement time.Duration) (string, er
 
 // explain names the setting a timeout came from.
 func explain(err error, cfg config) error {
-	// golang-migrate's errors do not unwrap to the driver's, but carry its text.
-	code := ""
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		code = pgErr.Code
-	} else if _, rest, ok := strings.Cut(err.Error(), "(SQLSTATE "); ok && len(rest) >= 5 {
-		code = rest[:5]
-	}
-	{
-		switch code {
-		case "55P03": // lock_not_available
-			return fmt.Errorf("a lock was not granted within MIGRATE_LOCK_TIMEOUT (%s), so nothing of the migration was applied; a long transaction or another migration holds it (see pg_locks), retry once it ends: %w", cfg.LockTimeout, err)
-		case "57014": // query_canceled
-			return fmt.Errorf("a statement ran past MIGRATE_STATEMENT_TIMEOUT (%s), so nothing of the migration was applied; raise it for a large table: %w", cfg.StatementTimeout, err)
-		}
+	switch {
+	case errors.Is(err, migrations.ErrLockTimeout):
+		return fmt.Errorf("a lock was not granted within MIGRATE_LOCK_TIMEOUT (%s), so nothing of the migration was applied; a long transaction or another migration holds it (see pg_locks), retry once it ends: %w", cfg.LockTimeout, err)
+	case errors.Is(err, migrations.ErrStatementTimeout):
+		return fmt.Errorf("a statement ran past MIGRATE_STATEMENT_TIMEOUT (%s), so nothing of the migration was applied; raise it for a large table: %w", cfg.StatementTimeout, err)
 	}
 	return err
 }

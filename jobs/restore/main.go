@@ -122,12 +122,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	sum := summary{Partition: p.Name, Manifest: p.ManifestKey(), ArchivedRows: m.RowCount, Files: len(m.Files), Bytes: m.Bytes(),
 		MinEventTimestamp: m.MinEventTimestamp, MaxEventTimestamp: m.MaxEventTimestamp, ArchivedAt: m.CreatedAt, Verified: true}
 	if !*verifyOnly {
-		pool, err := store.Open(ctx, *databaseURL, store.PoolOptions{MaxConns: 2})
+		s, err := store.Connect(ctx, *databaseURL, store.PoolOptions{MaxConns: 2})
 		if err != nil {
 			return err
 		}
-		defer pool.Close()
-		n, err := store.New(pool).RestoreEvents(ctx, store.RestoreParams{Table: *table, Events: c.Events(), Rows: m.RowCount})
+		defer s.Close()
+		n, err := s.RestoreEvents(ctx, store.RestoreParams{Table: *table, Events: c.Events(), Rows: m.RowCount})
 		if err != nil {
 			return err
 		}

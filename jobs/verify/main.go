@@ -19,10 +19,10 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
 )
@@ -33,7 +33,7 @@ type config struct {
 	DatabaseURL string `envconfig:"DATABASE_URL"`
 	// ArchiveURL is where archived partitions are (for -archive).
 	ArchiveURL string `envconfig:"ARCHIVE_URL"`
-	Maintain   maintain.Config
+	Maintain   lifecycle.ServiceConfig
 }
 
 func main() { web.Main("verify", run) }
@@ -60,12 +60,12 @@ func run(ctx context.Context) error {
 	if cfg.DatabaseURL == "" {
 		return errors.New("DATABASE_URL is required (or -archive)")
 	}
-	svc, closeDB, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, nil, nil)
+	svc, closeDB, err := lifecycle.Open(ctx, cfg.DatabaseURL, cfg.Maintain, nil)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	rep, err := svc.Verify(ctx)
+	rep, err := svc.Keeper().Verify(ctx)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// EventBuilder holds what every service's event has in common: the event's own fields and the
-// event_data envelope. It is embedded in each service's builder (GatewayEvent, ...), whose
-// With methods set the service's payload; every method returns that builder, so calls chain:
+// EventBuilder is the one builder of events: the event's own fields, the event_data envelope,
+// and the service's payload of type P. It is embedded in each service's builder (GatewayEvent,
+// ...), which adds With methods for its payload's members, and in Builder, which builds an
+// event of any other service; every method returns that builder B, so calls chain:
 //
 //	in, err := audit.NewGatewayEvent("signal.received").
 //		WithCorrelationID("rr-2026-001").
@@ -19,7 +20,7 @@ import (
 //
 // A builder is not safe for concurrent use. Build may be called more than once; each call
 // makes a new event (with a new event_id unless WithEventID set one).
-type EventBuilder[B any] struct {
+type EventBuilder[B, P any] struct {
 	self      B
 	service   string
 	operation string
@@ -29,10 +30,22 @@ type EventBuilder[B any] struct {
 	outcome   string
 	status    string
 	data      EventData
+	payload   P
 }
 
-func (b *EventBuilder[B]) init(self B, service, operation string) {
+func (b *EventBuilder[B, P]) init(self B, service, operation string) {
 	b.self, b.service, b.operation = self, service, operation
+}
+
+// starter is a service's builder: it embeds an EventBuilder whose B is itself.
+type starter[B any] interface {
+	init(self B, service, operation string)
+}
+
+// start makes b the builder of an event of service and operation.
+func start[B starter[B]](b B, service, operation string) B {
+	b.init(b, service, operation)
+	return b
 }
 
 // set stores v in *field and returns b: the body of every With method that sets one field.
@@ -49,75 +62,79 @@ func setPtr[B, T any](b B, field **T, v T) B {
 
 // WithEventID sets the event's id (by default a new UUIDv7 per Build). A retry of the same
 // event must carry the same id so that the store counts it once.
-func (b *EventBuilder[B]) WithEventID(id uuid.UUID) B { return setPtr(b.self, &b.eventID, id) }
+func (b *EventBuilder[B, P]) WithEventID(id uuid.UUID) B { return setPtr(b.self, &b.eventID, id) }
 
 // WithTimestamp sets when the event happened (default: when Build is called).
-func (b *EventBuilder[B]) WithTimestamp(t time.Time) B { return set(b.self, &b.timestamp, t) }
+func (b *EventBuilder[B, P]) WithTimestamp(t time.Time) B { return set(b.self, &b.timestamp, t) }
 
 // WithOutcome sets event_outcome: success (the default), failure, pending or unknown. The
 // envelope's status follows it unless WithStatus sets another.
-func (b *EventBuilder[B]) WithOutcome(outcome string) B { return set(b.self, &b.outcome, outcome) }
+func (b *EventBuilder[B, P]) WithOutcome(outcome string) B { return set(b.self, &b.outcome, outcome) }
 
 // WithStatus sets the envelope's status, in the service's own terms (partial, ...), when it
 // differs from the outcome.
-func (b *EventBuilder[B]) WithStatus(status string) B { return set(b.self, &b.status, status) }
+func (b *EventBuilder[B, P]) WithStatus(status string) B { return set(b.self, &b.status, status) }
 
 // WithCorrelationID ties the event to the others of one request or remediation (required).
-func (b *EventBuilder[B]) WithCorrelationID(id string) B {
+func (b *EventBuilder[B, P]) WithCorrelationID(id string) B {
 	return setPtr(b.self, &b.in.CorrelationID, id)
 }
 
 // WithActor sets who acted (default: actor_type service, actor_id the service's name).
-func (b *EventBuilder[B]) WithActor(actorType, actorID string) B {
+func (b *EventBuilder[B, P]) WithActor(actorType, actorID string) B {
 	b.in.ActorType, b.in.ActorID = &actorType, &actorID
 	return b.self
 }
 
 // WithActorIP sets the IPv4 or IPv6 address the actor acted from.
-func (b *EventBuilder[B]) WithActorIP(ip string) B { return setPtr(b.self, &b.in.ActorIP, ip) }
+func (b *EventBuilder[B, P]) WithActorIP(ip string) B { return setPtr(b.self, &b.in.ActorIP, ip) }
 
-// WithResource sets the resource acted on.
-func (b *EventBuilder[B]) WithResource(resourceType, resourceID string) B {
-	b.in.ResourceType, b.in.ResourceID = &resourceType, &resourceID
+// WithResource sets the resource acted on; an empty id leaves resource_id out, for an event
+// about a kind of resource rather than one of them.
+func (b *EventBuilder[B, P]) WithResource(resourceType, resourceID string) B {
+	b.in.ResourceType, b.in.ResourceID = &resourceType, nil
+	if resourceID != "" {
+		b.in.ResourceID = &resourceID
+	}
 	return b.self
 }
 
 // WithResourceName sets the human-readable name of the resource acted on.
-func (b *EventBuilder[B]) WithResourceName(name string) B {
+func (b *EventBuilder[B, P]) WithResourceName(name string) B {
 	return setPtr(b.self, &b.in.ResourceName, name)
 }
 
 // WithParentEventID links the event to the event that caused it.
-func (b *EventBuilder[B]) WithParentEventID(id uuid.UUID) B {
+func (b *EventBuilder[B, P]) WithParentEventID(id uuid.UUID) B {
 	return setPtr(b.self, &b.in.ParentEventID, id.String())
 }
 
 // WithTrace sets the W3C trace and span the event happened in.
-func (b *EventBuilder[B]) WithTrace(traceID, spanID string) B {
+func (b *EventBuilder[B, P]) WithTrace(traceID, spanID string) B {
 	b.in.TraceID, b.in.SpanID = &traceID, &spanID
 	return b.self
 }
 
 // WithNamespace sets the Kubernetes namespace the event is about.
-func (b *EventBuilder[B]) WithNamespace(namespace string) B {
+func (b *EventBuilder[B, P]) WithNamespace(namespace string) B {
 	return setPtr(b.self, &b.in.Namespace, namespace)
 }
 
 // WithClusterID sets the cluster the event is about.
-func (b *EventBuilder[B]) WithClusterID(id string) B { return setPtr(b.self, &b.in.ClusterID, id) }
+func (b *EventBuilder[B, P]) WithClusterID(id string) B { return setPtr(b.self, &b.in.ClusterID, id) }
 
 // WithSeverity sets severity: debug, info, low, medium, warning, high, error or critical.
-func (b *EventBuilder[B]) WithSeverity(severity string) B {
+func (b *EventBuilder[B, P]) WithSeverity(severity string) B {
 	return setPtr(b.self, &b.in.Severity, severity)
 }
 
 // WithDuration sets how long the operation took (duration_ms).
-func (b *EventBuilder[B]) WithDuration(d time.Duration) B {
+func (b *EventBuilder[B, P]) WithDuration(d time.Duration) B {
 	return setPtr(b.self, &b.in.DurationMS, d.Milliseconds())
 }
 
 // WithError sets the error the operation ended with; either may be empty.
-func (b *EventBuilder[B]) WithError(code, message string) B {
+func (b *EventBuilder[B, P]) WithError(code, message string) B {
 	if code != "" {
 		b.in.ErrorCode = &code
 	}
@@ -129,33 +146,52 @@ func (b *EventBuilder[B]) WithError(code, message string) B {
 
 // WithRetentionDays asks for the event to be kept at least this many days (1..2557; below the
 // shortest retention class means that class).
-func (b *EventBuilder[B]) WithRetentionDays(days int) B {
+func (b *EventBuilder[B, P]) WithRetentionDays(days int) B {
 	return setPtr(b.self, &b.in.RetentionDays, int64(days))
 }
 
 // WithSensitive marks the event as holding sensitive data.
-func (b *EventBuilder[B]) WithSensitive(sensitive bool) B {
+func (b *EventBuilder[B, P]) WithSensitive(sensitive bool) B {
 	return setPtr(b.self, &b.in.IsSensitive, sensitive)
 }
 
 // WithRetry records that the event comes from retry attempt number attempt (1 is the first
 // try), and why the operation was retried.
-func (b *EventBuilder[B]) WithRetry(attempt int, reason string) B {
+func (b *EventBuilder[B, P]) WithRetry(attempt int, reason string) B {
 	b.data.WithRetry(attempt, reason)
 	return b.self
 }
 
 // WithSourcePayload keeps the original signal the event is about, as any JSON value.
-func (b *EventBuilder[B]) WithSourcePayload(v any) B {
+func (b *EventBuilder[B, P]) WithSourcePayload(v any) B {
 	b.data.WithSourcePayload(v)
 	return b.self
 }
 
-// build makes the event around payload and checks it as the store will, and more strictly:
-// the payload must be complete for its service. The error is a *ValidationError naming every
-// problem at once.
-func (b *EventBuilder[B]) build(payload any) (*Input, error) {
-	now := time.Now()
+// WithPayload sets the service's payload whole (each service's builder also sets its members
+// one by one).
+func (b *EventBuilder[B, P]) WithPayload(p P) B { return set(b.self, &b.payload, p) }
+
+// Build returns the event as a client sends it, after checking it as the store will, and more
+// strictly: the payload must be complete for its service. The error is a *ValidationError
+// naming every problem at once.
+func (b *EventBuilder[B, P]) Build() (*Input, error) {
+	in, _, err := b.build(Defaults{Now: time.Now()}, DefaultLimits)
+	return in, err
+}
+
+// Prepare returns the event as the store keeps it, with d's defaults (submitted_by, retention
+// classes) and checked against lim: what a server writing its own events stores, checked
+// once, as Build and Input.Prepare would together.
+func (b *EventBuilder[B, P]) Prepare(d Defaults, lim Limits) (Event, error) {
+	_, e, err := b.build(d, lim)
+	return e, err
+}
+
+// build makes the event around the payload and checks it strictly (see Build) with d and lim;
+// d.Principal, when empty, is the actor.
+func (b *EventBuilder[B, P]) build(d Defaults, lim Limits) (*Input, Event, error) {
+	now := d.Now
 	in := b.in // a copy: the builder stays reusable
 	s := func(v string) *string { return &v }
 
@@ -163,7 +199,7 @@ func (b *EventBuilder[B]) build(payload any) (*Input, error) {
 	if id == nil {
 		v7, err := uuid.NewV7()
 		if err != nil {
-			return nil, err
+			return nil, Event{}, err
 		}
 		id = &v7
 	}
@@ -189,17 +225,24 @@ func (b *EventBuilder[B]) build(payload any) (*Input, error) {
 	if data.Status == "" {
 		data.Status = outcome
 	}
-	data.WithPayload(payload)
+	data.WithPayload(b.payload)
+	if string(data.Payload) == "null" {
+		data.Payload = nil // a Builder whose payload was never set (a nil map or interface)
+	}
 	raw, err := data.marshal()
 	if err != nil {
-		return nil, err
+		return nil, Event{}, err
 	}
 	in.EventData = raw
 
-	if _, errs := in.prepare(Defaults{Now: now, Principal: *in.ActorID}, DefaultLimits, true); len(errs) > 0 {
-		return nil, &ValidationError{Errors: errs}
+	if d.Principal == "" {
+		d.Principal = *in.ActorID
 	}
-	return &in, nil
+	e, errs := in.prepare(d, lim, true)
+	if len(errs) > 0 {
+		return nil, Event{}, &ValidationError{Errors: errs}
+	}
+	return &in, e, nil
 }
 
 // eventType is <service>.<operation>, but an operation that already starts with the service's
@@ -209,6 +252,19 @@ func eventType(service, operation string) string {
 		return operation
 	}
 	return service + "." + operation
+}
+
+// Builder builds an event of any service, its payload of type P a value that encodes as a
+// JSON object (a struct of the service's own, or a map): NewEvent[billingPayload]("billing",
+// "invoice.sent") makes event type billing.invoice.sent. The registered services have builders
+// of their own (GatewayEvent, ...), which add a With method for each member of their payload.
+type Builder[P any] struct {
+	EventBuilder[*Builder[P], P]
+}
+
+// NewEvent starts an event of the given service and operation.
+func NewEvent[P any](service, operation string) *Builder[P] {
+	return start(&Builder[P]{}, service, operation)
 }
 
 // Service names: the envelope's service and the first segment (event_category) of the event
@@ -243,19 +299,13 @@ type GatewayPayload struct {
 // GatewayEvent builds a gateway event: NewGatewayEvent("signal.received") makes event type
 // gateway.signal.received.
 type GatewayEvent struct {
-	EventBuilder[*GatewayEvent]
-	payload GatewayPayload
+	EventBuilder[*GatewayEvent, GatewayPayload]
 }
 
 // NewGatewayEvent starts a gateway event of the given operation.
 func NewGatewayEvent(operation string) *GatewayEvent {
-	b := &GatewayEvent{}
-	b.init(b, ServiceGateway, operation)
-	return b
+	return start(&GatewayEvent{}, ServiceGateway, operation)
 }
-
-// WithPayload sets the whole payload at once.
-func (b *GatewayEvent) WithPayload(p GatewayPayload) *GatewayEvent { return set(b, &b.payload, p) }
 
 // WithSignalType sets the signal's source: prometheus, kubernetes-event, ... (required).
 func (b *GatewayEvent) WithSignalType(t string) *GatewayEvent {
@@ -312,9 +362,6 @@ func (b *GatewayEvent) WithRemediationRequest(name string) *GatewayEvent {
 	return set(b, &b.payload.RemediationRequest, name)
 }
 
-// Build returns the event, or a *ValidationError naming every problem.
-func (b *GatewayEvent) Build() (*Input, error) { return b.build(b.payload) }
-
 // AIAnalysisPayload is event_data.payload of AI analysis (schemas/aianalysis.md).
 type AIAnalysisPayload struct {
 	Provider           string   `json:"provider,omitempty"`
@@ -334,20 +381,12 @@ type AIAnalysisPayload struct {
 // AIAnalysisEvent builds an AI analysis event: NewAIAnalysisEvent("analysis.completed")
 // makes event type aianalysis.analysis.completed.
 type AIAnalysisEvent struct {
-	EventBuilder[*AIAnalysisEvent]
-	payload AIAnalysisPayload
+	EventBuilder[*AIAnalysisEvent, AIAnalysisPayload]
 }
 
 // NewAIAnalysisEvent starts an AI analysis event of the given operation.
 func NewAIAnalysisEvent(operation string) *AIAnalysisEvent {
-	b := &AIAnalysisEvent{}
-	b.init(b, ServiceAIAnalysis, operation)
-	return b
-}
-
-// WithPayload sets the whole payload at once.
-func (b *AIAnalysisEvent) WithPayload(p AIAnalysisPayload) *AIAnalysisEvent {
-	return set(b, &b.payload, p)
+	return start(&AIAnalysisEvent{}, ServiceAIAnalysis, operation)
 }
 
 // WithLLM sets the model's provider and name (required).
@@ -394,9 +433,6 @@ func (b *AIAnalysisEvent) WithLLMDuration(d time.Duration) *AIAnalysisEvent {
 	return setPtr(b, &b.payload.LLMDurationMS, d.Milliseconds())
 }
 
-// Build returns the event, or a *ValidationError naming every problem.
-func (b *AIAnalysisEvent) Build() (*Input, error) { return b.build(b.payload) }
-
 // WorkflowPayload is event_data.payload of the workflow service (schemas/workflow.md).
 type WorkflowPayload struct {
 	WorkflowID      string            `json:"workflow_id,omitempty"`
@@ -415,19 +451,13 @@ type WorkflowPayload struct {
 // WorkflowEvent builds a workflow event: NewWorkflowEvent("workflow.completed") makes event
 // type workflow.completed, NewWorkflowEvent("step.completed") workflow.step.completed.
 type WorkflowEvent struct {
-	EventBuilder[*WorkflowEvent]
-	payload WorkflowPayload
+	EventBuilder[*WorkflowEvent, WorkflowPayload]
 }
 
 // NewWorkflowEvent starts a workflow event of the given operation.
 func NewWorkflowEvent(operation string) *WorkflowEvent {
-	b := &WorkflowEvent{}
-	b.init(b, ServiceWorkflow, operation)
-	return b
+	return start(&WorkflowEvent{}, ServiceWorkflow, operation)
 }
-
-// WithPayload sets the whole payload at once.
-func (b *WorkflowEvent) WithPayload(p WorkflowPayload) *WorkflowEvent { return set(b, &b.payload, p) }
 
 // WithWorkflowID sets the workflow's identifier (required).
 func (b *WorkflowEvent) WithWorkflowID(id string) *WorkflowEvent {
@@ -473,9 +503,6 @@ func (b *WorkflowEvent) WithParameters(p map[string]string) *WorkflowEvent {
 	return set(b, &b.payload.Parameters, p)
 }
 
-// Build returns the event, or a *ValidationError naming every problem.
-func (b *WorkflowEvent) Build() (*Input, error) { return b.build(b.payload) }
-
 // ContextAPIPayload is event_data.payload of the Context API (schemas/contextapi.md).
 type ContextAPIPayload struct {
 	QueryType   string         `json:"query_type,omitempty"`
@@ -489,20 +516,12 @@ type ContextAPIPayload struct {
 // ContextAPIEvent builds a Context API event: NewContextAPIEvent("query.completed") makes
 // event type contextapi.query.completed.
 type ContextAPIEvent struct {
-	EventBuilder[*ContextAPIEvent]
-	payload ContextAPIPayload
+	EventBuilder[*ContextAPIEvent, ContextAPIPayload]
 }
 
 // NewContextAPIEvent starts a Context API event of the given operation.
 func NewContextAPIEvent(operation string) *ContextAPIEvent {
-	b := &ContextAPIEvent{}
-	b.init(b, ServiceContextAPI, operation)
-	return b
-}
-
-// WithPayload sets the whole payload at once.
-func (b *ContextAPIEvent) WithPayload(p ContextAPIPayload) *ContextAPIEvent {
-	return set(b, &b.payload, p)
+	return start(&ContextAPIEvent{}, ServiceContextAPI, operation)
 }
 
 // WithQuery sets the kind of query (required) and its parameters.
@@ -526,9 +545,6 @@ func (b *ContextAPIEvent) WithCache(hit bool, key string) *ContextAPIEvent {
 func (b *ContextAPIEvent) WithDataSource(source string) *ContextAPIEvent {
 	return set(b, &b.payload.DataSource, source)
 }
-
-// Build returns the event, or a *ValidationError naming every problem.
-func (b *ContextAPIEvent) Build() (*Input, error) { return b.build(b.payload) }
 
 // SafetyCheck is one check made before an action: passed, failed or skipped.
 type SafetyCheck struct {
@@ -555,20 +571,12 @@ type ExecutionPayload struct {
 // ExecutionEvent builds an execution event: NewExecutionEvent("action.completed") makes
 // event type execution.action.completed.
 type ExecutionEvent struct {
-	EventBuilder[*ExecutionEvent]
-	payload ExecutionPayload
+	EventBuilder[*ExecutionEvent, ExecutionPayload]
 }
 
 // NewExecutionEvent starts an execution event of the given operation.
 func NewExecutionEvent(operation string) *ExecutionEvent {
-	b := &ExecutionEvent{}
-	b.init(b, ServiceExecution, operation)
-	return b
-}
-
-// WithPayload sets the whole payload at once.
-func (b *ExecutionEvent) WithPayload(p ExecutionPayload) *ExecutionEvent {
-	return set(b, &b.payload, p)
+	return start(&ExecutionEvent{}, ServiceExecution, operation)
 }
 
 // WithAction sets the kind of action (required) and the command that carried it out.
@@ -616,9 +624,6 @@ func (b *ExecutionEvent) WithSafetyCheck(check, result string) *ExecutionEvent {
 	return b
 }
 
-// Build returns the event, or a *ValidationError naming every problem.
-func (b *ExecutionEvent) Build() (*Input, error) { return b.build(b.payload) }
-
 // DataStoragePayload is event_data.payload of data storage (schemas/datastorage.md).
 type DataStoragePayload struct {
 	RecordCount *int   `json:"record_count,omitempty"`
@@ -632,20 +637,12 @@ type DataStoragePayload struct {
 // DataStorageEvent builds a data storage event: NewDataStorageEvent("batch.written") makes
 // event type datastorage.batch.written.
 type DataStorageEvent struct {
-	EventBuilder[*DataStorageEvent]
-	payload DataStoragePayload
+	EventBuilder[*DataStorageEvent, DataStoragePayload]
 }
 
 // NewDataStorageEvent starts a data storage event of the given operation.
 func NewDataStorageEvent(operation string) *DataStorageEvent {
-	b := &DataStorageEvent{}
-	b.init(b, ServiceDataStorage, operation)
-	return b
-}
-
-// WithPayload sets the whole payload at once.
-func (b *DataStorageEvent) WithPayload(p DataStoragePayload) *DataStorageEvent {
-	return set(b, &b.payload, p)
+	return start(&DataStorageEvent{}, ServiceDataStorage, operation)
 }
 
 // WithRecords sets how many records and bytes the operation wrote, read or removed (records
@@ -668,6 +665,3 @@ func (b *DataStorageEvent) WithBatchID(id string) *DataStorageEvent {
 
 // WithQuery sets the query it ran, without values.
 func (b *DataStorageEvent) WithQuery(q string) *DataStorageEvent { return set(b, &b.payload.Query, q) }
-
-// Build returns the event, or a *ValidationError naming every problem.
-func (b *DataStorageEvent) Build() (*Input, error) { return b.build(b.payload) }

@@ -334,3 +334,57 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestNewEvent checks the builder of any service: its payload type is the caller's, the
+// event is checked as the store checks it, and Prepare gives the event as stored with the
+// server's defaults in one pass.
+func TestNewEvent(t *testing.T) {
+	t.Parallel()
+	type invoice struct {
+		Invoice     string `json:"invoice"`
+		AmountCents int    `json:"amount_cents"`
+	}
+	in, err := audit.NewEvent[invoice]("billing", "invoice.sent").
+		WithCorrelationID("order-7").
+		WithPayload(invoice{Invoice: "INV-7", AmountCents: 1200}).
+		WithRetry(2, "smtp timeout").
+		Build()
+	require.NoError(t, err)
+	require.Equal(t, "billing.invoice.sent", *in.EventType)
+	require.Equal(t, "service", *in.ActorType)
+	require.Equal(t, "billing", *in.ActorID)
+	require.JSONEq(t, `{"version":"1.0","service":"billing","operation":"invoice.sent","status":"success","attempt":2,
+		"retry_reason":"smtp timeout","payload":{"invoice":"INV-7","amount_cents":1200}}`, string(in.EventData))
+
+	// No payload set: none is sent (not a null, which the store refuses).
+	in, err = audit.NewEvent[map[string]any]("billing", "invoice.sent").WithCorrelationID("order-7").Build()
+	require.NoError(t, err)
+	require.JSONEq(t, `{"version":"1.0","service":"billing","operation":"invoice.sent","status":"success"}`, string(in.EventData))
+
+	now := time.Now()
+	e, err := audit.NewEvent[map[string]any]("auditstore", "deadletter.replayed").
+		WithCorrelationID("dl-1").
+		WithActor("user", "alice@example.com").
+		WithPayload(map[string]any{"deadletter_id": "dl-1"}).
+		Prepare(audit.Defaults{Now: now, Principal: "admin", RetentionClasses: []int{30, 2557}}, audit.DefaultLimits)
+	require.NoError(t, err)
+	require.Equal(t, "auditstore", e.EventCategory)
+	require.Equal(t, "replayed", e.EventAction)
+	require.Equal(t, "admin", e.SubmittedBy, "submitted_by is the server's principal, not the actor")
+	require.Equal(t, "alice@example.com", e.ActorID)
+	require.Equal(t, 2557, e.RetentionDays)
+	require.Nil(t, e.ResourceType)
+
+	// A kind of resource without an id of one: resource_id is left out, not sent empty.
+	e, err = audit.NewEvent[map[string]any]("auditstore", "query.executed").WithCorrelationID("q-1").
+		WithResource("auditevents", "").Prepare(audit.Defaults{Now: now, Principal: "query"}, audit.DefaultLimits)
+	require.NoError(t, err)
+	require.Equal(t, "auditevents", *e.ResourceType)
+	require.Nil(t, e.ResourceID)
+	require.WithinDuration(t, now, e.EventTimestamp, time.Millisecond, "the time is the defaults' Now")
+
+	_, err = audit.NewEvent[map[string]any]("auditstore", "deadletter.replayed").Prepare(audit.Defaults{Now: now}, audit.DefaultLimits)
+	var ve *audit.ValidationError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, []string{"correlation_id"}, ve.Fields())
+}

@@ -1,6 +1,8 @@
 // Package audit is auditstore's event model: the stored Event, the Input a client sends, their
-// validation and defaults, and the canonical form that tells a retry from a conflict. It imports
-// no other package of auditstore, so clients and offline verifiers can use it alone.
+// validation and defaults. The canonical forms and hashes of an event (its content hash, which
+// tells a retry from a conflict, and its event hash) are shared/integrity's, which audit feeds
+// with the event's fields; of auditstore it imports integrity alone, which imports nothing of
+// it, so clients and offline verifiers can use the two without the store.
 package audit
 
 import (
@@ -9,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/google/uuid"
 )
 
@@ -129,4 +132,50 @@ func (e *Event) Withhold() {
 	e.EventData = json.RawMessage("{}")
 	e.ErrorMessage, e.ResourceName = nil, nil
 	e.Withheld = WithheldMembers
+}
+
+// HashRecord is what e's event hash covers, for integrity to hash.
+func (e *Event) HashRecord() integrity.Event {
+	r := integrity.Event{EventID: e.EventID, Version: e.Version, EventTimestamp: e.EventTimestamp,
+		EventType: e.EventType, EventCategory: e.EventCategory, EventAction: e.EventAction,
+		EventOutcome: e.EventOutcome, CorrelationID: e.CorrelationID, ActorType: e.ActorType,
+		ActorID: e.ActorID, ActorIP: e.ActorIP, ResourceType: e.ResourceType, ResourceID: e.ResourceID,
+		ResourceName: e.ResourceName, TraceID: e.TraceID, SpanID: e.SpanID, Namespace: e.Namespace,
+		ClusterID: e.ClusterID, Severity: e.Severity, DurationMS: e.DurationMS, ErrorCode: e.ErrorCode,
+		ErrorMessage: e.ErrorMessage, RetentionDays: e.RetentionDays, IsSensitive: e.IsSensitive,
+		EventData: e.EventData, ReceivedAt: e.ReceivedAt, SubmittedBy: e.SubmittedBy,
+		HashSalt: e.HashSalt, Members: e.HashMembers}
+	if e.ParentEventID != nil {
+		id := [16]byte(*e.ParentEventID)
+		r.ParentEventID = &id
+	}
+	return r
+}
+
+// ComputeHash returns e's event hash in the given version of the encoding, from its fields as
+// they are now: what a verifier compares with the hash sealed when e was written.
+func (e *Event) ComputeHash(version int) (integrity.Hash, error) {
+	r := e.HashRecord()
+	return r.Hash(version)
+}
+
+// SetHash sets e's event hash in the current version (integrity.HashVersion), as the write
+// path does before storing it (Defaults.Hash does it within Prepare). It fails only for
+// event_data that has no RFC 8785 form (a number beyond the double range).
+func (e *Event) SetHash() error { return e.SetHashVersion(integrity.HashVersion) }
+
+// SetHashVersion is SetHash in the given version of the encoding. Version 2
+// (integrity.HashVersionMembers) gives e a new random salt key (HashSalt), stored beside it.
+func (e *Event) SetHashVersion(version int) error {
+	e.EventHash, e.HashVersion, e.HashSalt, e.HashMembers, e.Erased = nil, 0, nil, nil, nil
+	if version == integrity.HashVersionMembers {
+		e.HashSalt = integrity.NewSaltKey()
+	}
+	h, err := e.ComputeHash(version)
+	if err != nil {
+		e.HashSalt = nil
+		return err
+	}
+	e.EventHash, e.HashVersion = h[:], version
+	return nil
 }

@@ -121,11 +121,11 @@ func FromJSON(data []byte) (*EventData, error) {
 
 // validateData checks event_data as Prepare does, strict or not (see validatePayload).
 func validateData(data []byte, strict bool) error {
-	_, obj, err := canonicalize(data)
+	d, err := parseData(data)
 	if err != nil {
 		return &ValidationError{Errors: []FieldError{{Field: "event_data", Message: err.Error()}}}
 	}
-	if errs := validateEnvelope(obj, strict); len(errs) > 0 {
+	if errs := validateEnvelope(d.Value, strict); len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}
 	return nil

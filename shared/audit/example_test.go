@@ -60,6 +60,26 @@ func ExampleNewAIAnalysisEvent_invalid() {
 	// event_data.payload.model: is required
 }
 
+func ExampleNewEvent() {
+	// A service without a builder of its own names its payload type.
+	type invoice struct {
+		Invoice string `json:"invoice"`
+	}
+	in, err := audit.NewEvent[invoice]("billing", "invoice.sent").
+		WithCorrelationID("order-7").
+		WithPayload(invoice{Invoice: "INV-7"}).
+		Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(*in.EventType, *in.ActorID)
+	fmt.Println(string(in.EventData))
+	// Output:
+	// billing.invoice.sent billing
+	// {"version":"1.0","service":"billing","operation":"invoice.sent","status":"success","payload":{"invoice":"INV-7"}}
+}
+
 func ExampleNewEventData() {
 	data, err := audit.NewEventData("billing", "invoice.sent", "success").
 		WithPayload(map[string]any{"invoice": "INV-7"}).

@@ -1,8 +1,7 @@
 package audit
 
 import (
-	"bytes"
-	"crypto/sha256"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -10,10 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/google/uuid"
 )
 
@@ -50,10 +49,29 @@ type Input struct {
 
 	// decoded is event_data as the last Prepare decoded it.
 	decoded map[string]any
+	// data is EventData as SetData was given it read; scanned is the EventData it was read
+	// from (nil: not read yet).
+	data    integrity.Data
+	scanned []byte
+}
+
+// SetData sets event_data to raw, as a decoder that read it with integrity.ParseDataIn (within
+// MaxDataDepth and MaxDataBytes) in its pass over the request has it: Prepare takes d instead
+// of reading raw again, as long as EventData is still raw.
+func (in *Input) SetData(raw json.RawMessage, d integrity.Data) {
+	in.EventData, in.data, in.scanned = raw, d, raw
+}
+
+// eventData is event_data read: what SetData was given, or read now.
+func (in *Input) eventData() (integrity.Data, error) {
+	if len(in.scanned) > 0 && len(in.EventData) == len(in.scanned) && &in.EventData[0] == &in.scanned[0] {
+		return in.data, nil
+	}
+	return parseData(in.EventData)
 }
 
 // DecodedData is event_data as the last successful Prepare decoded it (numbers as
-// json.Number), or nil: hashing the event uses it instead of parsing the bytes again.
+// json.Number), or nil: the write path reads its envelope's service from it.
 func (in *Input) DecodedData() map[string]any { return in.decoded }
 
 // FieldError names one invalid field of one event. Index is the event's position in a batch
@@ -99,6 +117,13 @@ type Defaults struct {
 	// extension). They fill trace_id and span_id when the event has none, and are not part of
 	// its content: a retry carries a new traceparent but is still the same event.
 	TraceID, SpanID string
+	// Hash sets the event hash of the prepared event, from the scan of event_data that checked
+	// it: the write path's WRITE_EVENT_HASH.
+	Hash bool
+	// HashVersion is the encoding Hash uses (0: integrity.HashVersion). Version 2
+	// (integrity.HashVersionMembers) gives the event a new random salt key (HashSalt), stored
+	// beside it, so its members can be erased later: the write path's WRITE_HASH_VERSION.
+	HashVersion int
 }
 
 var eventTypePattern = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)+$`)
@@ -175,6 +200,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	}
 
 	e := Event{ReceivedAt: d.Now.UTC().Truncate(time.Microsecond), SubmittedBy: d.Principal}
+	var hashed []byte // event_data's RFC 8785 form
 
 	if id := uuidOf("event_id", in.EventID); id != nil {
 		e.EventID = *id
@@ -279,11 +305,11 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	}
 	if len(in.EventData) == 0 || string(in.EventData) == "null" {
 		bad("event_data", "is required (a JSON object)")
-	} else if data, obj, err := canonicalize(in.EventData); err != nil {
+	} else if data, err := in.eventData(); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
-		e.EventData, in.decoded = data, obj
-		errs = append(errs, validateEnvelope(obj, strict)...)
+		e.EventData, in.decoded, hashed = data.Stored, data.Value, data.Hashed
+		errs = append(errs, validateEnvelope(data.Value, strict)...)
 	}
 	if len(errs) > 0 {
 		return Event{}, errs
@@ -303,6 +329,21 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 			"%s is older than its retention of %d days: it expired on %s", e.EventTimestamp.Format(time.RFC3339), e.RetentionDays, expires.Format(time.DateOnly))}}
 	}
 	e.ContentHash = in.contentHash(e)
+	if d.Hash {
+		// The hash covers what is stored, so it is taken once every field is final; event_data
+		// goes in as the scan above wrote it in RFC 8785 form, not read again.
+		version := cmp.Or(d.HashVersion, integrity.HashVersion)
+		if version == integrity.HashVersionMembers {
+			e.HashSalt = integrity.NewSaltKey()
+		}
+		rec := e.HashRecord()
+		rec.EventData, rec.DataHashed = hashed, true
+		h, err := rec.Hash(version)
+		if err != nil {
+			return Event{}, []FieldError{{Field: "event_data", Message: err.Error()}}
+		}
+		e.EventHash, e.HashVersion = h[:], version
+	}
 	return e, nil
 }
 
@@ -327,42 +368,19 @@ func parseIP(s string) (netip.Addr, bool) {
 // either case, a timestamp in any RFC 3339 spelling of the same instant); event_data by its
 // canonical JSON.
 func (in *Input) contentHash(e Event) []byte {
-	// The hashed text is assembled in a recycled buffer: a new one for each event was a
-	// quarter of the bytes a single event's decoding allocated.
-	b := hashBuffers.Get().(*bytes.Buffer)
-	b.Reset()
-	// Each field is name=<length>:<value>; the head and the end are written here once, for
-	// values given as strings and as bytes alike (event_data is not copied into a string).
-	var num [20]byte
-	head := func(name string, n int) {
-		b.WriteString(name)
-		b.WriteByte('=')
-		b.Write(strconv.AppendInt(num[:0], int64(n), 10))
-		b.WriteByte(':')
-	}
-	put := func(name, value string) {
-		head(name, len(value))
-		b.WriteString(value)
-		b.WriteByte(';')
-	}
-	putBytes := func(name string, value []byte) {
-		head(name, len(value))
-		b.Write(value)
-		b.WriteByte(';')
-	}
+	c := integrity.NewContent()
 	str := func(name string, v *string) {
 		if v != nil {
-			put(name, *v)
+			c.Add(name, *v)
 		}
 	}
-	b.WriteString("auditstore.content.v1;")
+	var buf [64]byte
 	if in.EventID != nil {
-		var id [36]byte
-		putBytes("event_id", AppendUUID(id[:0], e.EventID))
+		c.AddBytes("event_id", AppendUUID(buf[:0], e.EventID))
 	}
 	str("version", in.Version)
 	if in.EventTimestamp != nil {
-		put("event_timestamp", e.EventTimestamp.Format(time.RFC3339Nano))
+		c.AddBytes("event_timestamp", e.EventTimestamp.AppendFormat(buf[:0], time.RFC3339Nano))
 	}
 	str("event_type", in.EventType)
 	str("event_category", in.EventCategory)
@@ -376,7 +394,7 @@ func (in *Input) contentHash(e Event) []byte {
 	str("resource_id", in.ResourceID)
 	str("resource_name", in.ResourceName)
 	if e.ParentEventID != nil {
-		put("parent_event_id", e.ParentEventID.String())
+		c.AddBytes("parent_event_id", AppendUUID(buf[:0], *e.ParentEventID))
 	}
 	str("trace_id", in.TraceID)
 	str("span_id", in.SpanID)
@@ -384,25 +402,19 @@ func (in *Input) contentHash(e Event) []byte {
 	str("cluster_id", in.ClusterID)
 	str("severity", e.Severity) // lower-case: a retry spelled in another case is the same event
 	if in.DurationMS != nil {
-		put("duration_ms", strconv.FormatInt(*in.DurationMS, 10))
+		c.AddBytes("duration_ms", strconv.AppendInt(buf[:0], *in.DurationMS, 10))
 	}
 	str("error_code", in.ErrorCode)
 	str("error_message", in.ErrorMessage)
 	if in.RetentionDays != nil {
-		put("retention_days", strconv.FormatInt(*in.RetentionDays, 10))
+		c.AddBytes("retention_days", strconv.AppendInt(buf[:0], *in.RetentionDays, 10))
 	}
 	if in.IsSensitive != nil {
-		put("is_sensitive", strconv.FormatBool(*in.IsSensitive))
+		c.AddBytes("is_sensitive", strconv.AppendBool(buf[:0], *in.IsSensitive))
 	}
-	putBytes("event_data", e.EventData)
-	sum := sha256.Sum256(b.Bytes())
-	if b.Cap() <= 1<<20 { // a buffer one huge event_data grew is let go
-		hashBuffers.Put(b)
-	}
-	return sum[:]
+	c.AddBytes("event_data", e.EventData)
+	return c.Sum()
 }
-
-var hashBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // parseUUID accepts only the 36-character hyphenated form, in either case.
 func parseUUID(s string) (uuid.UUID, error) {

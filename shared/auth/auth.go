@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/web"
@@ -184,6 +185,9 @@ func checkToken(az Authorizer, a Action) func(r *http.Request) (Principal, conte
 // as, and passes on the others with the principal and the context check made.
 func middleware(a Action, m *Metrics, as Principal, admit func(error) bool, check func(r *http.Request) (Principal, context.Context, error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
+		// The counter of the common decision, made at the first one (so the series appears
+		// only once counted, as the others): WithLabelValues hashes its labels on every call.
+		var allowed atomic.Pointer[prometheus.Counter]
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ctx, err := check(r)
 			result := "allowed"
@@ -205,7 +209,17 @@ func middleware(a Action, m *Metrics, as Principal, admit func(error) bool, chec
 				result = "unavailable"
 				web.WriteError(w, r, web.Unavailable("authorization is unavailable; retry later", 5*time.Second, err))
 			}
-			if m != nil {
+			switch {
+			case m == nil:
+			case result == "allowed":
+				c := allowed.Load()
+				if c == nil { // two first requests at once both get the same child: harmless
+					counter := m.decisions.WithLabelValues(a.String(), result)
+					c = &counter
+					allowed.Store(c)
+				}
+				(*c).Inc()
+			default:
 				m.decisions.WithLabelValues(a.String(), result).Inc()
 			}
 			if err == nil {

@@ -58,7 +58,7 @@ func setup(t *testing.T) *fixture {
 	require.NoError(t, ledger.Hash(&f.v2))
 	require.Equal(t, integrity.HashVersionMembers, f.v2.HashVersion, "new events are hashed with version 2")
 	f.v1 = audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-v1", ActorID: "bob@example.com", EventData: json.RawMessage(personal)})
-	require.NoError(t, ledger.HashWith(&f.v1, nil, integrity.HashVersion))
+	require.NoError(t, f.v1.SetHash())
 	f.other = audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-held", ActorID: "carol@example.com", EventData: json.RawMessage(personal)})
 	require.NoError(t, ledger.Hash(&f.other))
 	_, committed, err := f.st.InsertEvents(context.Background(), store.InsertParams{Events: []audit.Event{f.v2, f.v1, f.other}})

@@ -3,17 +3,8 @@ package integrity
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 )
-
-// HashVersion is the version of the event encoding EventHash implements; it is stored with
-// every hash so that a later encoding does not invalidate history.
-const HashVersion = 1
-
-// ExcludedFields are the members of an event's JSON form that its hash does not cover: the
-// integrity fields themselves.
-var ExcludedFields = []string{"event_hash", "hash_version", "integrity"}
 
 // Hash is a SHA-256 digest.
 type Hash [sha256.Size]byte
@@ -53,42 +44,6 @@ func HashFromBytes(b []byte) (Hash, error) {
 	}
 	copy(h[:], b)
 	return h, nil
-}
-
-// OptionalFields are the members of an event's JSON form that are left out when the event has
-// no value for them. Version 1 of the event encoding hashes each absent one as null (the API
-// returned them so when the encoding was defined), so an event hashes the same whether its JSON
-// form leaves them out or spells them null.
-var OptionalFields = []string{"actor_ip", "cluster_id", "duration_ms", "error_code", "error_message",
-	"namespace", "parent_event_id", "resource_id", "resource_name", "resource_type", "severity",
-	"span_id", "trace_id"}
-
-// EventHash is the hash of version 1 of the event encoding: SHA-256 over the RFC 8785
-// canonical form of the event's JSON object as the API returns it (every stored field,
-// timestamps in RFC 3339 UTC with at most microseconds, absent OptionalFields as null),
-// without ExcludedFields. Anyone holding an exported or archived event can recompute it.
-func EventHash(eventJSON []byte) (Hash, error) {
-	v, err := parse(eventJSON)
-	if err != nil {
-		return Hash{}, err
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return Hash{}, errors.New("an event is a JSON object")
-	}
-	for _, k := range ExcludedFields {
-		delete(obj, k)
-	}
-	for _, k := range OptionalFields {
-		if _, ok := obj[k]; !ok {
-			obj[k] = nil
-		}
-	}
-	c, err := appendValue(nil, obj)
-	if err != nil {
-		return Hash{}, err
-	}
-	return sha256.Sum256(c), nil
 }
 
 // LeafHash is the RFC 9162 hash of a leaf whose data is an event hash: SHA-256(0x00 || data).

@@ -5,12 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // HashVersionMembers is version 2 of the event encoding: the event hash commits to each
@@ -337,7 +337,8 @@ func MembersOf(key []byte, kept Members, digests map[string]Hash, erase []string
 // member was erased. It is the reference the write path's faster encoding is tested against,
 // and what an outside verifier in Go would call.
 func EventHashV2(eventJSON []byte, key []byte, kept Members) (Hash, error) {
-	v, err := parse(eventJSON)
+	sc := scanner{src: view(eventJSON), jcs: true, decode: true, maxDepth: maxDocumentDepth}
+	v, err := sc.document()
 	if err != nil {
 		return Hash{}, err
 	}
@@ -383,15 +384,64 @@ func EventHashV2(eventJSON []byte, key []byte, kept Members) (Hash, error) {
 	return sha256.Sum256(b), nil
 }
 
+// hashV2 is the version 2 hash of e: version 1's encoding of e with actor_id, actor_ip and
+// event_data in their committed form (HashVersionMembers).
+func (e *Event) hashV2() (Hash, error) {
+	data := e.EventData
+	if len(data) == 0 {
+		return Hash{}, errors.New("event_data: a version 2 event has a JSON object")
+	}
+	if !e.DataHashed {
+		// Stored, not scanned just now: its RFC 8785 form first (the write path's is given).
+		var err error
+		if data, err = Canonicalize(data); err != nil {
+			return Hash{}, fmt.Errorf("event_data: %w", err)
+		}
+	}
+	c := *e
+	if len(e.Members) == 0 {
+		// The common case, nothing erased: the members hashed as the bytes they are.
+		if actor, ip, committed, ok := CommitCanonical(e.HashSalt, e.ActorID, e.ActorIP, data); ok {
+			c.ActorID, c.ActorIP, c.EventData, c.DataHashed = actor, ip, committed, true
+			return c.hashV1()
+		}
+	}
+	var kept Members
+	if len(e.Members) > 0 {
+		if err := json.Unmarshal(e.Members, &kept); err != nil {
+			return Hash{}, fmt.Errorf("hash_members: %w", err)
+		}
+	}
+	sc := scanner{src: view(data), jcs: true, decode: true, maxDepth: maxDocumentDepth}
+	v, err := sc.document()
+	if err != nil {
+		return Hash{}, fmt.Errorf("event_data: %w", err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return Hash{}, errors.New("event_data is not a JSON object")
+	}
+	com, err := Commit(e.HashSalt, kept, e.ActorID, e.ActorIP, obj)
+	if err != nil {
+		return Hash{}, err
+	}
+	if c.EventData, err = appendValue(nil, com.EventData); err != nil {
+		return Hash{}, err
+	}
+	c.ActorID, c.ActorIP, c.DataHashed = com.ActorID, com.ActorIP, true
+	return c.hashV1()
+}
+
 // CommitCanonical is Commit's way for the common case of the write path and the sealer, in a
-// fraction of its time: no salts kept yet (key), and event_data already in its RFC 8785 form
-// (IsCanonical), whose members are then hashed as the bytes they are, and whose committed form
-// is written directly. It returns the committed actor_id, actor_ip (nil: none) and event_data
-// (canonical); ok is false when event_data is not in that form (use Commit).
+// fraction of its time: no salts kept yet (key), and event_data in its RFC 8785 form (the scan
+// of ParseData wrote it: Data.Hashed), whose members are then hashed as the bytes they are, and
+// whose committed form is written directly. It returns the committed actor_id, actor_ip (nil:
+// none) and event_data (canonical); ok is false for a member name with an escape, or data that
+// is not an object in that form (use Commit).
 func CommitCanonical(key []byte, actorID string, actorIP *string, data []byte) (string, *string, []byte, bool) {
-	// The walk below checks what IsCanonical would (each value canonical, names sorted and
-	// without escapes), in the same pass that hashes the members.
-	if len(data) < 2 || data[0] != '{' || !utf8.Valid(data) {
+	// The walk below relies on data being canonical (the scan that wrote it checked it): it
+	// only finds where each member's value ends.
+	if len(data) < 2 || data[0] != '{' || len(key) == 0 {
 		return "", nil, nil, false
 	}
 	hs := newHasher(key)
@@ -443,7 +493,7 @@ func (h *hasher) commitObject(out, obj []byte, prefix string, nested bool) ([]by
 		if vstart > len(obj) || obj[vstart-1] != ':' {
 			return nil, false
 		}
-		vend, ok := canonicalValue(obj, vstart, 1)
+		vend, ok := valueEnd(obj, vstart)
 		if !ok || vend >= len(obj) {
 			return nil, false
 		}
@@ -472,4 +522,57 @@ func (h *hasher) commitObject(out, obj []byte, prefix string, nested bool) ([]by
 			return nil, false
 		}
 	}
+}
+
+// valueEnd returns where the canonical JSON value at b[i:] ends: past its closing bracket or
+// quote, or at the ',', '}' or ']' after a literal or number. It checks no more than the
+// structure needed to find that end (the scan that wrote b checked the rest).
+func valueEnd(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				end, ok := stringEnd(b, i)
+				if !ok {
+					return 0, false
+				}
+				i = end
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, true
+				}
+			}
+			i++
+		}
+		return 0, false
+	}
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
+		i++
+	}
+	return i, i > start
+}
+
+// stringEnd returns where the JSON string opening at b[i] ends, past its closing quote.
+func stringEnd(b []byte, i int) (int, bool) {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, true
+		}
+	}
+	return 0, false
 }

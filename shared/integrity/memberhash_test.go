@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/auditstore/auditstore/shared/integrity"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -96,4 +98,47 @@ func mustMarshal(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// Event.Hash(2), the write path's and the verifiers' way, is EventHashV2 of the JSON form: with
+// event_data given in RFC 8785 form (as ParseData writes it) or as stored (any spelling), and
+// with the members an erasure kept.
+func TestMemberHash_EventMatchesTheJSONForm(t *testing.T) {
+	t.Parallel()
+	want, err := integrity.EventHashV2([]byte(vectorEvent), vectorKey, nil)
+	require.NoError(t, err)
+	ts := func(s string) time.Time { v, err := time.Parse(time.RFC3339, s); require.NoError(t, err); return v }
+	ip := "192.0.2.7"
+	id := [16]byte(uuid.MustParse("0193a000-0000-7000-8000-000000000001"))
+	e := integrity.Event{EventID: id, Version: "1.0", EventTimestamp: ts("2026-12-01T10:00:00Z"),
+		EventType: "notification.message.sent", EventCategory: "notification", EventAction: "sent",
+		EventOutcome: "success", CorrelationID: "rr-1", ActorType: "user", ActorID: "alice@example.com",
+		ActorIP: &ip, RetentionDays: 2557, ReceivedAt: ts("2026-12-01T10:00:01Z"), SubmittedBy: "notifier",
+		EventData: []byte(`{"operation":"message.sent","payload":{"attempts":2,"recipient":"alice@example.com"},"service":"notification","source_payload":{"from":"alice"},"status":"success","version":"1.0"}`),
+		HashSalt:  vectorKey}
+	e.DataHashed = true
+	got, err := e.Hash(integrity.HashVersionMembers)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "canonical event_data")
+
+	e.DataHashed = false
+	e.EventData = []byte(`{"version":"1.0", "service":"notification","operation":"message.sent","status":"success","payload":{"recipient":"alice@example.com","attempts":2.0},"source_payload":{"from":"alice"}}`)
+	got, err = e.Hash(integrity.HashVersionMembers)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "event_data as stored")
+
+	// Erased: actor_ip and the payload's recipient gone, their digests kept.
+	var decoded map[string]any
+	dec := json.NewDecoder(bytes.NewReader(e.EventData))
+	dec.UseNumber()
+	require.NoError(t, dec.Decode(&decoded))
+	c, err := integrity.Commit(vectorKey, nil, e.ActorID, &ip, decoded)
+	require.NoError(t, err)
+	kept, err := json.Marshal(integrity.MembersOf(vectorKey, nil, c.Digests, []string{"/actor_ip", "/event_data/payload/recipient"}))
+	require.NoError(t, err)
+	e.ActorIP, e.HashSalt, e.Members = nil, nil, kept
+	e.EventData = []byte(`{"operation":"message.sent","payload":{"attempts":2},"service":"notification","source_payload":{"from":"alice"},"status":"success","version":"1.0"}`)
+	got, err = e.Hash(integrity.HashVersionMembers)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "erased")
 }

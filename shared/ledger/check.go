@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -120,9 +121,13 @@ func CheckEvents(ctx context.Context, st *store.Store, keys []integrity.PublicKe
 	}
 	for _, e := range events {
 		var c EventCheck
-		actual, herr := Recompute(e)
-		c.Actual = actual
 		l, sealed := leafOf[e.EventID]
+		version := e.HashVersion
+		if sealed {
+			version = sealedVersion(&e, l.HashVersion)
+		}
+		actual, herr := e.ComputeHash(cmp.Or(version, integrity.HashVersion))
+		c.Actual = actual
 		switch {
 		case !sealed && waiting[e.EventID]:
 			c.State, c.Detail = Unsealed, "written and waiting for its seal"

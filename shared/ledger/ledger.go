@@ -6,11 +6,9 @@ package ledger
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,127 +19,16 @@ import (
 	"github.com/google/uuid"
 )
 
-// Recompute returns the event hash of an event's fields: integrity.EventHash of its JSON form,
-// which it writes in RFC 8785 form directly (members in their sorted order) instead of
-// marshalling and parsing it again — the write path pays this for every event.
+// Recompute returns the event hash of an event's fields in the version of the encoding it
+// was hashed with (audit.Event.ComputeHash; integrity owns the encodings); an event without
+// a hash in the current one.
 func Recompute(e audit.Event) (integrity.Hash, error) {
-	if e.HashVersion == integrity.HashVersionMembers {
-		return recomputeMembers(&e, nil)
-	}
-	return recompute(&e, nil)
+	return e.ComputeHash(cmp.Or(e.HashVersion, integrity.HashVersion))
 }
 
-// recompute is Recompute with event_data already decoded (nil: parse e.EventData).
-func recompute(e *audit.Event, decoded map[string]any) (integrity.Hash, error) {
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	b, err := appendCanonicalEvent((*buf)[:0], e, decoded)
-	if err != nil {
-		return integrity.Hash{}, err
-	}
-	*buf = b
-	return sha256.Sum256(b), nil
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-// appendCanonicalEvent appends the RFC 8785 form of e's JSON object without its integrity
-// fields. The members are those of audit.Event's JSON form, in sorted order;
-// TestRecomputeMatchesTheJSONForm holds the two together.
-func appendCanonicalEvent(b []byte, e *audit.Event, decoded map[string]any) ([]byte, error) {
-	str := func(b []byte, name, v string) []byte {
-		b = append(append(append(b, '"'), name...), '"', ':')
-		return integrity.AppendString(b, v)
-	}
-	opt := func(b []byte, name string, v *string) []byte {
-		if v == nil {
-			return append(append(append(b, '"'), name...), `":null`...)
-		}
-		return str(b, name, *v)
-	}
-	num := func(b []byte, name string, v int64) []byte {
-		b = append(append(append(b, '"'), name...), '"', ':')
-		if v >= -1<<53 && v <= 1<<53 {
-			return strconv.AppendInt(b, v, 10) // exact as a double: ECMAScript spells it so
-		}
-		return append(b, integrity.FormatNumber(float64(v))...)
-	}
-	id := func(b []byte, name string, v uuid.UUID) []byte {
-		b = append(append(append(b, '"'), name...), `":"`...)
-		return append(audit.AppendUUID(b, v), '"')
-	}
-	ts := func(b []byte, name string, t time.Time) []byte {
-		b = append(append(append(b, '"'), name...), '"', ':', '"')
-		return append(t.UTC().AppendFormat(b, time.RFC3339Nano), '"')
-	}
-	b = append(b, '{')
-	b = str(b, "actor_id", e.ActorID)
-	b = opt(append(b, ','), "actor_ip", e.ActorIP)
-	b = str(append(b, ','), "actor_type", e.ActorType)
-	b = opt(append(b, ','), "cluster_id", e.ClusterID)
-	b = str(append(b, ','), "correlation_id", e.CorrelationID)
-	if e.DurationMS == nil {
-		b = append(b, `,"duration_ms":null`...)
-	} else {
-		b = num(append(b, ','), "duration_ms", *e.DurationMS)
-	}
-	b = opt(append(b, ','), "error_code", e.ErrorCode)
-	b = opt(append(b, ','), "error_message", e.ErrorMessage)
-	b = str(append(b, ','), "event_action", e.EventAction)
-	b = str(append(b, ','), "event_category", e.EventCategory)
-	b = append(b, `,"event_data":`...)
-	switch {
-	case integrity.IsCanonical(e.EventData):
-		// Usually so as the write path stores it (sorted members, integers): no decoding, no
-		// map walk, the bytes as they are.
-		b = append(b, e.EventData...)
-	case decoded != nil:
-		// Decoded already by Prepare (from the same bytes): no second parse.
-		var err error
-		if b, err = integrity.AppendCanonicalValue(b, decoded); err != nil {
-			return nil, fmt.Errorf("event_data: %w", err)
-		}
-	case len(e.EventData) == 0:
-		b = append(b, "null"...)
-	default:
-		var err error
-		if b, err = integrity.AppendCanonical(b, e.EventData); err != nil {
-			return nil, fmt.Errorf("event_data: %w", err)
-		}
-	}
-	b = id(append(b, ','), "event_id", e.EventID)
-	b = str(append(b, ','), "event_outcome", e.EventOutcome)
-	b = ts(append(b, ','), "event_timestamp", e.EventTimestamp)
-	b = str(append(b, ','), "event_type", e.EventType)
-	b = append(append(b, `,"is_sensitive":`...), strconv.FormatBool(e.IsSensitive)...)
-	b = opt(append(b, ','), "namespace", e.Namespace)
-	if e.ParentEventID == nil {
-		b = append(b, `,"parent_event_id":null`...)
-	} else {
-		b = id(append(b, ','), "parent_event_id", *e.ParentEventID)
-	}
-	b = ts(append(b, ','), "received_at", e.ReceivedAt)
-	b = opt(append(b, ','), "resource_id", e.ResourceID)
-	b = opt(append(b, ','), "resource_name", e.ResourceName)
-	b = opt(append(b, ','), "resource_type", e.ResourceType)
-	b = num(append(b, ','), "retention_days", int64(e.RetentionDays))
-	b = opt(append(b, ','), "severity", e.Severity)
-	b = opt(append(b, ','), "span_id", e.SpanID)
-	b = str(append(b, ','), "submitted_by", e.SubmittedBy)
-	b = opt(append(b, ','), "trace_id", e.TraceID)
-	b = str(append(b, ','), "version", e.Version)
-	return append(b, '}'), nil
-}
-
-// Hash sets e's event hash, as the write path does before storing it. It fails only for
-// event_data that has no RFC 8785 form (a number beyond the double range).
-func Hash(e *audit.Event) error { return HashDecoded(e, nil) }
-
-// HashDecoded is Hash for an event whose event_data Prepare decoded (Input.DecodedData): the
-// write path's way, without a second parse.
-func HashDecoded(e *audit.Event, decoded map[string]any) error {
-	return HashWith(e, decoded, DefaultHashVersion)
-}
+// Hash sets e's event hash in DefaultHashVersion (audit.Event.SetHashVersion), as the write
+// path does before storing it.
+func Hash(e *audit.Event) error { return e.SetHashVersion(DefaultHashVersion) }
 
 // Sealer appends written events to the log.
 type Sealer struct {
@@ -202,10 +89,7 @@ func (s *Sealer) SealAll(ctx context.Context) (SealReport, error) {
 	if limit <= 0 {
 		limit = DefaultSealBatch
 	}
-	p := store.SealParams{Limit: limit, Hash: Recompute}
-	if s.Signer != nil {
-		p.Sign = s.Signer.Sign
-	}
+	p := store.SealParams{Limit: limit, Signer: s.Signer}
 	p.Replicas, p.ReplicaWait = s.Replicas, cmp.Or(s.ReplicaWait, DefaultReplicaWait)
 	for {
 		p.Now = time.Now()

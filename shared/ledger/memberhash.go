@@ -15,30 +15,6 @@ import (
 // members can be erased later without breaking the event's proof (integrity.HashVersionMembers).
 const DefaultHashVersion = integrity.HashVersionMembers
 
-// HashWith is HashDecoded with the encoding of version (1 or 2). Version 2 gives the event a
-// new random salt key (HashSalt), which is stored beside it.
-func HashWith(e *audit.Event, decoded map[string]any, version int) error {
-	switch version {
-	case integrity.HashVersion:
-		e.EventHash, e.HashVersion, e.HashSalt, e.HashMembers = nil, 0, nil, nil
-		h, err := recompute(e, decoded)
-		if err != nil {
-			return err
-		}
-		e.EventHash, e.HashVersion = h[:], integrity.HashVersion
-		return nil
-	case integrity.HashVersionMembers:
-		e.HashSalt, e.HashMembers = integrity.NewSaltKey(), nil
-		h, err := recomputeMembers(e, decoded)
-		if err != nil {
-			return err
-		}
-		e.EventHash, e.HashVersion = h[:], integrity.HashVersionMembers
-		return nil
-	}
-	return fmt.Errorf("hash version %d is not one of 1, 2", version)
-}
-
 // KeptMembers decodes what an erased event keeps of its members (nil: nothing was erased).
 func KeptMembers(e *audit.Event) (integrity.Members, error) {
 	if len(e.HashMembers) == 0 {
@@ -70,30 +46,6 @@ func Commitments(e *audit.Event, decoded map[string]any) (integrity.Committed, e
 		ip = e.ActorIP
 	}
 	return integrity.Commit(e.HashSalt, kept, e.ActorID, ip, decoded)
-}
-
-// recomputeMembers is the version 2 hash of e: version 1's encoding of e with actor_id,
-// actor_ip and event_data in their committed form.
-func recomputeMembers(e *audit.Event, decoded map[string]any) (integrity.Hash, error) {
-	if len(e.HashMembers) == 0 && len(e.HashSalt) > 0 {
-		// The common case, without a decoded event_data: the bytes as they are.
-		if actor, ip, data, ok := integrity.CommitCanonical(e.HashSalt, e.ActorID, e.ActorIP, e.EventData); ok {
-			committed := *e
-			committed.ActorID, committed.ActorIP, committed.EventData = actor, ip, data
-			return recompute(&committed, nil)
-		}
-	}
-	c, err := Commitments(e, decoded)
-	if err != nil {
-		return integrity.Hash{}, err
-	}
-	data, err := integrity.AppendCanonicalValue(nil, c.EventData)
-	if err != nil {
-		return integrity.Hash{}, err
-	}
-	committed := *e
-	committed.ActorID, committed.ActorIP, committed.EventData = c.ActorID, c.ActorIP, data
-	return recompute(&committed, nil)
 }
 
 // decodeData decodes event_data as the hash reads it (numbers kept as written).

@@ -39,7 +39,7 @@ func TestLogSealedBeforeBatchesVerifies(t *testing.T) {
 	events := make([]audit.Event, 23)
 	for i := range events {
 		events[i] = audittest.Event(t, nil)
-		require.NoError(t, ledger.HashWith(&events[i], nil, integrity.HashVersion))
+		require.NoError(t, events[i].SetHash())
 	}
 	_, err = pool.Exec(ctx, `ALTER TABLE audit_events ADD COLUMN hash_salt bytea, ADD COLUMN hash_members jsonb`)
 	require.NoError(t, err)

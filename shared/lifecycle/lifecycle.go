@@ -1,6 +1,9 @@
 // Package lifecycle decides what the maintenance job does to partitions: which months to make
-// ahead or fill in, which have expired, and when a partition may go. It only decides;
-// shared/store executes. It takes the time as an argument, so tests can run years in seconds.
+// ahead or fill in, which have expired, and when a partition may go; shared/store executes. It
+// takes the time as an argument, so tests can run years in seconds. Its Service is the
+// maintenance service every runner shares (the maintain function, the standalone process, the
+// jobs): runs, retention policies and legal holds, each recorded as an audit event, and the
+// integrity log's Keeper.
 package lifecycle
 
 import (

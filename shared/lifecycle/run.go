@@ -239,13 +239,9 @@ func (r *Runner) archive(ctx context.Context, leaf store.LeafPartition, total in
 	return true
 }
 
+// isLockTimeout reports whether a step gave up waiting for a lock: the next run retries it.
 func isLockTimeout(err error) bool {
-	return errors.Is(err, store.ErrLockTimeout) || isSQLState(err, "55P03")
-}
-
-func isSQLState(err error, code string) bool {
-	var pgErr interface{ SQLState() string }
-	return errors.As(err, &pgErr) && pgErr.SQLState() == code
+	return errors.Is(err, store.ErrLockTimeout)
 }
 
 // Validate checks the settings, naming the variable at fault.

@@ -20,14 +20,6 @@ import (
 // per event, on the cores the server needs. The encoding of each column must match its type
 // in the migration; TestCopyEncoding checks it against pgx's own.
 
-// copyColumns are the audit_events columns COPY writes, in appendEventRow's order.
-var copyColumns = []string{"event_id", "event_timestamp", "retention_days", "received_at",
-	"duration_ms", "is_sensitive", "parent_event_id", "actor_ip", "version", "event_type",
-	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
-	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
-	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data", "event_hash", "hash_version", "hash_salt", "hash_members"}
-
 // keyColumns are the audit_event_keys columns COPY writes, in appendKeyRow's order
 // (first_seen and xid are defaults: now() and the writing transaction).
 var keyColumns = []string{"event_id", "event_timestamp", "retention_days", "content_hash", "event_hash"}
@@ -126,79 +118,6 @@ func (s *copyStream) Read(p []byte) (int, error) {
 	return s.off, nil
 }
 
-// appendEventRow appends e as one tuple in copyColumns' order.
-func appendEventRow(b []byte, e *audit.Event) ([]byte, error) {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(copyColumns)))
-	b = appendUUID(b, e.EventID)
-	b = appendTimestamptz(b, e.EventTimestamp)
-	b = appendInt4(b, int32(e.RetentionDays))
-	b = appendTimestamptz(b, e.ReceivedAt)
-	if e.DurationMS == nil {
-		b = appendNull(b)
-	} else {
-		b = binary.BigEndian.AppendUint32(b, 8)
-		b = binary.BigEndian.AppendUint64(b, uint64(*e.DurationMS))
-	}
-	if e.IsSensitive {
-		b = append(b, 0, 0, 0, 1, 1)
-	} else {
-		b = append(b, 0, 0, 0, 1, 0)
-	}
-	if e.ParentEventID == nil {
-		b = appendNull(b)
-	} else {
-		b = appendUUID(b, *e.ParentEventID)
-	}
-	if e.ActorIP == nil {
-		b = appendNull(b)
-	} else {
-		addr, err := netip.ParseAddr(*e.ActorIP)
-		if err != nil {
-			return nil, fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
-		}
-		b = appendInet(b, addr.WithZone(""))
-	}
-	b = appendText(b, e.Version)
-	b = appendText(b, e.EventType)
-	b = appendText(b, e.EventCategory)
-	b = appendText(b, e.EventAction)
-	b = appendText(b, e.EventOutcome)
-	b = appendText(b, e.CorrelationID)
-	b = appendText(b, e.ActorType)
-	b = appendText(b, e.ActorID)
-	for _, v := range [...]*string{e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID,
-		e.SpanID, e.Namespace, e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage} {
-		if v == nil {
-			b = appendNull(b)
-		} else {
-			b = appendText(b, *v)
-		}
-	}
-	b = appendText(b, e.SubmittedBy)
-	b = appendBytes(b, e.ContentHash)
-	// jsonb's binary form is a version byte (1) and the JSON text.
-	b = binary.BigEndian.AppendUint32(b, uint32(1+len(e.EventData)))
-	b = append(b, 1)
-	b = append(b, e.EventData...)
-	if e.EventHash == nil {
-		b = append(appendNull(b), 0xff, 0xff, 0xff, 0xff)
-	} else {
-		b = appendBytes(b, e.EventHash)
-		b = append(b, 0, 0, 0, 2)
-		b = binary.BigEndian.AppendUint16(b, uint16(e.HashVersion))
-	}
-	if e.HashSalt == nil {
-		b = appendNull(b)
-	} else {
-		b = appendBytes(b, e.HashSalt)
-	}
-	if e.HashMembers == nil {
-		return appendNull(b), nil
-	}
-	b = binary.BigEndian.AppendUint32(b, uint32(1+len(e.HashMembers)))
-	return append(append(b, 1), e.HashMembers...), nil
-}
-
 // appendKeyRow appends e's idempotency key as one tuple in keyColumns' order.
 func appendKeyRow(b []byte, e *audit.Event) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(keyColumns)))
@@ -250,40 +169,4 @@ func appendInet(b []byte, addr netip.Addr) []byte {
 	}
 	a := addr.As16()
 	return append(append(b, 0, 0, 0, 20, 3, 128, 0, 16), a[:]...)
-}
-
-// eventValues fills row (len(copyColumns)) with e's values in copyColumns' order, as pgx's
-// CopyFrom takes them: RestoreEvents streams a restore with it, and TestCopyEncoding checks
-// appendEventRow's bytes against pgx's encoding of these values.
-func eventValues(row []any, e *audit.Event) error {
-	var ip any
-	if e.ActorIP != nil {
-		addr, err := netip.ParseAddr(*e.ActorIP)
-		if err != nil {
-			return fmt.Errorf("event %s: actor_ip %q: %w", e.EventID, *e.ActorIP, err)
-		}
-		ip = netip.PrefixFrom(addr, addr.BitLen())
-	}
-	var hash, version any
-	if e.EventHash != nil {
-		hash, version = []byte(e.EventHash), int16(e.HashVersion)
-	}
-	var parent any
-	if e.ParentEventID != nil {
-		parent = [16]byte(*e.ParentEventID)
-	}
-	var salt, members any
-	if e.HashSalt != nil {
-		salt = e.HashSalt
-	}
-	if e.HashMembers != nil {
-		members = e.HashMembers
-	}
-	copy(row, []any{[16]byte(e.EventID), e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt,
-		e.DurationMS, e.IsSensitive, parent, ip, e.Version, e.EventType,
-		e.EventCategory, e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID,
-		e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
-		e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash,
-		e.EventData, hash, version, salt, members})
-	return nil
 }

@@ -8,12 +8,7 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// sqlstateHeld is what the immutability guard raises for the erasure of a held event
-// (migration 000007).
-const sqlstateHeld = "AS002"
 
 // ErrHeld means an active legal hold covers an event: it may be neither deleted nor erased.
 var ErrHeld = errors.New("the event is under legal hold")
@@ -102,10 +97,6 @@ ORDER BY h.placed_at LIMIT 1`, id, e.EventTimestamp, e.RetentionDays, e.Correlat
 	content_hash = $7, hash_salt = $8, hash_members = $9::jsonb
 WHERE event_id = $1 AND event_timestamp = $2 AND retention_days = $3`,
 			id, e.EventTimestamp, e.RetentionDays, data, erased.ActorID, erased.ActorIP, erased.ContentHash, erased.HashSalt, kept)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == sqlstateHeld {
-			return er, nil, fmt.Errorf("erase: event %s: %w", id, ErrHeld)
-		}
 		if err != nil {
 			return er, nil, fmt.Errorf("erase: event %s: %w", id, interpretError(err))
 		}

@@ -64,3 +64,34 @@ func TestInterpretError_ConnectionLevel(t *testing.T) {
 	require.NotErrorIs(t, interpretError(pg("42P01", "relation does not exist")), ErrUnavailable)
 	require.NotErrorIs(t, interpretError(errors.New("can't scan into dest[0]")), ErrUnavailable)
 }
+
+// TestInterpretError_Sentinels: every SQLSTATE a caller tells apart becomes one of the store's
+// sentinel errors here, so no caller looks at a SQLSTATE.
+func TestInterpretError_Sentinels(t *testing.T) {
+	t.Parallel()
+	noPartition := &pgconn.PgError{Code: "23514", Message: `no partition of relation "audit_events_r90" found for row`}
+	check := &pgconn.PgError{Code: "23514", Message: "violates check constraint", ConstraintName: "audit_events_outcome_check"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+		not  error
+	}{
+		{"unique violation", &pgconn.PgError{Code: "23505"}, ErrConflict, ErrInvalid},
+		{"statement timeout", &pgconn.PgError{Code: "57014"}, ErrTimeout, ErrUnavailable},
+		{"lock timeout", fmt.Errorf("detach: %w", &pgconn.PgError{Code: "55P03"}), ErrLockTimeout, ErrUnavailable},
+		{"undefined table", &pgconn.PgError{Code: "42P01"}, ErrNoTable, ErrUnavailable},
+		{"insufficient privilege", &pgconn.PgError{Code: "42501"}, ErrForbidden, ErrUnavailable},
+		{"no partition for the row", noPartition, ErrNoPartition, ErrConflict},
+		{"no partition is invalid too", noPartition, ErrInvalid, ErrUnavailable},
+		{"a check constraint", check, ErrInvalid, ErrNoPartition},
+		{"immutable", &pgconn.PgError{Code: "AS001"}, ErrImmutable, ErrInvalid},
+		{"no rows", pgx.ErrNoRows, ErrNotFound, ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := interpretError(tc.err)
+			require.ErrorIs(t, got, tc.want)
+			require.NotErrorIs(t, got, tc.not)
+		})
+	}
+}

@@ -13,38 +13,9 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// selectColumns reads a row into scanEvent's order. host() prints an inet without the /32 or
-// /128 a plain cast to text would add.
-const selectColumns = `event_id, version, event_timestamp, event_type, event_category,
-	event_action, event_outcome, correlation_id, actor_type, actor_id, host(actor_ip),
-	resource_type, resource_id, resource_name, parent_event_id, trace_id, span_id, namespace,
-	cluster_id, severity, duration_ms, error_code, error_message, retention_days, is_sensitive,
-	event_data, received_at, submitted_by, content_hash, event_hash, coalesce(hash_version, 0),
-	hash_salt, hash_members`
-
 func scanEvent(row pgx.Row, e *audit.Event) error { return scanEventWith(row, e) }
-
-// scanEventWith is scanEvent for a row that has more columns after the event's, read into extra.
-func scanEventWith(row pgx.Row, e *audit.Event, extra ...any) error {
-	var data, members []byte
-	err := row.Scan(append([]any{&e.EventID, &e.Version, &e.EventTimestamp, &e.EventType, &e.EventCategory,
-		&e.EventAction, &e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID, &e.ActorIP,
-		&e.ResourceType, &e.ResourceID, &e.ResourceName, &e.ParentEventID, &e.TraceID, &e.SpanID,
-		&e.Namespace, &e.ClusterID, &e.Severity, &e.DurationMS, &e.ErrorCode, &e.ErrorMessage,
-		&e.RetentionDays, &e.IsSensitive, &data, &e.ReceivedAt, &e.SubmittedBy, &e.ContentHash,
-		(*[]byte)(&e.EventHash), &e.HashVersion, &e.HashSalt, &members}, extra...)...)
-	e.EventData = json.RawMessage(data)
-	if members != nil {
-		e.HashMembers = json.RawMessage(members)
-		e.Erased = erasedOf(members)
-	}
-	e.EventTimestamp = e.EventTimestamp.UTC()
-	e.ReceivedAt = e.ReceivedAt.UTC()
-	return err
-}
 
 // GetEvent returns the stored event with id, or ErrNotFound. The idempotency key says where a
 // recent event lives, so the read touches one partition; an older event (key pruned) is
@@ -316,18 +287,18 @@ func (s *Store) collectEvents(ctx context.Context, sql string, args []any, event
 func (s *Store) queryLeaves(ctx context.Context, p QueryParams, limit int) ([]audit.Event, error) {
 	for attempt := 0; ; attempt++ {
 		events, err := s.queryLeavesOnce(ctx, p, limit)
-		var pgErr *pgconn.PgError
+		err = interpretError(err)
 		switch {
-		case errors.As(err, &pgErr) && pgErr.Code == sqlstateUndefinedTable && attempt == 0:
+		case errors.Is(err, ErrNoTable) && attempt == 0:
 			// Maintenance dropped a listed month: list again.
 			continue
-		case errors.As(err, &pgErr) && pgErr.Code == sqlstateInsufficientPrivilege:
+		case errors.Is(err, ErrForbidden):
 			// A role that may read audit_events but not its partitions (a database set up
 			// by hand, without migration 000005's grants) still gets every answer.
 			s.flatOnly.Store(true)
 			return s.queryParent(ctx, p, limit)
 		case err != nil:
-			return nil, interpretError(err)
+			return nil, err
 		}
 		return events, nil
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -121,7 +120,7 @@ func (s *Store) InsertEvents(ctx context.Context, p InsertParams) (results []Ins
 		case errors.Is(err, errKeyPruned) && path != pathSlow:
 			path = pathSlow
 			continue
-		case errors.Is(err, errNoPartition) && retries < 2:
+		case errors.Is(err, ErrNoPartition) && retries < 2:
 			// A partition this Store remembered was dropped meanwhile: make it again, once.
 			retries++
 			s.forgetPartitions()
@@ -177,7 +176,6 @@ func (s *Store) expectTakenKeys() bool {
 }
 
 var (
-	errNoPartition = errors.New("no partition for row")
 	// errKeyTaken: COPY of the idempotency keys met an id already claimed; pathClaim sorts
 	// out which.
 	errKeyTaken = errors.New("idempotency key taken")
@@ -219,11 +217,11 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 	if len(claimed) > 0 {
 		err := copyEventRows(ctx, tx, p.Events, claimed)
 		if err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
+			err = interpretError(err)
+			if errors.Is(err, ErrConflict) {
 				return false, errKeyPruned
 			}
-			return false, classifyInsertError(err)
+			return false, err
 		}
 		for _, i := range claimed {
 			results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
@@ -240,12 +238,11 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 // copyKeys claims the ids of events[unique] with a COPY into audit_event_keys, which fails
 // with errKeyTaken if any id is taken.
 func copyKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) error {
-	err := copyKeyRows(ctx, tx, events, unique)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == sqlstateUniqueViolation {
+	err := interpretError(copyKeyRows(ctx, tx, events, unique))
+	if errors.Is(err, ErrConflict) {
 		return errKeyTaken
 	}
-	return interpretError(err)
+	return err
 }
 
 // claimKeys claims the ids of events[unique] with claimSQL and returns the indexes of the
@@ -307,120 +304,6 @@ func fillRepeats(first map[uuid.UUID]int, results []InsertResult) {
 	}
 }
 
-// insertSQL serves small groups in one round trip (pathSingle), and is the slow path when COPY
-// met a stored event whose key had been pruned: it claims the ids like claimSQL and inserts
-// with ON CONFLICT DO NOTHING in the same statement,
-// so the primary key of audit_events turns that event into a reported row, not an error.
-//
-// It reads nothing of audit_event_keys: pgx keeps it prepared, and PostgreSQL's generic plan,
-// made when the table was small, joined the keys by a sequential scan of the whole table for
-// every statement from then on (700 us of database CPU an event at 20k keys). Ids it neither
-// stored nor claimed are looked up by rereadKeys, planned with its values each time.
-const insertSQL = `
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $28::bytea[], $30::bytea[])
-        AS t(event_id, event_timestamp, retention_days, content_hash, event_hash)
-), claimed AS (
-    INSERT INTO audit_event_keys AS k (event_id, event_timestamp, retention_days, content_hash, event_hash)
-    SELECT event_id, event_timestamp, retention_days, content_hash, event_hash FROM input
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING k.event_id
-), stored AS (
-    INSERT INTO audit_events (event_id, event_timestamp, retention_days, received_at, duration_ms,
-        is_sensitive, parent_event_id, actor_ip, version, event_type, event_category, event_action,
-        event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
-        resource_name, trace_id, span_id, namespace, cluster_id, severity, error_code,
-        error_message, submitted_by, content_hash, event_data, event_hash, hash_version, hash_salt)
-    SELECT e.event_id, e.event_timestamp, e.retention_days, e.received_at, e.duration_ms,
-        e.is_sensitive, e.parent_event_id, e.actor_ip::inet, e.version, e.event_type,
-        e.event_category, e.event_action, e.event_outcome, e.correlation_id, e.actor_type,
-        e.actor_id, e.resource_type, e.resource_id, e.resource_name, e.trace_id, e.span_id,
-        e.namespace, e.cluster_id, e.severity, e.error_code, e.error_message, e.submitted_by,
-        e.content_hash, e.event_data::jsonb, e.event_hash, e.hash_version, e.hash_salt
-    FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::timestamptz[], $5::bigint[],
-        $6::boolean[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-        $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
-        $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
-        $27::text[], $28::bytea[], $29::text[], $30::bytea[], $31::smallint[], $32::bytea[])
-        AS e(event_id, event_timestamp, retention_days, received_at, duration_ms, is_sensitive,
-             parent_event_id, actor_ip, version, event_type, event_category, event_action,
-             event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
-             resource_name, trace_id, span_id, namespace, cluster_id, severity, error_code,
-             error_message, submitted_by, content_hash, event_data, event_hash, hash_version, hash_salt)
-    WHERE e.event_id IN (SELECT event_id FROM claimed)
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-)
-SELECT i.event_id,
-       EXISTS (SELECT 1 FROM stored s WHERE s.event_id = i.event_id),
-       EXISTS (SELECT 1 FROM claimed c WHERE c.event_id = i.event_id)
-FROM input i`
-
-// eventColumns holds a batch as the column arrays insertSQL unnests.
-type eventColumns struct {
-	eventID        []uuid.UUID
-	eventTimestamp []time.Time
-	retentionDays  []int32
-	receivedAt     []time.Time
-	durationMS     []*int64
-	isSensitive    []bool
-	parentEventID  []*uuid.UUID
-	text           [19][]*string // actor_ip .. submitted_by, in insertSQL's order
-	contentHash    [][]byte
-	eventData      []string
-	eventHash      [][]byte
-	hashVersion    []*int16
-	hashSalt       [][]byte
-}
-
-func columnsOf(events []audit.Event, idx []int) *eventColumns {
-	n := len(idx)
-	c := &eventColumns{
-		eventID: make([]uuid.UUID, n), eventTimestamp: make([]time.Time, n),
-		retentionDays: make([]int32, n), receivedAt: make([]time.Time, n),
-		durationMS: make([]*int64, n), isSensitive: make([]bool, n),
-		parentEventID: make([]*uuid.UUID, n), contentHash: make([][]byte, n),
-		eventData: make([]string, n), eventHash: make([][]byte, n), hashVersion: make([]*int16, n), hashSalt: make([][]byte, n),
-	}
-	for j := range c.text {
-		c.text[j] = make([]*string, n)
-	}
-	for r, i := range idx {
-		e := &events[i]
-		c.eventID[r] = e.EventID
-		c.eventTimestamp[r] = e.EventTimestamp
-		c.retentionDays[r] = int32(e.RetentionDays)
-		c.receivedAt[r] = e.ReceivedAt
-		c.durationMS[r] = e.DurationMS
-		c.isSensitive[r] = e.IsSensitive
-		c.parentEventID[r] = e.ParentEventID
-		for j, v := range [19]*string{e.ActorIP, &e.Version, &e.EventType, &e.EventCategory,
-			&e.EventAction, &e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID,
-			e.ResourceType, e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace,
-			e.ClusterID, e.Severity, e.ErrorCode, e.ErrorMessage} {
-			c.text[j][r] = v
-		}
-		c.contentHash[r] = e.ContentHash
-		c.eventData[r] = string(e.EventData)
-		c.eventHash[r] = e.EventHash
-		c.hashSalt[r] = e.HashSalt
-		if e.EventHash != nil {
-			v := int16(e.HashVersion)
-			c.hashVersion[r] = &v
-		}
-	}
-	return c
-}
-
-func (c *eventColumns) args(submittedBy []*string) []any {
-	args := []any{c.eventID, c.eventTimestamp, c.retentionDays, c.receivedAt, c.durationMS,
-		c.isSensitive, c.parentEventID}
-	for _, t := range c.text {
-		args = append(args, t)
-	}
-	return append(args, submittedBy, c.contentHash, c.eventData, c.eventHash, c.hashVersion, c.hashSalt)
-}
-
 // insertOnce runs insertSQL in a transaction, or, with autocommit, as a statement of its own
 // (then the follow-up reads and key repairs are statements of their own too: each is safe
 // alone, and the events are durable once insertSQL returns).
@@ -436,14 +319,9 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 		db = tx
 	}
 
-	cols := columnsOf(p.Events, unique)
-	submittedBy := make([]*string, len(unique))
-	for r, i := range unique {
-		submittedBy[r] = &p.Events[i].SubmittedBy
-	}
-	rows, err := db.Query(ctx, insertSQL, cols.args(submittedBy)...)
+	rows, err := db.Query(ctx, insertSQL, insertArgs(p.Events, unique)...)
 	if err != nil {
-		return false, classifyInsertError(err)
+		return false, interpretError(err)
 	}
 	type row struct {
 		id              uuid.UUID
@@ -453,12 +331,12 @@ func (s *Store) insertOnce(ctx context.Context, p InsertParams, unique []int, fi
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.id, &r.stored, &r.claimed); err != nil {
-			return false, classifyInsertError(err)
+			return false, interpretError(err)
 		}
 		pending = append(pending, r)
 	}
 	if err := rows.Err(); err != nil {
-		return false, classifyInsertError(err)
+		return false, interpretError(err)
 	}
 
 	var reread []uuid.UUID
@@ -553,14 +431,4 @@ func classifyStored(ctx context.Context, tx DBTX, events []audit.Event, first ma
 		found++
 	}
 	return found, interpretError(rows.Err())
-}
-
-// classifyInsertError recognises the database's "no partition of relation ... found for row"
-// (SQLSTATE 23514 from a partitioned table), which the caller mends by creating the partition.
-func classifyInsertError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == "" {
-		return errNoPartition
-	}
-	return interpretError(err)
 }

@@ -34,11 +34,10 @@ type SealParams struct {
 	Limit int
 	// Now is the checkpoint's time.
 	Now time.Time
-	// Hash recomputes the event hash of a stored event that has none (written before tamper
-	// evidence existed, or by a bulk path that does not hash).
-	Hash func(audit.Event) (integrity.Hash, error)
-	// Sign signs the new checkpoint; nil stores it unsigned.
-	Sign func(integrity.Checkpoint) integrity.Checkpoint
+	// Signer signs the new checkpoint; nil stores it unsigned. (A stored event without an event
+	// hash, written before tamper evidence existed or by a bulk path that does not hash, is
+	// hashed by Seal itself, in the current version of the encoding.)
+	Signer *integrity.Signer
 	// Replicas are the standbys that must have flushed a new round's events before they are
 	// sealed: the round's snapshot is taken with the WAL position it lies below, and the seal
 	// waits (its transaction open, up to ReplicaWait) until they have flushed that far. A wait
@@ -201,7 +200,7 @@ FROM (SELECT 1) one LEFT JOIN (SELECT * FROM audit_log_batches ORDER BY seal_no 
 		}
 	}
 	if len(missingHash) > 0 {
-		if err := s.hashStored(ctx, tx, fresh, missingHash, p.Hash); err != nil {
+		if err := s.hashStored(ctx, tx, fresh, missingHash); err != nil {
 			return res, err
 		}
 		fresh = slices.DeleteFunc(slices.Clone(fresh), func(c sealCandidate) bool { return c.hash == nil })
@@ -313,8 +312,8 @@ func (s *Store) sealCheckpointOnly(ctx context.Context, tx pgx.Tx, haveCheckpoin
 // writeCheckpoint signs and stores the checkpoint of the log the frontier ends.
 func (s *Store) writeCheckpoint(ctx context.Context, tx pgx.Tx, f integrity.Frontier, p SealParams, res *SealResult) error {
 	cp := integrity.Checkpoint{TreeSize: f.Size, RootHash: f.Root(), Timestamp: p.Now.UTC().Truncate(time.Microsecond)}
-	if p.Sign != nil {
-		cp = p.Sign(cp)
+	if p.Signer != nil {
+		cp = p.Signer.Sign(cp)
 	}
 	var keyID *string
 	if cp.KeyID != "" {
@@ -341,10 +340,7 @@ func partitionName(class int, ts time.Time) string {
 }
 
 // hashStored fills in the hash of fresh[idx] from their stored rows.
-func (s *Store) hashStored(ctx context.Context, db DBTX, fresh []sealCandidate, idx []int, hash func(audit.Event) (integrity.Hash, error)) error {
-	if hash == nil {
-		return errors.New("seal: an event has no stored hash and SealParams.Hash is nil")
-	}
+func (s *Store) hashStored(ctx context.Context, db DBTX, fresh []sealCandidate, idx []int) error {
 	ids := make([][16]byte, len(idx))
 	tss := make([]time.Time, len(idx))
 	classes := make([]int32, len(idx))
@@ -368,7 +364,7 @@ WHERE (event_id, event_timestamp, retention_days) IN (SELECT * FROM unnest($1::u
 		if err := scanEvent(rows, &e); err != nil {
 			return fmt.Errorf("seal: stored events: %w", interpretError(err))
 		}
-		h, err := hash(e)
+		h, err := e.ComputeHash(integrity.HashVersion)
 		if err != nil {
 			return fmt.Errorf("seal: hash of event %s: %w", e.EventID, err)
 		}
@@ -670,13 +666,6 @@ type AuditRow struct {
 	// KeyUnsealed says the event's key is waiting for the sealer.
 	KeyUnsealed bool
 }
-
-// eventColumnNames name selectColumns' outputs, for a subquery that joins on them.
-const eventColumnNames = `event_id, version, event_timestamp, event_type, event_category,
-	event_action, event_outcome, correlation_id, actor_type, actor_id, actor_ip, resource_type,
-	resource_id, resource_name, parent_event_id, trace_id, span_id, namespace, cluster_id,
-	severity, duration_ms, error_code, error_message, retention_days, is_sensitive, event_data,
-	received_at, submitted_by, content_hash, event_hash, hash_version, hash_salt, hash_members`
 
 // CompareLog streams every stored event next to its leaf of the log, then every leaf whose
 // event is not stored, for a verifier to recompute and compare.

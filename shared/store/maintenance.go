@@ -102,8 +102,8 @@ func (s *Store) DeleteUnheld(ctx context.Context, leaf string, lockTimeout time.
 		return 0, fmt.Errorf("delete unheld: %w", interpretError(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
-		return 0, fmt.Errorf("delete unheld: %w", interpretError(err))
+	if err := setting(ctx, tx, "lock_timeout", lockTimeout, true); err != nil {
+		return 0, fmt.Errorf("delete unheld: %w", err)
 	}
 	tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s e WHERE NOT audit_event_held(to_jsonb(e))
 		AND e.event_timestamp + make_interval(days => e.retention_days) <= now()`, pgx.Identifier{leaf}.Sanitize()))
@@ -150,18 +150,23 @@ type Maintenance struct {
 // maintenanceLockKey is the advisory lock every maintenance run takes.
 const maintenanceLockKey = "auditstore.maintenance"
 
-// BeginMaintenance pins a connection and takes the maintenance lock, or returns ErrLocked.
-func BeginMaintenance(ctx context.Context, pool *pgxpool.Pool) (*Maintenance, error) {
+// BeginMaintenance pins a connection of the store's pool and takes the maintenance lock, or
+// returns ErrLocked.
+func (s *Store) BeginMaintenance(ctx context.Context) (*Maintenance, error) {
+	pool, ok := s.db.(*pgxpool.Pool)
+	if !ok {
+		return nil, errors.New("maintenance: the store is not over a pool (a run pins a connection of its own)")
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("maintenance: %w", interpretError(err))
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, maintenanceLockKey).Scan(&ok); err != nil {
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, maintenanceLockKey).Scan(&locked); err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("maintenance: %w", interpretError(err))
 	}
-	if !ok {
+	if !locked {
 		conn.Release()
 		return nil, ErrLocked
 	}
@@ -189,8 +194,8 @@ func (m *Maintenance) DetachAndDrop(ctx context.Context, p LeafPartition, lockTi
 	}
 	parent := pgx.Identifier{fmt.Sprintf("audit_events_r%d", p.Class)}.Sanitize()
 	leaf := pgx.Identifier{p.Name}.Sanitize()
-	if _, err := m.conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
-		return fmt.Errorf("detach %s: %w", p.Name, interpretError(err))
+	if err := setting(ctx, m.conn, "lock_timeout", lockTimeout, false); err != nil {
+		return fmt.Errorf("detach %s: %w", p.Name, err)
 	}
 	defer m.conn.Exec(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck
 	if !p.Detached {
@@ -199,22 +204,11 @@ func (m *Maintenance) DetachAndDrop(ctx context.Context, p LeafPartition, lockTi
 			mode = "FINALIZE"
 		}
 		if _, err := m.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DETACH PARTITION %s %s", parent, leaf, mode)); err != nil {
-			return fmt.Errorf("detach %s: %w", p.Name, interpretLockError(err))
+			return fmt.Errorf("detach %s: %w", p.Name, interpretError(err))
 		}
 	}
 	if _, err := m.conn.Exec(ctx, fmt.Sprintf("DROP TABLE %s", leaf)); err != nil {
-		return fmt.Errorf("drop %s: %w", p.Name, interpretLockError(err))
+		return fmt.Errorf("drop %s: %w", p.Name, interpretError(err))
 	}
 	return nil
-}
-
-// ErrLockTimeout means DDL gave up waiting for a lock (lock_timeout); a later run retries.
-var ErrLockTimeout = errors.New("lock timeout")
-
-func interpretLockError(err error) error {
-	var pgErr interface{ SQLState() string }
-	if errors.As(err, &pgErr) && pgErr.SQLState() == "55P03" {
-		return fmt.Errorf("%w: %v", ErrLockTimeout, err)
-	}
-	return interpretError(err)
 }

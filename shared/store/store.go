@@ -42,6 +42,18 @@ var (
 	// ErrInvalid means the database refused a value as invalid (a CHECK, a malformed jsonpath):
 	// the request is at fault, not the database.
 	ErrInvalid = errors.New("invalid value")
+	// ErrNoPartition means a row met no partition of audit_events (its month or class has
+	// none yet). It is also ErrInvalid, as the database's check violation it comes from.
+	ErrNoPartition = fmt.Errorf("%w: no partition of audit_events for the row", ErrInvalid)
+	// ErrLockTimeout means a statement gave up waiting for a lock (lock_timeout); a later
+	// attempt retries.
+	ErrLockTimeout = errors.New("lock timeout")
+	// ErrNoTable means a statement named a table that is not there (maintenance dropped a
+	// month a query had listed).
+	ErrNoTable = errors.New("no such table")
+	// ErrForbidden means the role may not do what the statement asked (a table it was not
+	// granted).
+	ErrForbidden = errors.New("permission denied")
 )
 
 // DBTX is what the store needs of a connection: both *pgxpool.Pool and pgx.Tx satisfy it.
@@ -110,6 +122,24 @@ func Open(ctx context.Context, databaseURL string, opts PoolOptions) (*pgxpool.P
 	return pool, nil
 }
 
+// Connect opens a pool for databaseURL (as Open does) and returns a Store over it; Close
+// closes the pool.
+func Connect(ctx context.Context, databaseURL string, opts PoolOptions) (*Store, error) {
+	pool, err := Open(ctx, databaseURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	return New(pool), nil
+}
+
+// Close closes the store's pool, when it is over one (a Store over a transaction leaves it
+// to its owner).
+func (s *Store) Close() {
+	if pool, ok := s.db.(*pgxpool.Pool); ok {
+		pool.Close()
+	}
+}
+
 // PoolConfig is the configuration Open uses, for a caller that adds to it (a benchmark's
 // tracer) and must otherwise run exactly as the functions do.
 func PoolConfig(databaseURL string, opts PoolOptions) (*pgxpool.Config, error) {
@@ -170,11 +200,24 @@ func (s *Store) PingWritable(ctx context.Context) error {
 	return nil
 }
 
+// setting sets a run-time parameter to d in milliseconds through set_config, which takes the
+// value as a placeholder (SET does not): for the transaction when local, else for the
+// session.
+func setting(ctx context.Context, db interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}, name string, d time.Duration, local bool) error {
+	_, err := db.Exec(ctx, `SELECT set_config($1, $2, $3)`, name, strconv.FormatInt(d.Milliseconds(), 10), local)
+	return interpretError(err)
+}
+
 // SQLSTATEs the store tells apart.
 const (
 	sqlstateUniqueViolation       = "23505"
 	sqlstateCheckViolation        = "23514"
 	sqlstateImmutable             = "AS001" // raised by audit_events_guard
+	sqlstateHeld                  = "AS002" // raised by audit_events_guard: the erasure of a held event
+	sqlstateLockNotAvailable      = "55P03" // lock_timeout
+	sqlstateQueryCanceled         = "57014" // statement_timeout
 	sqlstateUndefinedTable        = "42P01"
 	sqlstateInsufficientPrivilege = "42501"
 	sqlstateReadOnlyTransaction   = "25006" // a write on a standby or in a read-only session
@@ -197,8 +240,19 @@ func interpretError(err error) error {
 		switch {
 		case pgErr.Code == sqlstateUniqueViolation:
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Message)
-		case pgErr.Code == "57014": // query_canceled: statement_timeout
+		case pgErr.Code == sqlstateQueryCanceled:
 			return fmt.Errorf("%w: %s", ErrTimeout, pgErr.Message)
+		case pgErr.Code == sqlstateLockNotAvailable:
+			return fmt.Errorf("%w: %w", ErrLockTimeout, err)
+		case pgErr.Code == sqlstateUndefinedTable:
+			return fmt.Errorf("%w: %s", ErrNoTable, pgErr.Message)
+		case pgErr.Code == sqlstateInsufficientPrivilege:
+			return fmt.Errorf("%w: %s", ErrForbidden, pgErr.Message)
+		case pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == "":
+			// "no partition of relation ... found for row", from a partitioned table.
+			return fmt.Errorf("%w: %s", ErrNoPartition, pgErr.Message)
+		case pgErr.Code == sqlstateHeld:
+			return fmt.Errorf("%w: %s", ErrHeld, pgErr.Message)
 		case pgErr.Code == sqlstateImmutable:
 			return fmt.Errorf("%w: %s", ErrImmutable, pgErr.Message)
 		case pgErr.Code == sqlstateReadOnlyTransaction,

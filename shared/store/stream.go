@@ -31,9 +31,8 @@ func (s *Store) StreamEvents(ctx context.Context, p StreamParams, fn func(*audit
 		return 0, fmt.Errorf("stream events: %w", interpretError(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
-	// SET LOCAL takes no placeholder; the value is an integer we format ourselves.
-	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", p.Timeout.Milliseconds())); err != nil {
-		return 0, fmt.Errorf("stream events: %w", interpretError(err))
+	if err := setting(ctx, tx, "statement_timeout", p.Timeout, true); err != nil {
+		return 0, fmt.Errorf("stream events: %w", err)
 	}
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s FROM audit_events WHERE %s ORDER BY event_timestamp %s, event_id %s`,
 		selectColumns, where, dir, dir), customPlan(args)...)

@@ -80,14 +80,16 @@ func RequestLog(logger *slog.Logger, h http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		attrs := []slog.Attr{
+		// Room for every attribute the line may have, so appending the optional ones does not
+		// copy the slice.
+		attrs := append(make([]slog.Attr, 0, 10),
 			slog.String("request_id", info.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.Int64("bytes", rec.bytes),
-		}
+		)
 		info.mu.Lock()
 		if info.principal != "" {
 			attrs = append(attrs, slog.String("principal", info.principal))

@@ -57,6 +57,12 @@ func parseQuery(r *http.Request) (url.Values, error) {
 // handler sees it, so no route can act on a query string it could only read in part.
 func queryGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "" {
+			// Nothing to refuse, and Query parses nothing cheaply: the request (every write)
+			// is not copied to carry it.
+			h.ServeHTTP(w, r)
+			return
+		}
 		q, err := parseQuery(r)
 		if err != nil {
 			WriteError(w, r, err)
@@ -71,10 +77,14 @@ func queryGuard(h http.Handler) http.Handler {
 // the sender is too slow (HTTP_BODY_TIMEOUT), 503 when the server began shutting down while it
 // arrived, 400 when it breaks off. The connection is closed after any of these.
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	tooLarge := Error(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %s", byteSize(max)), nil)
+	// Made only when needed: formatting it for every request was a visible share of a small
+	// write's allocations.
+	tooLarge := func(err error) error {
+		return Error(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %s", byteSize(max)), err)
+	}
 	if r.ContentLength > max {
 		w.Header().Set("Connection", "close")
-		return nil, tooLarge
+		return nil, tooLarge(nil)
 	}
 	var body []byte
 	var err error
@@ -94,8 +104,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		tooLarge.(*HTTPError).Err = err
-		return nil, tooLarge
+		return nil, tooLarge(err)
 	case errors.Is(err, ErrBodyTimeout):
 		return nil, Error(http.StatusRequestTimeout, "the request body did not arrive in time; send it faster or in smaller requests", err)
 	case errors.Is(err, ErrShuttingDown):

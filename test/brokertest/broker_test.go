@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/migrations"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/brokertest"
 	"github.com/auditstore/auditstore/test/pgcluster"
@@ -107,7 +107,7 @@ func run(t *testing.T, p profile) {
 	wcfg.Timeout = 3 * time.Second
 	wcfg.BrokerDeliveries = p.brokerDeliveries
 	wcfg.DeadLetterURL = "file://" + t.TempDir()
-	h, err := srv.Write(ctx, s, wcfg)
+	h, err := write.Open(ctx, srv, s, wcfg)
 	require.NoError(t, err)
 	hs := httptest.NewServer(function.Mux(srv.Writable(s.PingWritable), srv.Registry, h.Routes))
 	t.Cleanup(func() { hs.Close(); h.Close() })

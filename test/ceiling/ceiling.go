@@ -14,31 +14,28 @@ import (
 	"time"
 
 	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Columns are the columns of audit_events the ceiling writes, in Row's order.
-var Columns = []string{"event_id", "event_timestamp", "retention_days", "received_at",
-	"duration_ms", "is_sensitive", "parent_event_id", "actor_ip", "version", "event_type",
-	"event_category", "event_action", "event_outcome", "correlation_id", "actor_type", "actor_id",
-	"resource_type", "resource_id", "resource_name", "trace_id", "span_id", "namespace",
-	"cluster_id", "severity", "error_code", "error_message", "submitted_by", "content_hash",
-	"event_data"}
+// Columns are the columns of audit_events the ceiling writes, in Row's order: the row as the
+// store describes it (store.EventColumns), so the ceiling writes what the write path writes.
+var Columns = func() []string {
+	var names []string
+	for _, c := range store.EventColumns() {
+		names = append(names, c.Name)
+	}
+	return names
+}()
 
-// Row returns e's values in Columns' order.
-func Row(e *audit.Event) []any {
-	return []any{e.EventID, e.EventTimestamp, int32(e.RetentionDays), e.ReceivedAt, e.DurationMS,
-		e.IsSensitive, e.ParentEventID, e.ActorIP, e.Version, e.EventType, e.EventCategory,
-		e.EventAction, e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType,
-		e.ResourceID, e.ResourceName, e.TraceID, e.SpanID, e.Namespace, e.ClusterID, e.Severity,
-		e.ErrorCode, e.ErrorMessage, e.SubmittedBy, e.ContentHash, string(e.EventData)}
-}
+// Row returns e's values in Columns' order, as pgx takes them.
+func Row(e *audit.Event) ([]any, error) { return store.EventValues(e) }
 
 // Copy writes events into audit_events with one COPY (pgx CopyFrom) on a connection of pool.
 func Copy(ctx context.Context, pool *pgxpool.Pool, events []audit.Event) error {
 	_, err := pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, Columns,
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) { return Row(&events[i]), nil }))
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) { return Row(&events[i]) }))
 	if err != nil {
 		return fmt.Errorf("ceiling: copy %d events: %w", len(events), err)
 	}
@@ -56,7 +53,11 @@ func Insert(ctx context.Context, pool *pgxpool.Pool, events []audit.Event) error
 		n := min(len(events), InsertRows)
 		args := make([]any, 0, n*len(Columns))
 		for i := range n {
-			args = append(args, Row(&events[i])...)
+			row, err := Row(&events[i])
+			if err != nil {
+				return fmt.Errorf("ceiling: %w", err)
+			}
+			args = append(args, row...)
 		}
 		if _, err := pool.Exec(ctx, insertSQL(n), args...); err != nil {
 			return fmt.Errorf("ceiling: insert %d events: %w", n, err)
@@ -81,7 +82,8 @@ func insertSQL(rows int) string {
 	}
 	var sql strings.Builder
 	fmt.Fprintf(&sql, "INSERT INTO audit_events (%s) VALUES ", strings.Join(Columns, ","))
-	n := len(Columns)
+	cols := store.EventColumns()
+	n := len(cols)
 	for r := range rows {
 		if r > 0 {
 			sql.WriteByte(',')
@@ -91,13 +93,7 @@ func insertSQL(rows int) string {
 			if c > 0 {
 				sql.WriteByte(',')
 			}
-			fmt.Fprintf(&sql, "$%d", r*n+c+1)
-			switch Columns[c] {
-			case "actor_ip":
-				sql.WriteString("::inet")
-			case "event_data":
-				sql.WriteString("::jsonb")
-			}
+			fmt.Fprintf(&sql, "$%d::%s", r*n+c+1, cols[c].Type)
 		}
 		sql.WriteByte(')')
 	}

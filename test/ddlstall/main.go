@@ -156,7 +156,7 @@ func main() {
 		return err
 	})
 	measure("remove 1M-row month: DETACH CONCURRENTLY + DROP (maintenance)", func() error {
-		m, err := store.BeginMaintenance(ctx, pool)
+		m, err := store.New(pool).BeginMaintenance(ctx)
 		if err != nil {
 			return err
 		}

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/migrations"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"

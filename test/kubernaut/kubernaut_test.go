@@ -16,12 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/kubernaut"
 	"github.com/auditstore/auditstore/test/pgtest"
@@ -64,12 +64,12 @@ func newFixtureWith(t testing.TB, principals int, wrap func(write.Limiter) write
 	s := store.New(pgtest.NewPool(t))
 	srv, err := function.NewServer(function.Config{Auth: cfg.Auth})
 	require.NoError(t, err)
-	wh, err := srv.Write(context.Background(), s, cfg.Write)
+	wh, err := write.Open(context.Background(), srv, s, cfg.Write)
 	if wrap != nil {
 		wh, err = write.New(s, cfg.Write, nil, write.WithAuthorizer(srv.Auth.Authorizer, nil), write.WithRateLimiter(wrap(srv.Auth.Limiter)))
 	}
 	require.NoError(t, err)
-	qh, err := srv.Query(s, s, nil, cfg.Query)
+	qh, err := query.Open(srv, s, s, nil, cfg.Query)
 	require.NoError(t, err)
 	hs := httptest.NewServer(function.Mux(func(context.Context) error { return nil }, srv.Registry, wh.Routes, qh.Routes))
 	t.Cleanup(func() { hs.Close(); wh.Close(); qh.Close() })

@@ -21,11 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/migrations"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/test/pgcluster"
 	"github.com/google/uuid"
@@ -99,9 +99,9 @@ func (f *fixture) serve(t *testing.T, replica bool, change func(*query.Config)) 
 	require.NoError(t, err)
 	primary, closePrimary, err := function.OpenStore(ctx, cfg.DatabaseURL, cfg.Query.PoolOptions(4))
 	require.NoError(t, err)
-	opts, ready, closeReplica, err := function.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, 4, primary)
+	opts, ready, closeReplica, err := query.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, 4, primary)
 	require.NoError(t, err)
-	h, err := srv.Query(primary, primary, nil, cfg.Query, opts...)
+	h, err := query.Open(srv, primary, primary, nil, cfg.Query, opts...)
 	require.NoError(t, err)
 	hs := httptest.NewServer(function.Mux(ready, srv.Registry, h.Routes))
 	var once sync.Once

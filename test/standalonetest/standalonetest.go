@@ -16,12 +16,13 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/functions/query"
 	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/ledger"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/test/fnproc"
@@ -41,7 +42,7 @@ type Config struct {
 	Auth     auth.Config
 	Write    write.Config
 	Query    query.Config
-	Maintain maintain.Config
+	Maintain lifecycle.ServiceConfig
 }
 
 // Server is a running server.
@@ -90,7 +91,7 @@ func Start(ctx context.Context, databaseURL, dir string, change func(*Config)) (
 		return fail(err)
 	}
 	s.closes = append(s.closes, closeQ)
-	wh, err := srv.Write(ctx, ws, cfg.Write)
+	wh, err := write.Open(ctx, srv, ws, cfg.Write)
 	if err != nil {
 		return fail(err)
 	}
@@ -99,16 +100,17 @@ func Start(ctx context.Context, databaseURL, dir string, change func(*Config)) (
 	if err != nil {
 		return fail(err)
 	}
-	qh, err := srv.Query(qs, ws, keys, cfg.Query)
+	qh, err := query.Open(srv, qs, ws, keys, cfg.Query)
 	if err != nil {
 		return fail(err)
 	}
 	s.closes = append([]func(){qh.Close}, s.closes...)
-	ms, closeM, err := maintain.Open(ctx, databaseURL, cfg.Maintain, srv.Registry, &srv.Auth)
+	msvc, closeM, err := lifecycle.Open(ctx, databaseURL, cfg.Maintain, srv.Registry)
 	if err != nil {
 		return fail(err)
 	}
 	s.closes = append(s.closes, closeM)
+	ms := maintain.New(msvc, srv.Registry, srv.Auth.Authorizer, srv.Auth.Metrics)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(err)

@@ -5,15 +5,16 @@ package main
 import (
 	"context"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/maintain"
+	"github.com/auditstore/auditstore/shared/function"
+	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
 )
 
 type config struct {
 	function.Config
-	Maintain maintain.Config
+	Maintain lifecycle.ServiceConfig
 }
 
 func main() { web.Main("maintain", run) }
@@ -27,7 +28,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := maintain.Open(ctx, cfg.DatabaseURL, cfg.Maintain, srv.Registry, &srv.Auth)
+	svc, closeDB, err := lifecycle.Open(ctx, cfg.DatabaseURL, cfg.Maintain, srv.Registry)
 	if err != nil {
 		return err
 	}
@@ -36,7 +37,8 @@ func run(ctx context.Context) error {
 	// holds (the schedule's runs seal too, when it does scale to zero).
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go svc.SealEvery(sctx)
-	go svc.VerifyEvery(sctx, cfg.Maintain.Integrity.VerifyInterval)
-	return srv.Serve(ctx, srv.Writable(svc.Ping), svc.Routes, svc.ScheduleRoute)
+	go svc.Keeper().SealEvery(sctx)
+	go svc.Keeper().VerifyEvery(sctx, cfg.Maintain.Integrity.VerifyInterval)
+	h := maintain.New(svc, srv.Registry, srv.Auth.Authorizer, srv.Auth.Metrics)
+	return srv.Serve(ctx, srv.Writable(svc.Ping), h.Routes, h.ScheduleRoute)
 }

@@ -4,8 +4,8 @@ package main
 import (
 	"context"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/query"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
@@ -30,7 +30,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer closeDB()
-	replica, ready, closeReplica, err := function.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, cfg.MaxConns, s)
+	replica, ready, closeReplica, err := query.OpenReplica(ctx, cfg.DatabaseURL, cfg.Query, cfg.MaxConns, s)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := srv.Query(s, s, keys, cfg.Query, replica...)
+	h, err := query.Open(srv, s, s, keys, cfg.Query, replica...)
 	if err != nil {
 		return err
 	}

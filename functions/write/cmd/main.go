@@ -6,8 +6,8 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/auditstore/auditstore/functions/function"
 	"github.com/auditstore/auditstore/functions/write"
+	"github.com/auditstore/auditstore/shared/function"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/kelseyhightower/envconfig"
@@ -49,7 +49,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := srv.Write(ctx, s, cfg.Write)
+	h, err := write.Open(ctx, srv, s, cfg.Write)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package maintain_test
+package lifecycle_test
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
@@ -27,7 +26,7 @@ import (
 type archiveSetup struct {
 	pool   *pgxpool.Pool
 	store  *store.Store
-	svc    *maintain.Service
+	svc    *lifecycle.Service
 	cfg    lifecycle.Config
 	dir    string
 	leaf   string
@@ -49,7 +48,7 @@ func setupArchive(t *testing.T, n int) *archiveSetup {
 		require.NoError(t, err)
 	}
 	part := archive.PartitionOf(90, month.Start())
-	return &archiveSetup{pool: pool, store: s, svc: maintain.New(pool, cfg, []int{90}, nil, nil, nil), cfg: cfg,
+	return &archiveSetup{pool: pool, store: s, svc: lifecycle.NewService(s, cfg, []int{90}, nil), cfg: cfg,
 		dir: dir, leaf: store.LeafName(90, month.Start()), part: part, events: events}
 }
 
@@ -160,7 +159,7 @@ func TestArchive_ExpiredMonthIsArchivedThenDropped(t *testing.T) {
 	// A dry run says it would archive, and writes nothing.
 	dryCfg := as.cfg
 	dryCfg.DryRun = true
-	rep, err := maintain.New(as.pool, dryCfg, []int{90}, nil, nil, nil).Run(ctx)
+	rep, err := lifecycle.NewService(as.store, dryCfg, []int{90}, nil).Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"partition.archived", "partition.dropped"}, kinds(actionsOf(rep, as.leaf)))
 	_, err = os.Stat(filepath.Join(as.dir, as.part.Dir()))

@@ -1,21 +1,16 @@
 // Package function is what the functions' commands share: the configuration every function
-// reads, the metrics registry and auth kit every function is built with, the write and query
-// functions as they are deployed, and serving their routes. The commands (one function each,
-// or all in one process) only wire these together.
+// reads, the metrics registry and auth kit every function is built with, the readiness of a
+// function over the database, and serving their routes. The commands (one function each, or
+// all in one process) only wire these and the functions together; each function builds itself
+// from a Server (write.Open, query.Open, maintain.New).
 package function
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
-	"github.com/auditstore/auditstore/functions/query"
-	"github.com/auditstore/auditstore/functions/write"
 	"github.com/auditstore/auditstore/shared/auth"
-	"github.com/auditstore/auditstore/shared/deadletter"
-	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/auditstore/auditstore/shared/web"
 	"github.com/auditstore/auditstore/shared/web/openapi"
@@ -54,68 +49,14 @@ func NewServer(cfg Config) (*Server, error) {
 	return &Server{Registry: reg, Auth: kit, serve: cfg.Serve}, nil
 }
 
-// OpenStore opens a pool on databaseURL and returns a store over it, and a function that
-// closes the pool.
+// OpenStore opens a store on a pool of its own on databaseURL (store.Connect), and returns a
+// function that closes the pool.
 func OpenStore(ctx context.Context, databaseURL string, opts store.PoolOptions) (*store.Store, func(), error) {
-	pool, err := store.Open(ctx, databaseURL, opts)
+	s, err := store.Connect(ctx, databaseURL, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(pool), pool.Close, nil
-}
-
-// OpenReplica opens the query pool on the streaming replica that cfg's QUERY_DATABASE_URL
-// names, when it names another database than databaseURL, and returns the option that makes
-// the query function read from it (primary, the query pool on databaseURL, answers what it
-// cannot), the query function's readiness (either database answers: one is enough to read),
-// and a function that closes the pool. Without a replica: no option, and primary's Ping.
-func OpenReplica(ctx context.Context, databaseURL string, cfg query.Config, maxConns int32, primary *store.Store) ([]query.Option, func(context.Context) error, func(), error) {
-	if cfg.DatabaseURL == "" || cfg.DatabaseURL == databaseURL {
-		return nil, func(ctx context.Context) error { return DatabaseState(primary.Ping(ctx)) }, func() {}, nil
-	}
-	replica, closePool, err := OpenStore(ctx, cfg.DatabaseURL, cfg.PoolOptions(maxConns))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("QUERY_DATABASE_URL: %w", err)
-	}
-	ready := func(ctx context.Context) error {
-		err := primary.Ping(ctx)
-		if err != nil && replica.Ping(ctx) == nil {
-			return nil
-		}
-		return DatabaseState(err)
-	}
-	return []query.Option{query.WithReplica(replica, primary)}, ready, closePool, nil
-}
-
-// Write builds the write function over s: guarded and rate-limited by srv.Auth, with the
-// retention policies of s, and its dead letters in the bucket at cfg.DeadLetterURL (else in s).
-func (srv *Server) Write(ctx context.Context, s *store.Store, cfg write.Config) (*write.Handler, error) {
-	var letters write.DeadLetterStore = s
-	if cfg.DeadLetterURL != "" {
-		b, err := deadletter.Open(ctx, cfg.DeadLetterURL)
-		if err != nil {
-			return nil, err
-		}
-		letters = b
-	}
-	h, err := write.New(s, cfg, srv.Registry, write.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
-		write.WithRateLimiter(srv.Auth.Limiter), write.WithRetentionPolicies(s), write.WithDeadLetters(letters))
-	if err != nil {
-		if c, ok := letters.(io.Closer); ok {
-			_ = c.Close()
-		}
-		return nil, err
-	}
-	return h, nil
-}
-
-// Query builds the query function reading from s, the primary (and its integrity log),
-// guarded by srv.Auth, with opts (OpenReplica's). Reads are recorded through audits, which may
-// be another pool than s: a query pool's statement timeout is for reads. keys are the
-// checkpoint keys it publishes.
-func (srv *Server) Query(s, audits *store.Store, keys []integrity.PublicKey, cfg query.Config, opts ...query.Option) (*query.Handler, error) {
-	return query.New(s, cfg, srv.Registry, append([]query.Option{query.WithAuthorizer(srv.Auth.Authorizer, srv.Auth.Metrics),
-		query.WithReadAuditTo(audits), query.WithIntegrity(s, keys)}, opts...)...)
+	return s, s.Close, nil
 }
 
 // Writable returns the readiness check of a function that writes: ping (the store's
