@@ -24,7 +24,8 @@ import (
 //     /actor_id; /actor_ip when the event has one; /event_data/<name> for each member of
 //     event_data, except a member payload whose value is an object, whose members are each
 //     committed as /event_data/payload/<name> instead.
-//  2. A member's salt is HMAC-SHA256 with the event's 16-byte salt key over its pointer (UTF-8).
+//  2. A member's salt is SHA-256(salt key || its pointer in UTF-8), the event's salt key being
+//     16 random bytes.
 //     Once a member of the event was erased, the key is gone and the salts of the members still
 //     present are kept one by one instead (Members).
 //  3. A member's digest is SHA-256(salt || RFC 8785 form of its value), in lowercase hexadecimal.
@@ -59,40 +60,26 @@ func MemberDigest(salt Hash, canonical []byte) Hash {
 }
 
 // hasher computes one event's salts and digests with one SHA-256 state, reset between
-// members: the write path hashes every event's members. Its HMAC (RFC 2104) is written out
-// over that state, as crypto/hmac's Reset copies its precomputed states each time, which cost
-// more than the two blocks it saves for keys this short.
+// members: the write path hashes every event's members.
+//
+// A salt is one SHA-256 over the key and the pointer rather than an HMAC, which took two: the
+// key is fixed-size and secret, and a length extension of a kept salt could only give the salt
+// of a "pointer" holding SHA-256's padding (a 0x80 byte, not UTF-8 on its own), which no member
+// has.
 type hasher struct {
-	sha        hash.Hash
-	ipad, opad [sha256.BlockSize]byte
+	sha hash.Hash
+	key []byte
 }
 
-func newHasher(key []byte) *hasher {
-	h := &hasher{sha: sha256.New()}
-	if len(key) > sha256.BlockSize {
-		k := sha256.Sum256(key)
-		key = k[:]
-	}
-	copy(h.ipad[:], key)
-	copy(h.opad[:], key)
-	for i := range h.ipad {
-		h.ipad[i] ^= 0x36
-		h.opad[i] ^= 0x5c
-	}
-	return h
-}
+func newHasher(key []byte) *hasher { return &hasher{sha: sha256.New(), key: key} }
 
 func (h *hasher) salt(pointer string) Hash { return h.saltOf([]byte(pointer)) }
 
 func (h *hasher) saltOf(pointer []byte) Hash {
-	var inner, out Hash
+	var out Hash
 	h.sha.Reset()
-	h.sha.Write(h.ipad[:])
+	h.sha.Write(h.key)
 	h.sha.Write(pointer)
-	h.sha.Sum(inner[:0])
-	h.sha.Reset()
-	h.sha.Write(h.opad[:])
-	h.sha.Write(inner[:])
 	h.sha.Sum(out[:0])
 	return out
 }
