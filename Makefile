@@ -78,6 +78,11 @@ bench-integrity: ## write throughput with integrity on vs off (same run), seal l
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" $(GO) run ./test/loadgen \
 		-scenarios batch-unhashed,batch-sealed,batch-unhashed,batch-sealed,batch-unhashed,batch-sealed -skip-ceiling $(LOADGEN_FLAGS)
 
+.PHONY: bench-hash
+bench-hash: ## write throughput with hash_version 2 (erasable members) vs 1, alternating in one run
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" $(GO) run ./test/loadgen \
+		-scenarios batch-v1,batch-v2,batch-v1,batch-v2,batch-v1,batch-v2 -skip-ceiling $(LOADGEN_FLAGS)
+
 .PHONY: bench-ddl
 bench-ddl: ## writer stall while maintenance creates a month and removes a 1M-row month (vs plain DETACH/DROP)
 	$(GO) run ./test/ddlstall -db "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"

@@ -32,7 +32,7 @@ func TestMigrations_UpDownUp(t *testing.T) {
 		require.NoError(t, err)
 		return names
 	}
-	want := []string{"audit_checkpoints", "audit_cold_files", "audit_deadletters", "audit_event_keys", "audit_events", "audit_legal_holds", "audit_log_batches", "audit_log_nodes", "audit_retention_policies"}
+	want := []string{"audit_checkpoints", "audit_cold_files", "audit_deadletters", "audit_erasures", "audit_event_keys", "audit_events", "audit_legal_holds", "audit_log_batches", "audit_log_nodes", "audit_retention_policies"}
 
 	require.NoError(t, migrations.Up(url))
 	require.Equal(t, want, tables())

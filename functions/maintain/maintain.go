@@ -63,6 +63,7 @@ func (s *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/audit/legal-holds", s.guard(web.Handle(s.placeHold)))
 	mux.Handle("GET /api/v1/audit/legal-holds", s.guard(web.Handle(s.listHolds)))
 	mux.Handle("DELETE /api/v1/audit/legal-holds/{id}", s.guard(web.Handle(s.releaseHold)))
+	mux.Handle("POST /api/v1/audit/erasures", s.guard(web.Handle(s.erase)))
 	s.correlationHoldRoutes(mux)
 	mux.Handle("GET /api/v1/audit/retention-policies", s.guard(web.Handle(s.listPolicies)))
 	mux.Handle("PUT /api/v1/audit/retention-policies/{category}", s.guard(web.Handle(s.setPolicy)))

@@ -91,8 +91,9 @@ func TestExport_CSV(t *testing.T) {
 	require.Len(t, rows, 1+len(lines), "a header and one row per event")
 	header := rows[0]
 	// Every field is a column, also those an event leaves out of its JSON form (the plain one).
-	// withheld is last: only a sensitive event read without the right to read it has it.
-	require.Equal(t, append(jsonKeys(t, lines[1]), "withheld"), header, "the columns are the event's fields in the order JSON shows them")
+	// erased and withheld are last: only an event members of were erased, and a sensitive
+	// event read without the right to read it, have them.
+	require.Equal(t, append(jsonKeys(t, lines[1]), "erased", "withheld"), header, "the columns are the event's fields in the order JSON shows them")
 	require.Less(t, len(jsonKeys(t, lines[0])), len(header))
 	for i, line := range lines {
 		var fields map[string]json.RawMessage

@@ -44,18 +44,26 @@ func (h *Handler) proof(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || len(raw) != 36 {
 		return web.Invalid("event_id is not a UUID", []web.FieldError{{Field: "event_id", Message: fmt.Sprintf("%q is not a UUID", raw)}})
 	}
-	if !auth.ScopeFrom(r.Context()).Cluster {
-		// A proof holds hashes only, nothing a sensitive event withholds; but a reader of some
-		// namespaces learns nothing of another's events, not even that they exist.
-		if _, err := h.visibleEvent(w, r, id); err != nil {
-			return err
-		}
+	// A proof holds hashes only, nothing a sensitive event withholds; but a reader of some
+	// namespaces learns nothing of another's events, not even that they exist.
+	e, err := h.visibleEvent(w, r, id)
+	if err != nil && !(auth.ScopeFrom(r.Context()).Cluster && isNotFound(err)) {
+		return err
 	}
 	_, proofs, err := ledger.Proofs(r.Context(), h.log, []uuid.UUID{id})
 	if err != nil {
 		return storeError(err)
 	}
 	if p, ok := proofs[id]; ok {
+		// A version 2 event's salts (and erased members' digests) let its reader recompute its
+		// hash; a reader to whom it is withheld gets none, as a salt and a digest would help
+		// guess a withheld value.
+		if e.HashVersion == integrity.HashVersionMembers && (!e.IsSensitive || auth.ScopeFrom(r.Context()).Sensitive) {
+			if p.Members, err = ledger.MemberProofOf(&e); err != nil {
+				return err
+			}
+			p.HashVersion = e.HashVersion
+		}
 		return web.WriteJSON(w, http.StatusOK, p)
 	}
 	if _, err := h.store.GetEvent(r.Context(), id); err != nil {
@@ -239,4 +247,10 @@ func (h *Handler) publicKey(w http.ResponseWriter, r *http.Request) error {
 			PublicKey: base64.StdEncoding.EncodeToString(k), PEM: integrity.MarshalPublicKey(k)})
 	}
 	return web.WriteJSON(w, http.StatusOK, out)
+}
+
+// isNotFound reports whether err is the 404 of an event that is not stored.
+func isNotFound(err error) bool {
+	var he *web.HTTPError
+	return errors.As(err, &he) && he.Status == http.StatusNotFound
 }

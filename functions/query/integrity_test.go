@@ -103,6 +103,16 @@ func TestIntegrityAPI(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, h, p.EventHash)
 		require.NoError(t, integrity.VerifyInclusion(integrity.LeafHash(h), p.LeafIndex, p.TreeSize, p.AuditPath, p.Checkpoint.RootHash))
+		// A version 2 event's proof carries its members' salts: with the event as served, its
+		// hash recomputes.
+		require.Equal(t, ledger.DefaultHashVersion, p.HashVersion)
+		require.NotNil(t, p.Members)
+		require.Empty(t, p.Members.Erased)
+		status, served := do("GET", "/api/v1/audit/events/"+e.EventID.String(), nil)
+		require.Equal(t, http.StatusOK, status)
+		got, err := integrity.EventHashV2(served, nil, p.Members.Kept())
+		require.NoError(t, err)
+		require.Equal(t, h, got)
 	}
 
 	// Many at once; an unknown id maps to null.
@@ -150,7 +160,7 @@ func TestIntegrityAPI(t *testing.T) {
 	var got audit.Event
 	require.NoError(t, json.Unmarshal(body, &got))
 	require.Equal(t, events[2].EventHash, got.EventHash)
-	require.Equal(t, integrity.HashVersion, got.HashVersion)
+	require.Equal(t, ledger.DefaultHashVersion, got.HashVersion)
 }
 
 // publishedKey reads the one key of a GET /api/v1/audit/integrity/public-key answer, checking

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/auditstore/auditstore/shared/audit"
-	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -38,7 +37,7 @@ func TestWrittenEventsCarryTheirHash(t *testing.T) {
 		e, err := f.store.GetEvent(ctx, id)
 		require.NoError(t, err)
 		require.Len(t, e.EventHash, 32)
-		require.Equal(t, integrity.HashVersion, e.HashVersion)
+		require.Equal(t, ledger.DefaultHashVersion, e.HashVersion, "new events are hashed with version 2 by default")
 		h, err := ledger.Recompute(e)
 		require.NoError(t, err)
 		require.Equal(t, audit.Digest(h[:]), e.EventHash, "the hash of the row as read back")

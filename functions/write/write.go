@@ -65,7 +65,15 @@ type Config struct {
 	// EventHash computes each event's integrity hash as it is written. Off, the sealer hashes
 	// the stored row instead: less CPU here, and a row changed before its seal goes unnoticed.
 	EventHash bool `envconfig:"WRITE_EVENT_HASH" default:"true"`
+	// HashVersion is the encoding of the hash of new events: 2 commits to each member on its
+	// own (salted), so a member can be erased later and the event still verifies; 1 is the
+	// encoding of events written before it (erasure refuses such events).
+	HashVersion int `envconfig:"WRITE_HASH_VERSION" default:"2"`
 }
+
+// defaultHashVersion is HashVersion when a Config leaves it 0: version 2
+// (integrity.HashVersionMembers), as WRITE_HASH_VERSION's default.
+const defaultHashVersion = 2
 
 // Store is what the write function needs of the store.
 type Store interface {
@@ -108,6 +116,7 @@ type Handler struct {
 	policies    *policies
 	limits      audit.Limits
 	hash        bool
+	hashVer     int // WRITE_HASH_VERSION
 	classes     []int
 	now         func() time.Time
 	committer   *committer
@@ -146,12 +155,15 @@ func New(s Store, cfg Config, reg prometheus.Registerer, opts ...Option) (*Handl
 		return nil, errors.New("WRITE_TIMEOUT must be positive")
 	case cfg.BrokerDeliveries != "" && cfg.BrokerDeliveries != "verified" && cfg.BrokerDeliveries != "unauthenticated":
 		return nil, fmt.Errorf("AUTH_BROKER_DELIVERIES %q is not one of verified, unauthenticated", cfg.BrokerDeliveries)
+	case cfg.HashVersion != 0 && cfg.HashVersion != 1 && cfg.HashVersion != 2:
+		return nil, fmt.Errorf("WRITE_HASH_VERSION %d is not one of 1, 2", cfg.HashVersion)
 	}
 	m := newMetrics(reg)
 	h := &Handler{
 		az:        auth.None{},
 		limits:    audit.Limits{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge},
 		hash:      cfg.EventHash,
+		hashVer:   cmp.Or(cfg.HashVersion, defaultHashVersion),
 		classes:   classes,
 		now:       time.Now,
 		metrics:   m,
@@ -586,7 +598,7 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 func (h *Handler) prepareEvents(ctx context.Context, principal string, header http.Header, sh shape, body []byte) ([]audit.Event, []string, bool, error) {
 	// The hash covers what is stored; Prepare takes it once every field is final, from the same
 	// scan of event_data that checked it.
-	d := audit.Defaults{Now: h.now(), Principal: principal, RetentionClasses: h.classes, Hash: h.hash}
+	d := audit.Defaults{Now: h.now(), Principal: principal, RetentionClasses: h.classes, Hash: h.hash, HashVersion: h.hashVer}
 	if h.policies != nil {
 		d.CategoryRetention = h.policies.lookup
 	}

@@ -48,6 +48,12 @@ type Row struct {
 	SubmittedBy    string    `parquet:"submitted_by,dict"`
 	ContentHash    [32]byte  `parquet:"content_hash"`
 	EventData      string    `parquet:"event_data,json"`
+	// The hash of a version 2 event needs its salts (or, once a member was erased, what it
+	// keeps of its members) beside it: optional columns, absent for version 1 events and in
+	// archives made before them.
+	HashVersion *int32  `parquet:"hash_version,optional"`
+	HashSalt    []byte  `parquet:"hash_salt,optional"`
+	HashMembers *string `parquet:"hash_members,optional,json"`
 }
 
 // RowOf returns the archive row of a stored event.
@@ -89,6 +95,14 @@ func RowOf(e *audit.Event) (Row, error) {
 		r.ParentEventID = &p
 	}
 	copy(r.ContentHash[:], e.ContentHash)
+	if e.HashVersion >= 2 {
+		v := int32(e.HashVersion)
+		r.HashVersion, r.HashSalt = &v, e.HashSalt
+		if e.HashMembers != nil {
+			m := string(e.HashMembers)
+			r.HashMembers = &m
+		}
+	}
 	return r, nil
 }
 
@@ -127,6 +141,12 @@ func (r *Row) Event() audit.Event {
 	if r.ParentEventID != nil {
 		p := uuid.UUID(*r.ParentEventID)
 		e.ParentEventID = &p
+	}
+	if r.HashVersion != nil {
+		e.HashVersion, e.HashSalt = int(*r.HashVersion), r.HashSalt
+		if r.HashMembers != nil {
+			e.HashMembers = json.RawMessage(*r.HashMembers)
+		}
 	}
 	return e
 }
@@ -188,5 +208,11 @@ func (r *Row) AppendCanonical(b []byte) []byte {
 	str(r.SubmittedBy)
 	b = append(b, r.ContentHash[:]...)
 	str(r.EventData)
+	if r.HashVersion != nil {
+		// Only then, so the digest of a row without them is what it was before they existed.
+		u64(uint64(int64(*r.HashVersion)))
+		str(string(r.HashSalt))
+		opt(r.HashMembers)
+	}
 	return b
 }

@@ -86,7 +86,7 @@ func (arch *Archive) Verify(ctx context.Context, p Partition, keys []integrity.P
 		rep.Sealed++
 		if h, err := ledger.Recompute(*e); err != nil || h != l.EventHash {
 			id, idx := e.EventID, l.Index
-			rep.Add(ledger.Problem{Kind: ledger.ProblemModified, EventID: &id, LeafIndex: &idx, Detail: fmt.Sprintf("archived event %s no longer hashes to the hash sealed in leaf %d", id, idx)})
+			rep.Add(ledger.Problem{Kind: ledger.ProblemModified, EventID: &id, LeafIndex: &idx, Detail: fmt.Sprintf("archived event %s no longer hashes to the hash sealed in leaf %d%s", id, idx, ledger.ChangeDetail(e, err))})
 		}
 	}
 	for _, l := range mine {

@@ -66,6 +66,18 @@ type Event struct {
 	// HashVersion is the version of EventHash's encoding; 0 (left out) when EventHash is nil.
 	HashVersion int `json:"hash_version,omitempty"`
 
+	// HashSalt is the salt key of a version 2 event's member digests (stored beside the event,
+	// never shown); nil for version 1, and once a member was erased (HashMembers then keeps
+	// the salts of the members still present).
+	HashSalt []byte `json:"-"`
+	// HashMembers is what a version 2 event keeps of its members once one was erased: each
+	// member's digest, and the salts of those still present (JSON, by JSON Pointer; see
+	// integrity.Members). Never shown here: proofs serve it.
+	HashMembers json.RawMessage `json:"-"`
+	// Erased names the members erased from the event (JSON Pointers such as
+	// "/event_data/payload/annotations"), nil when none. Never hashed.
+	Erased []string `json:"erased,omitempty"`
+
 	// Withheld names the members a sensitive event withholds from a reader without the right
 	// to read it (Withhold); nil for an event read whole. Never stored, never hashed.
 	Withheld []string `json:"withheld,omitempty"`
@@ -131,7 +143,8 @@ func (e *Event) HashRecord() integrity.Event {
 		ResourceName: e.ResourceName, TraceID: e.TraceID, SpanID: e.SpanID, Namespace: e.Namespace,
 		ClusterID: e.ClusterID, Severity: e.Severity, DurationMS: e.DurationMS, ErrorCode: e.ErrorCode,
 		ErrorMessage: e.ErrorMessage, RetentionDays: e.RetentionDays, IsSensitive: e.IsSensitive,
-		EventData: e.EventData, ReceivedAt: e.ReceivedAt, SubmittedBy: e.SubmittedBy}
+		EventData: e.EventData, ReceivedAt: e.ReceivedAt, SubmittedBy: e.SubmittedBy,
+		HashSalt: e.HashSalt, Members: e.HashMembers}
 	if e.ParentEventID != nil {
 		id := [16]byte(*e.ParentEventID)
 		r.ParentEventID = &id
@@ -149,11 +162,20 @@ func (e *Event) ComputeHash(version int) (integrity.Hash, error) {
 // SetHash sets e's event hash in the current version (integrity.HashVersion), as the write
 // path does before storing it (Defaults.Hash does it within Prepare). It fails only for
 // event_data that has no RFC 8785 form (a number beyond the double range).
-func (e *Event) SetHash() error {
-	h, err := e.ComputeHash(integrity.HashVersion)
+func (e *Event) SetHash() error { return e.SetHashVersion(integrity.HashVersion) }
+
+// SetHashVersion is SetHash in the given version of the encoding. Version 2
+// (integrity.HashVersionMembers) gives e a new random salt key (HashSalt), stored beside it.
+func (e *Event) SetHashVersion(version int) error {
+	e.EventHash, e.HashVersion, e.HashSalt, e.HashMembers, e.Erased = nil, 0, nil, nil, nil
+	if version == integrity.HashVersionMembers {
+		e.HashSalt = integrity.NewSaltKey()
+	}
+	h, err := e.ComputeHash(version)
 	if err != nil {
+		e.HashSalt = nil
 		return err
 	}
-	e.EventHash, e.HashVersion = h[:], integrity.HashVersion
+	e.EventHash, e.HashVersion = h[:], version
 	return nil
 }

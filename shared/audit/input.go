@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -116,9 +117,13 @@ type Defaults struct {
 	// extension). They fill trace_id and span_id when the event has none, and are not part of
 	// its content: a retry carries a new traceparent but is still the same event.
 	TraceID, SpanID string
-	// Hash sets the event hash (integrity.HashVersion) of the prepared event, from the scan of
-	// event_data that checked it: the write path's WRITE_EVENT_HASH.
+	// Hash sets the event hash of the prepared event, from the scan of event_data that checked
+	// it: the write path's WRITE_EVENT_HASH.
 	Hash bool
+	// HashVersion is the encoding Hash uses (0: integrity.HashVersion). Version 2
+	// (integrity.HashVersionMembers) gives the event a new random salt key (HashSalt), stored
+	// beside it, so its members can be erased later: the write path's WRITE_HASH_VERSION.
+	HashVersion int
 }
 
 var eventTypePattern = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)+$`)
@@ -327,13 +332,17 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	if d.Hash {
 		// The hash covers what is stored, so it is taken once every field is final; event_data
 		// goes in as the scan above wrote it in RFC 8785 form, not read again.
+		version := cmp.Or(d.HashVersion, integrity.HashVersion)
+		if version == integrity.HashVersionMembers {
+			e.HashSalt = integrity.NewSaltKey()
+		}
 		rec := e.HashRecord()
 		rec.EventData, rec.DataHashed = hashed, true
-		h, err := rec.Hash(integrity.HashVersion)
+		h, err := rec.Hash(version)
 		if err != nil {
 			return Event{}, []FieldError{{Field: "event_data", Message: err.Error()}}
 		}
-		e.EventHash, e.HashVersion = h[:], integrity.HashVersion
+		e.EventHash, e.HashVersion = h[:], version
 	}
 	return e, nil
 }

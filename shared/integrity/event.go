@@ -91,16 +91,24 @@ type Event struct {
 	DataHashed  bool
 	ReceivedAt  time.Time
 	SubmittedBy string
+	// HashSalt is a version 2 event's salt key; nil for version 1, and once a member was
+	// erased (Members then keeps the salts of the members still present).
+	HashSalt []byte
+	// Members is what a version 2 event keeps of its members once one was erased: the JSON of
+	// a Members (hash_members as stored); nil until then.
+	Members []byte
 }
 
 // Hash returns e's event hash in the given version of the encoding. A version this build does
 // not know is an error: a verifier must not call an event it cannot check tampered.
 func (e *Event) Hash(version int) (Hash, error) {
 	switch version {
-	case 1:
+	case HashVersion:
 		return e.hashV1()
+	case HashVersionMembers:
+		return e.hashV2()
 	}
-	return Hash{}, fmt.Errorf("hash version %d is not one this build knows (1..%d)", version, HashVersion)
+	return Hash{}, fmt.Errorf("hash version %d is not one this build knows (1..%d)", version, HashVersionMembers)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}

@@ -150,3 +150,22 @@ func procCPU(pid int) int64 {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return (ut + st) * 1_000_000 / 100 // USER_HZ is 100 on Linux
 }
+
+// BenchmarkHashVersions is the write path's hash per event in each encoding.
+func BenchmarkHashVersions(b *testing.B) {
+	in := audittest.Input(b, nil)
+	e, errs := in.Prepare(audit.Defaults{Now: time.Now(), Principal: "bench", RetentionClasses: audit.DefaultRetentionClasses}, audit.DefaultLimits)
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	for _, v := range []int{1, 2} {
+		b.Run("v"+strconv.Itoa(v), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := e.SetHashVersion(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -121,11 +122,11 @@ func CheckEvents(ctx context.Context, st *store.Store, keys []integrity.PublicKe
 	for _, e := range events {
 		var c EventCheck
 		l, sealed := leafOf[e.EventID]
-		version := integrity.HashVersion
-		if sealed && l.HashVersion != 0 {
-			version = l.HashVersion // recomputed as it was sealed
+		version := e.HashVersion
+		if sealed {
+			version = sealedVersion(&e, l.HashVersion)
 		}
-		actual, herr := e.ComputeHash(version)
+		actual, herr := e.ComputeHash(cmp.Or(version, integrity.HashVersion))
 		c.Actual = actual
 		switch {
 		case !sealed && waiting[e.EventID]:
@@ -142,7 +143,7 @@ func CheckEvents(ctx context.Context, st *store.Store, keys []integrity.PublicKe
 			}
 			switch {
 			case herr != nil || actual != l.EventHash:
-				c.State, c.Detail = Tampered, fmt.Sprintf("the stored event no longer hashes to the hash sealed in leaf %d", l.Index)
+				c.State, c.Detail = Tampered, fmt.Sprintf("the stored event no longer hashes to the hash sealed in leaf %d", l.Index)+changeDetail(&e, herr)
 			case cpProblem != "":
 				c.State, c.Detail = Tampered, cpProblem
 			case integrity.VerifyInclusion(integrity.LeafHash(l.EventHash), l.Index, cp.TreeSize, path, cp.RootHash) != nil:

@@ -19,12 +19,16 @@ import (
 	"github.com/google/uuid"
 )
 
-// Recompute returns the event hash of an event's fields in the current version of the
-// encoding (audit.Event.ComputeHash; integrity owns the encoding).
-func Recompute(e audit.Event) (integrity.Hash, error) { return e.ComputeHash(integrity.HashVersion) }
+// Recompute returns the event hash of an event's fields in the version of the encoding it
+// was hashed with (audit.Event.ComputeHash; integrity owns the encodings); an event without
+// a hash in the current one.
+func Recompute(e audit.Event) (integrity.Hash, error) {
+	return e.ComputeHash(cmp.Or(e.HashVersion, integrity.HashVersion))
+}
 
-// Hash sets e's event hash (audit.Event.SetHash), as the write path does before storing it.
-func Hash(e *audit.Event) error { return e.SetHash() }
+// Hash sets e's event hash in DefaultHashVersion (audit.Event.SetHashVersion), as the write
+// path does before storing it.
+func Hash(e *audit.Event) error { return e.SetHashVersion(DefaultHashVersion) }
 
 // Sealer appends written events to the log.
 type Sealer struct {
@@ -153,6 +157,9 @@ type Proof struct {
 	AuditPath   []integrity.Hash     `json:"audit_path"`
 	SealedAt    time.Time            `json:"sealed_at"`
 	Checkpoint  integrity.Checkpoint `json:"checkpoint"`
+	// Members are, for an event hashed with version 2, the salts of its members and the
+	// digests of those erased (MemberProofOf): what recomputing its hash needs beside it.
+	Members *MemberProof `json:"members,omitempty"`
 }
 
 // ErrNotSealed means the event is stored but not in the log yet.

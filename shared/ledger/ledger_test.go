@@ -148,7 +148,7 @@ func TestUntouchedStoreVerifiesClean(t *testing.T) {
 	got, err := f.st.GetEvent(ctx, f.events[3].EventID)
 	require.NoError(t, err)
 	require.Equal(t, f.events[3].EventHash, got.EventHash)
-	require.Equal(t, integrity.HashVersion, got.HashVersion)
+	require.Equal(t, ledger.DefaultHashVersion, got.HashVersion)
 
 	// Proofs verify against the signed checkpoint with the RFC 9162 algorithm.
 	ids := make([]uuid.UUID, len(f.events))

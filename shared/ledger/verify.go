@@ -2,12 +2,14 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"slices"
 	"time"
 
+	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/store"
 	"github.com/google/uuid"
@@ -202,15 +204,11 @@ func Verify(ctx context.Context, st *store.Store, opts VerifyOptions) (Report, e
 		case row.Event != nil && row.Leaf != nil:
 			rep.Events++
 			rep.Sealed++
-			version := integrity.HashVersion
-			if row.Leaf.HashVersion != 0 {
-				version = row.Leaf.HashVersion // recomputed as it was sealed
-			}
-			h, err := row.Event.ComputeHash(version)
+			h, err := row.Event.ComputeHash(sealedVersion(row.Event, row.Leaf.HashVersion))
 			if err != nil || h != row.Leaf.EventHash {
 				id, idx := row.Event.EventID, row.Leaf.Index
 				rep.Add(Problem{Kind: ProblemModified, EventID: &id, LeafIndex: &idx,
-					Detail: fmt.Sprintf("event %s no longer hashes to the hash sealed in leaf %d", id, idx)})
+					Detail: fmt.Sprintf("event %s no longer hashes to the hash sealed in leaf %d", id, idx) + changeDetail(row.Event, err)})
 			}
 		case row.Event != nil:
 			rep.Events++
@@ -339,4 +337,11 @@ func checkCheckpoints(rep *Report, sizes []uint64, db map[uint64]store.StoredChe
 	if longest > logSize && longest > dbLongest {
 		rep.Add(Problem{Kind: ProblemTruncated, TreeSize: &longest, Detail: fmt.Sprintf("the log has %d leaves but a checkpoint kept outside the database says it had %d: the newest were removed", logSize, longest)})
 	}
+}
+
+// sealedVersion is the encoding an event is recomputed in: the version stored with its hash (a
+// batch of the log holds events of both versions), else its leaf's, the batch's version in
+// which the seal hashed a stored event that had no hash.
+func sealedVersion(e *audit.Event, leafVersion int) int {
+	return cmp.Or(e.HashVersion, leafVersion, integrity.HashVersion)
 }

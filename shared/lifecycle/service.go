@@ -313,6 +313,12 @@ func (s *Service) event(eventType, correlationID, resourceType, resourceID strin
 	return s.eventOutcome(eventType, "success", correlationID, resourceType, resourceID, payload, principal)
 }
 
+// Event builds an auditstore event of the maintenance service (success) for an action taken
+// outside its runs, by principal: the maintain function's erasure records itself with it.
+func (s *Service) Event(eventType, correlationID, resourceType, resourceID string, payload map[string]any, principal string) (audit.Event, error) {
+	return s.event(eventType, correlationID, resourceType, resourceID, payload, principal)
+}
+
 // eventOutcome builds an auditstore event of the maintenance service with an outcome.
 func (s *Service) eventOutcome(eventType, outcome, correlationID, resourceType, resourceID string, payload map[string]any, principal string) (audit.Event, error) {
 	e, err := audit.NewEvent[map[string]any]("auditstore", strings.TrimPrefix(eventType, "auditstore.")).

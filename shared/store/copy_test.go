@@ -43,13 +43,17 @@ func TestCopyEncoding(t *testing.T) {
 	v4.ActorIP = s("192.0.2.1")
 	mapped := full
 	mapped.ActorIP = s("::ffff:192.0.2.1")
+	v2 := full // hashed with version 2, then erased: a salt key, kept members
+	v2.HashVersion, v2.HashSalt = 2, bytes.Repeat([]byte{5}, 16)
+	erased := v2
+	erased.HashSalt, erased.HashMembers = nil, json.RawMessage(`{"/actor_id":{"digest":"ab"}}`)
 
 	oids := []uint32{pgtype.UUIDOID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.TimestamptzOID,
 		pgtype.Int8OID, pgtype.BoolOID, pgtype.UUIDOID, pgtype.InetOID}
 	for range 19 { // version .. submitted_by
 		oids = append(oids, pgtype.TextOID)
 	}
-	oids = append(oids, pgtype.ByteaOID, pgtype.JSONBOID, pgtype.ByteaOID, pgtype.Int2OID)
+	oids = append(oids, pgtype.ByteaOID, pgtype.JSONBOID, pgtype.ByteaOID, pgtype.Int2OID, pgtype.ByteaOID, pgtype.JSONBOID)
 	if len(oids) != len(copyColumns) {
 		t.Fatalf("%d oids for %d columns", len(oids), len(copyColumns))
 	}
@@ -73,7 +77,7 @@ func TestCopyEncoding(t *testing.T) {
 		return b
 	}
 
-	for _, e := range []audit.Event{full, minimal, v4, mapped} {
+	for _, e := range []audit.Event{full, minimal, v4, mapped, v2, erased} {
 		row := make([]any, len(copyColumns))
 		if err := eventValues(row, &e); err != nil {
 			t.Fatal(err)

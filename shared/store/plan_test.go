@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -366,6 +368,20 @@ func manyEvents(t *testing.T, n int) []audit.Event {
 // predicate only filters what the query's other conditions find: with our events the larger
 // part of a month, every query reads the same indexes with it as without it. So does a
 // reader's namespace scope (namespace = ANY(...)), which the query function adds beside it.
+// indexesOf lists the indexes scan nodes read, once each, sorted.
+func indexesOf(nodes []string) []string {
+	var out []string
+	for _, n := range nodes {
+		if m := indexName.FindStringSubmatch(n); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+var indexName = regexp.MustCompile(`(?:using|Index Scan on) (\S+)`)
+
 func TestQueryEvents_LeavingOutOwnEventsKeepsThePlans(t *testing.T) {
 	t.Parallel()
 	pc := newPlanCapture(t)
@@ -425,13 +441,27 @@ func TestQueryEvents_LeavingOutOwnEventsKeepsThePlans(t *testing.T) {
 			if except != nil {
 				require.Contains(t, plan, "event_category <>", name)
 			}
-			if f.Scoped {
-				require.Contains(t, plan, "namespace = ANY", name)
-			}
 			plans[i] = scans(plan)
 			require.NotEmpty(t, plans[i], "%s:\n%s", name, plan)
+			if f.Scoped && name != "timeline" {
+				// One branch per namespace, each checking its namespace in the index it reads
+				// in time order (migration 000006), not on every row it fetches.
+				require.Contains(t, plan, "namespace = 'payments'", name)
+				require.Contains(t, plan, "namespace = 'production'", name)
+				if name != "containment" {
+					require.Regexp(t, `Index Cond: \(.*namespace = 'payments'`, plan, name)
+				}
+				// Each branch may read the index its own way (a bitmap for a namespace with few
+				// rows), but the same indexes as a cluster-wide reader's query.
+				plans[i] = indexesOf(plans[i])
+			}
 		}
 		require.Equal(t, plans[0], plans[1], "%s reads other indexes without our events", name)
-		require.Equal(t, plans[0], plans[2], "%s reads other indexes in a namespace scope", name)
+		if name == "timeline" {
+			require.Equal(t, plans[0], plans[2], "%s reads other indexes in a namespace scope", name)
+		} else {
+			// A namespace with few rows may be read through a more selective index of its own.
+			require.Subset(t, plans[2], indexesOf(plans[0]), "%s reads other indexes in a namespace scope", name)
+		}
 	}
 }

@@ -39,6 +39,8 @@ type Column struct {
 	array func(events []audit.Event, idx []int) any
 	// scan is where a SELECT of selectExpr is read into.
 	scan func(e *audit.Event) any
+	// scanned, if set, completes e from what scan read (Erased from hash_members).
+	scanned func(e *audit.Event)
 	// appendBinary appends its field of a binary COPY tuple (length, then PostgreSQL's binary
 	// form), in the encoding of Type.
 	appendBinary func(b []byte, e *audit.Event) ([]byte, error)
@@ -196,6 +198,51 @@ var eventColumns = []Column{
 			}
 			return binary.BigEndian.AppendUint16(append(b, 0, 0, 0, 2), uint16(e.HashVersion)), nil
 		}},
+	// hash_salt is a version 2 event's salt key: NULL for version 1, and once a member was
+	// erased (hash_members then keeps the salts of the members still present).
+	{Name: "hash_salt", Type: "bytea",
+		value: func(e *audit.Event) (any, error) {
+			if e.HashSalt == nil {
+				return nil, nil
+			}
+			return e.HashSalt, nil
+		},
+		array: arrayOf(func(e *audit.Event) []byte { return e.HashSalt }),
+		scan:  func(e *audit.Event) any { return &e.HashSalt },
+		appendBinary: func(b []byte, e *audit.Event) ([]byte, error) {
+			if e.HashSalt == nil {
+				return appendNull(b), nil
+			}
+			return appendBytes(b, e.HashSalt), nil
+		}},
+	// hash_members is what an erased version 2 event keeps of its members; NULL until then.
+	{Name: "hash_members", Type: "jsonb", inputType: "text",
+		value: func(e *audit.Event) (any, error) {
+			if e.HashMembers == nil {
+				return nil, nil
+			}
+			return e.HashMembers, nil
+		},
+		array: arrayOf(func(e *audit.Event) *string {
+			if e.HashMembers == nil {
+				return nil
+			}
+			s := string(e.HashMembers)
+			return &s
+		}),
+		scan: func(e *audit.Event) any { return (*[]byte)(&e.HashMembers) },
+		scanned: func(e *audit.Event) {
+			if e.HashMembers != nil {
+				e.Erased = erasedOf(e.HashMembers)
+			}
+		},
+		appendBinary: func(b []byte, e *audit.Event) ([]byte, error) {
+			if e.HashMembers == nil {
+				return appendNull(b), nil
+			}
+			b = binary.BigEndian.AppendUint32(b, uint32(1+len(e.HashMembers)))
+			return append(append(b, 1), e.HashMembers...), nil
+		}},
 }
 
 // text is a NOT NULL text column at *field(e).
@@ -323,6 +370,11 @@ func scanEventWith(row interface{ Scan(dest ...any) error }, e *audit.Event, ext
 		dest[i] = eventColumns[i].scan(e)
 	}
 	err := row.Scan(append(dest, extra...)...)
+	for i := range eventColumns {
+		if eventColumns[i].scanned != nil {
+			eventColumns[i].scanned(e)
+		}
+	}
 	e.EventTimestamp = e.EventTimestamp.UTC()
 	e.ReceivedAt = e.ReceivedAt.UTC()
 	return err

@@ -215,6 +215,7 @@ const (
 	sqlstateUniqueViolation       = "23505"
 	sqlstateCheckViolation        = "23514"
 	sqlstateImmutable             = "AS001" // raised by audit_events_guard
+	sqlstateHeld                  = "AS002" // raised by audit_events_guard: the erasure of a held event
 	sqlstateLockNotAvailable      = "55P03" // lock_timeout
 	sqlstateQueryCanceled         = "57014" // statement_timeout
 	sqlstateUndefinedTable        = "42P01"
@@ -250,6 +251,8 @@ func interpretError(err error) error {
 		case pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == "":
 			// "no partition of relation ... found for row", from a partitioned table.
 			return fmt.Errorf("%w: %s", ErrNoPartition, pgErr.Message)
+		case pgErr.Code == sqlstateHeld:
+			return fmt.Errorf("%w: %s", ErrHeld, pgErr.Message)
 		case pgErr.Code == sqlstateImmutable:
 			return fmt.Errorf("%w: %s", ErrImmutable, pgErr.Message)
 		case pgErr.Code == sqlstateReadOnlyTransaction,

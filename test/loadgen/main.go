@@ -152,6 +152,12 @@ func run(cfg config) error {
 		"batch-unhashed": {name: "batch-unhashed", describe: fmt.Sprintf("JSON batches of %d, integrity off (WRITE_EVENT_HASH=false, no sealer)", cfg.batchSize),
 			path: "/api/v1/audit/events", clients: cfg.batchClients, env: []string{"WRITE_EVENT_HASH=false"},
 			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
+		"batch-v1": {name: "batch-v1", describe: fmt.Sprintf("JSON batches of %d, hashed with version 1 (WRITE_HASH_VERSION=1), sealed every %s", cfg.batchSize, cfg.sealInterval),
+			path: "/api/v1/audit/events", clients: cfg.batchClients, sealed: true, env: []string{"WRITE_HASH_VERSION=1"},
+			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
+		"batch-v2": {name: "batch-v2", describe: fmt.Sprintf("JSON batches of %d, hashed with version 2 (each member salted, erasable), sealed every %s", cfg.batchSize, cfg.sealInterval),
+			path: "/api/v1/audit/events", clients: cfg.batchClients, sealed: true, env: []string{"WRITE_HASH_VERSION=2"},
+			templates: func() ([]*template, error) { return jsonTemplates(10, cfg.batchSize) }},
 		"paced": {name: "paced", describe: fmt.Sprintf("single JSON events, paced at %d/s (open loop)", cfg.rate), path: "/api/v1/audit/events", paced: true,
 			templates: func() ([]*template, error) { return jsonTemplates(1000, 0) }},
 		"emitter": {name: "emitter", describe: fmt.Sprintf("client Emitter, batches of %d from %d goroutines", cfg.batchSize, cfg.emitters), clients: cfg.batchClients, emitter: true,
@@ -161,7 +167,7 @@ func run(cfg config) error {
 	for _, name := range strings.Split(cfg.scenarios, ",") {
 		sc, ok := scenarios[strings.TrimSpace(name)]
 		if !ok {
-			return fmt.Errorf("-scenarios: %q is not one of json, batch, ce, paced, emitter", name)
+			return fmt.Errorf("-scenarios: %q is not one of json, batch, ce, batch-sealed, batch-unhashed, batch-v1, batch-v2, paced, emitter", name)
 		}
 		selected = append(selected, sc)
 	}

@@ -23,6 +23,11 @@
 //	g  GET /api/v1/audit/export with -export-limit: events/s and the function's peak RSS
 //	   (VmHWM; a fresh process, so the peak is the export's), next to StreamEvents directly
 //
+// With -compare-scope ns1,ns2, each key of a list scenario is also run directly twice more, as
+// a cluster reader and as a reader of those namespaces (the scope the query function gives a
+// namespace-scoped reader's filter), alternating which goes first, and the report sets the two
+// side by side: what a scope costs, measured in one run.
+//
 // The report is Markdown on stdout: per scenario p50/p99/max both ways, the HTTP overhead at
 // p50 and the goals of the issue; then a breakdown by kind of key, and EXPLAIN (ANALYZE,
 // BUFFERS) of the slowest key of each scenario, run again with the exact SQL and values the
@@ -57,20 +62,21 @@ import (
 
 // config is the command line.
 type config struct {
-	db          string
-	keys        int
-	warmup      int
-	pages       int
-	exportLimit string
-	scenarios   string
-	seed        uint64
-	maxConns    int
-	queryBin    string
-	explain     bool
-	walkSkip    time.Duration
-	walkBudget  time.Duration
-	token       string
-	scope       string
+	db           string
+	keys         int
+	warmup       int
+	pages        int
+	exportLimit  string
+	scenarios    string
+	seed         uint64
+	maxConns     int
+	queryBin     string
+	explain      bool
+	walkSkip     time.Duration
+	walkBudget   time.Duration
+	token        string
+	scope        string
+	compareScope []string
 }
 
 func main() {
@@ -89,7 +95,11 @@ func main() {
 	flag.DurationVar(&cfg.walkBudget, "walk-budget", 10*time.Second, "scenario f stops walking a filter one way after this long")
 	flag.StringVar(&cfg.token, "token", "", "Bearer token every HTTP request sends (with AUTH_MODE=static and AUTH_TOKENS_FILE in the environment)")
 	flag.StringVar(&cfg.scope, "scope", "", "comma-separated namespaces the token's reader is limited to: the direct queries get the same scope, so both run the same SQL")
+	compareScope := flag.String("compare-scope", "", "comma-separated namespaces: scenarios a-e also run each key directly as a cluster reader and as a reader of these namespaces, alternating, and report the ratio")
 	flag.Parse()
+	if *compareScope != "" {
+		cfg.compareScope = strings.Split(*compareScope, ",")
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "querybench:", err)
 		os.Exit(1)
@@ -244,6 +254,23 @@ func (b *bench) measure(ctx context.Context, cfg config, pl runPlan, rep *report
 			rep.lists = append(rep.lists, res)
 			logf("%s: HTTP p50 %s p99 %s; direct p50 %s p99 %s; waited for the disk %s of the time", l.name,
 				ms2(pct(ms, 0.5, httpOf)), ms2(pct(ms, 0.99, httpOf)), ms2(pct(ms, 0.5, directOf)), ms2(pct(ms, 0.99, directOf)), fnproc.Percent(res.ioStall))
+			if len(cfg.compareScope) > 0 {
+				ps, err := b.scopeScenario(ctx, keys, warm, cfg.compareScope)
+				if err != nil {
+					_ = f.stop()
+					return fmt.Errorf("%s, scoped: %w", l.name, err)
+				}
+				sr := scopeResult{id: l.id, name: l.name, pairs: ps}
+				if cfg.explain {
+					slowest := slices.MaxFunc(ps, func(x, y scopePair) int { return cmp.Compare(x.scoped, y.scoped) })
+					if sr.plan, err = b.explain(ctx, slowest.scopedStmt); err != nil {
+						sr.plan = "EXPLAIN failed: " + err.Error()
+					}
+				}
+				rep.scopes = append(rep.scopes, sr)
+				logf("%s: cluster p50 %s p99 %s; scoped p50 %s p99 %s", l.name, ms2(pct(ps, 0.5, clusterOf)), ms2(pct(ps, 0.99, clusterOf)),
+					ms2(pct(ps, 0.5, scopedOf)), ms2(pct(ps, 0.99, scopedOf)))
+			}
 		}
 		if pl.selected["f"] {
 			keys := pl.km.pagingFilters(cfg.keys)
@@ -399,6 +426,7 @@ type report struct {
 	cfg                   config
 	info                  dbInfo
 	lists                 []listResult
+	scopes                []scopeResult
 	walks                 []walked
 	walkPlan              string
 	aborted               string // why the run stopped early ("": it did not)
@@ -461,6 +489,7 @@ func (r *report) write(w io.Writer) {
 	if len(r.walks) > 0 {
 		r.writeWalks(w, &notes)
 	}
+	r.writeScope(w)
 	if ex := r.export; ex != nil {
 		rate := float64(ex.events) / ex.took.Seconds()
 		direct := "failed: " + fmt.Sprint(ex.directError)
