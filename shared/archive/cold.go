@@ -86,7 +86,11 @@ type ColdRow struct {
 	ContentHash    []byte    `parquet:"content_hash"`
 	EventHash      []byte    `parquet:"event_hash,optional"`
 	HashVersion    int32     `parquet:"hash_version"`
-	EventData      string    `parquet:"event_data,json"`
+	// HashSalt and HashMembers are what a version 2 hash is recomputed from: the event's salt
+	// key (gone once a member is erased) and the members an erasure kept as digests.
+	HashSalt    []byte  `parquet:"hash_salt,optional"`
+	HashMembers *string `parquet:"hash_members,optional,json"`
+	EventData   string  `parquet:"event_data,json"`
 }
 
 // ColdRowOf returns the cold row of a stored event.
@@ -105,6 +109,11 @@ func ColdRowOf(e *audit.Event) ColdRow {
 	}
 	if len(e.EventHash) > 0 {
 		r.EventHash = []byte(e.EventHash)
+	}
+	r.HashSalt = e.HashSalt
+	if e.HashMembers != nil {
+		m := string(e.HashMembers)
+		r.HashMembers = &m
 	}
 	if e.ParentEventID != nil {
 		s := e.ParentEventID.String()
@@ -130,6 +139,13 @@ func (r *ColdRow) Event() audit.Event {
 	}
 	if len(r.EventHash) > 0 {
 		e.EventHash = bytes.Clone(r.EventHash)
+	}
+	if len(r.HashSalt) > 0 {
+		e.HashSalt = bytes.Clone(r.HashSalt)
+	}
+	if r.HashMembers != nil {
+		e.HashMembers = json.RawMessage(*r.HashMembers)
+		e.Erased = audit.ErasedMembers(e.HashMembers)
 	}
 	if r.ParentEventID != nil {
 		if p, err := uuid.Parse(*r.ParentEventID); err == nil {

@@ -146,6 +146,7 @@ func (r *Row) Event() audit.Event {
 		e.HashVersion, e.HashSalt = int(*r.HashVersion), r.HashSalt
 		if r.HashMembers != nil {
 			e.HashMembers = json.RawMessage(*r.HashMembers)
+			e.Erased = audit.ErasedMembers(e.HashMembers)
 		}
 	}
 	return e

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/integrity"
@@ -178,4 +179,23 @@ func (e *Event) SetHashVersion(version int) error {
 	}
 	e.EventHash, e.HashVersion = h[:], version
 	return nil
+}
+
+// ErasedMembers lists the erased members an event's hash_members names (those kept without a
+// salt), sorted; nil when it cannot be read (verification then names the event).
+func ErasedMembers(members []byte) []string {
+	var m map[string]struct {
+		Salt *string `json:"salt"`
+	}
+	if json.Unmarshal(members, &m) != nil {
+		return nil
+	}
+	var out []string
+	for p, v := range m {
+		if v.Salt == nil {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -620,22 +620,3 @@ func (f *Filter) timelineOnly() bool {
 func customPlan(args []any) []any {
 	return append([]any{pgx.QueryExecModeExec}, args...)
 }
-
-// erasedOf lists the erased members an event's hash_members names (those kept without a
-// salt), sorted; nil when it cannot be read (verification then names the event).
-func erasedOf(members []byte) []string {
-	var m map[string]struct {
-		Salt *string `json:"salt"`
-	}
-	if json.Unmarshal(members, &m) != nil {
-		return nil
-	}
-	var out []string
-	for p, v := range m {
-		if v.Salt == nil {
-			out = append(out, p)
-		}
-	}
-	slices.Sort(out)
-	return out
-}

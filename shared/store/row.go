@@ -233,7 +233,7 @@ var eventColumns = []Column{
 		scan: func(e *audit.Event) any { return (*[]byte)(&e.HashMembers) },
 		scanned: func(e *audit.Event) {
 			if e.HashMembers != nil {
-				e.Erased = erasedOf(e.HashMembers)
+				e.Erased = audit.ErasedMembers(e.HashMembers)
 			}
 		},
 		appendBinary: func(b []byte, e *audit.Event) ([]byte, error) {
