@@ -60,7 +60,7 @@ func TestDuckDBReadsWhatTheAPIReturns(t *testing.T) {
 	runner := &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return now },
 		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot},
 		Cold:   &cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{FileRows: 50, RowGroupRows: 10})}}
-	m, err := store.BeginMaintenance(ctx, pool)
+	m, err := st.BeginMaintenance(ctx)
 	require.NoError(t, err)
 	_, err = runner.Run(ctx, m)
 	m.End()
