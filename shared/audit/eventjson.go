@@ -72,17 +72,25 @@ func (e *Event) AppendJSON(b []byte) []byte {
 		b = append(b, `,"hash_version":`...)
 		b = strconv.AppendInt(b, int64(e.HashVersion), 10)
 	}
-	if len(e.Withheld) > 0 {
-		b = append(b, `,"withheld":[`...)
-		for i, m := range e.Withheld {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, m)
-		}
-		b = append(b, ']')
-	}
+	b = appendStrings(b, `,"erased":[`, e.Erased)
+	b = appendStrings(b, `,"withheld":[`, e.Withheld)
 	return append(b, '}')
+}
+
+// appendStrings appends key (a member name and its opening bracket) and the JSON array of ss,
+// or nothing when ss is empty (omitempty).
+func appendStrings(b []byte, key string, ss []string) []byte {
+	if len(ss) == 0 {
+		return b
+	}
+	b = append(b, key...)
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
 }
 
 // AppendUUID appends id in its canonical 36-character form (uuid.UUID.String without the

@@ -31,6 +31,7 @@ func TestEventAppendJSON_AsEncodingJSON(t *testing.T) {
 	full.ClusterID, full.Severity, full.DurationMS, full.ErrorCode = s("c"), s("high"), &n, s("E1")
 	full.ErrorMessage = s("line\nbreak\ttab \x01 \u2028 \u2029 é 日本 \xff bad utf-8 \\ back")
 	full.IsSensitive = true
+	full.Erased, full.Withheld = []string{"/actor_id", "/event_data/payload/recipient"}, []string{"/event_data"}
 	full.EventTimestamp = time.Date(2026, 11, 26, 9, 30, 0, 123456000, time.UTC)
 	full.ReceivedAt = time.Date(2026, 11, 26, 9, 30, 1, 0, time.UTC)
 	bare := audittest.Event(t, nil)
