@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/google/uuid"
 )
 
@@ -95,17 +96,7 @@ func appendStrings(b []byte, key string, ss []string) []byte {
 
 // AppendUUID appends id in its canonical 36-character form (uuid.UUID.String without the
 // allocation): into a [36]byte's b[:0] it allocates nothing.
-func AppendUUID(b []byte, id uuid.UUID) []byte {
-	b = hex.AppendEncode(b, id[0:4])
-	b = append(b, '-')
-	b = hex.AppendEncode(b, id[4:6])
-	b = append(b, '-')
-	b = hex.AppendEncode(b, id[6:8])
-	b = append(b, '-')
-	b = hex.AppendEncode(b, id[8:10])
-	b = append(b, '-')
-	return hex.AppendEncode(b, id[10:16])
-}
+func AppendUUID(b []byte, id uuid.UUID) []byte { return integrity.AppendUUID(b, id) }
 
 // appendUUID appends id as a JSON string.
 func appendUUID(b []byte, id uuid.UUID) []byte {

@@ -139,7 +139,7 @@ func (e *Event) hashV1() (Hash, error) {
 	}
 	id := func(b []byte, name string, v [16]byte) []byte {
 		b = append(append(append(b, '"'), name...), `":"`...)
-		return append(appendUUID(b, v), '"')
+		return append(AppendUUID(b, v), '"')
 	}
 	ts := func(b []byte, name string, t time.Time) []byte {
 		b = append(append(append(b, '"'), name...), '"', ':', '"')
@@ -198,8 +198,9 @@ func (e *Event) hashV1() (Hash, error) {
 	return sha256.Sum256(b), nil
 }
 
-// appendUUID appends id in its canonical 36-character form.
-func appendUUID(b []byte, id [16]byte) []byte {
+// AppendUUID appends id in its canonical 36-character form (a uuid.UUID converts), allocating
+// nothing into a buffer of room enough: the one UUID writer of the hashes and the served JSON.
+func AppendUUID(b []byte, id [16]byte) []byte {
 	b = hex.AppendEncode(b, id[0:4])
 	b = append(b, '-')
 	b = hex.AppendEncode(b, id[4:6])
