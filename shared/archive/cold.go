@@ -209,6 +209,9 @@ type ColdFile struct {
 	MinCorrelationID  string    `json:"min_correlation_id"`
 	MaxCorrelationID  string    `json:"max_correlation_id"`
 	CreatedAt         time.Time `json:"created_at"`
+	// LookupFilter is the file's lookup filter (LookupProbe), for the catalogue; the manifest
+	// leaves it out, as it is computed again from the file.
+	LookupFilter []byte `json:"-"`
 }
 
 // MonthStart is the first instant of the file's month.
@@ -499,11 +502,13 @@ func (w *coldWriter) close() (ColdFile, error) {
 	slices.SortFunc(w.buf, func(a, b ColdRow) int { return compareCold(&a, &b) })
 	h := sha256.New()
 	var canon []byte
+	lv := lookupValues{}
 	f := ColdFile{SchemaVersion: ColdSchemaVersion, Key: w.key, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	for i := range w.buf {
 		r := &w.buf[i]
 		canon = r.appendCanonical(canon[:0])
 		h.Write(canon)
+		lv.add(r)
 		if i == 0 || r.EventTimestamp.Before(f.MinEventTimestamp) {
 			f.MinEventTimestamp = r.EventTimestamp
 		}
@@ -521,6 +526,7 @@ func (w *coldWriter) close() (ColdFile, error) {
 		}
 	}
 	f.Rows = int64(len(w.buf))
+	f.LookupFilter = lookupFilter(lv)
 	w.buf = nil
 	if err := w.pq.Close(); err != nil {
 		w.abort()

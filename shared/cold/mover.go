@@ -21,6 +21,7 @@ type MoverStore interface {
 	RecordColdFiles(ctx context.Context, files []store.ColdFile) error
 	ForgetColdFile(ctx context.Context, key string) error
 	CountHeld(ctx context.Context, events []audit.Event) (int64, error)
+	SetColdLookupFilter(ctx context.Context, key string, filter []byte) error
 }
 
 // DDL detaches and drops a partition (the maintenance run's statements, with its lock
@@ -209,14 +210,15 @@ func (m *Mover) ExpireCold(ctx context.Context, expired func(class int, month ti
 		}
 		acts = append(acts, Action{Kind: "cold.deleted", Partition: f.Key, Rows: f.Rows, Bytes: f.Bytes})
 	}
-	return acts, nil
+	return m.summarize(ctx, files, expired, acts)
 }
 
 // record is the catalogue row of a file written from the table oid.
 func record(f archive.ColdFile, oid uint32) store.ColdFile {
 	return store.ColdFile{Key: f.Key, Class: f.Class, Month: f.MonthStart(), SourceOID: oid, Rows: f.Rows, Bytes: f.Bytes,
 		SHA256: f.SHA256, RowsSHA256: f.RowsSHA256, MinEventTimestamp: f.MinEventTimestamp, MaxEventTimestamp: f.MaxEventTimestamp,
-		MinCorrelationID: f.MinCorrelationID, MaxCorrelationID: f.MaxCorrelationID, SchemaVersion: f.SchemaVersion, CreatedAt: f.CreatedAt}
+		MinCorrelationID: f.MinCorrelationID, MaxCorrelationID: f.MaxCorrelationID, SchemaVersion: f.SchemaVersion, CreatedAt: f.CreatedAt,
+		LookupFilter: f.LookupFilter}
 }
 
 // file is the archive's description of a catalogue row.

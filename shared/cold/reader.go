@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditstore/auditstore/shared/archive"
@@ -29,50 +30,103 @@ import (
 	"gocloud.dev/blob"
 )
 
-// Reader reads events from cold files. Open files (their footer, page index and bloom filters)
-// are kept in memory, a bounded number of them, so a lookup costs the reads of the pages it
-// needs.
+// Reader reads events from cold files. A lookup (a filter on correlation_id, actor_id or
+// event_type, or an event id) opens a file once and keeps it open (footer, page index and bloom
+// filters), within a bound on their number and their bytes, so a later lookup costs the reads of
+// the pages it needs; which files it opens at all the catalogue decides (store.ColdFilesFor). A
+// sweep (an export, a filter without such keys) reads each file whole in one request, decodes it
+// from memory and keeps nothing, so its memory is that of one file and its matches.
 type Reader struct {
 	bucket *blob.Bucket
 	// parallel is how many files a read opens and reads at once.
 	parallel int
 
-	mu    sync.Mutex
-	open  map[string]*openFile
-	order []string // keys in open, least recently used first
-	max   int
+	mu        sync.Mutex
+	open      map[string]*openFile
+	order     []string // keys in open, least recently used first
+	openBytes int64
+	max       int
+	// maxBytes bounds the bytes of footers, page indexes and bloom filters kept open.
+	maxBytes int64
+
+	stats struct{ opened, swept, requests, bytes atomic.Int64 }
+}
+
+// ReadStats counts what a Reader read from the bucket since it was made.
+type ReadStats struct {
+	// Opened is the files opened for lookups (their footers read), Swept the files read whole.
+	Opened, Swept int64
+	// Requests and Bytes are the range reads made and the bytes they returned.
+	Requests, Bytes int64
+}
+
+// Stats returns what r read so far.
+func (r *Reader) Stats() ReadStats {
+	return ReadStats{Opened: r.stats.opened.Load(), Swept: r.stats.swept.Load(),
+		Requests: r.stats.requests.Load(), Bytes: r.stats.bytes.Load()}
 }
 
 type openFile struct {
 	pf   *parquet.File
 	cols map[string]int
+	// bytes is what opening it read: its footer, page index and bloom filters, what it holds.
+	bytes int64
 }
 
-// NewReader reads the cold tier in bucket, keeping up to maxOpen files open (default 512).
+// DefaultOpenBytes is the default bound on the bytes of open files a Reader keeps.
+const DefaultOpenBytes = 64 << 20
+
+// NewReader reads the cold tier in bucket, keeping up to maxOpen files open (default 512) and at
+// most DefaultOpenBytes of their footers, page indexes and bloom filters.
 func NewReader(bucket *blob.Bucket, maxOpen int) *Reader {
-	return &Reader{bucket: bucket, parallel: 8, open: map[string]*openFile{}, max: cmp.Or(maxOpen, 512)}
+	return &Reader{bucket: bucket, parallel: 8, open: map[string]*openFile{}, max: cmp.Or(maxOpen, 512), maxBytes: DefaultOpenBytes}
 }
 
-// blobReaderAt reads byte ranges of an object.
+// blobReaderAt reads byte ranges of an object, counting them.
 type blobReaderAt struct {
-	b   *blob.Bucket
+	r   *Reader
 	key string
 }
 
 func (r blobReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rd, err := r.b.NewRangeReader(ctx, r.key, off, int64(len(p)), nil)
+	rd, err := r.r.bucket.NewRangeReader(ctx, r.key, off, int64(len(p)), nil)
 	if err != nil {
 		return 0, err
 	}
 	defer rd.Close()
 	n, err := io.ReadFull(rd, p)
+	r.r.stats.requests.Add(1)
+	r.r.stats.bytes.Add(int64(n))
 	if err == io.ErrUnexpectedEOF {
 		err = io.EOF
 	}
 	return n, err
 }
+
+// tailReaderAt serves the reads of a file's last bytes (footer, page index, bloom filters) from
+// one read made while the file is opened, and forgets them once it is: an open file keeps what
+// it parsed, not the bytes it parsed it from.
+type tailReaderAt struct {
+	ra   io.ReaderAt
+	off  int64
+	tail []byte
+	// low is the lowest offset read from the tail: size-low is what opening needed.
+	low int64
+}
+
+func (t *tailReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if t.tail != nil && off >= t.off && off+int64(len(p)) <= t.off+int64(len(t.tail)) {
+		t.low = min(t.low, off)
+		return copy(p, t.tail[off-t.off:]), nil
+	}
+	return t.ra.ReadAt(p, off)
+}
+
+// tailBytes is how much of a file's end opening it reads at once: the footer, page index and
+// bloom filters of a file of 8,192 events fit, so a file opens in one request.
+const tailBytes = 256 << 10
 
 func (r *Reader) file(f *store.ColdFile) (_ *openFile, err error) {
 	r.mu.Lock()
@@ -89,26 +143,59 @@ func (r *Reader) file(f *store.ColdFile) (_ *openFile, err error) {
 			err = fmt.Errorf("cold file %s is malformed: %v", f.Key, p)
 		}
 	}()
-	pf, err := parquet.OpenFile(blobReaderAt{r.bucket, f.Key}, f.Bytes,
-		parquet.PrefetchBloomFilters(true), parquet.OptimisticRead(true), parquet.ReadBufferSize(256<<10))
+	tr := &tailReaderAt{ra: blobReaderAt{r, f.Key}, off: max(0, f.Bytes-tailBytes), low: f.Bytes}
+	tr.tail = make([]byte, f.Bytes-tr.off)
+	if _, err := tr.ra.ReadAt(tr.tail, tr.off); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("open cold file %s: %w", f.Key, err)
+	}
+	pf, err := parquet.OpenFile(tr, f.Bytes, parquet.PrefetchBloomFilters(true), parquet.ReadBufferSize(256<<10))
 	if err != nil {
 		return nil, fmt.Errorf("open cold file %s: %w", f.Key, err)
 	}
-	of := &openFile{pf: pf, cols: map[string]int{}}
-	for i, path := range pf.Schema().Columns() {
-		of.cols[strings.Join(path, ".")] = i
-	}
+	tr.tail = nil
+	r.stats.opened.Add(1)
+	of := &openFile{pf: pf, cols: columnIndexes(pf), bytes: f.Bytes - tr.low}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.open[f.Key]; !ok {
 		r.open[f.Key] = of
 		r.order = append(r.order, f.Key)
-		for len(r.order) > r.max {
+		r.openBytes += of.bytes
+		for len(r.order) > r.max || (r.openBytes > r.maxBytes && len(r.order) > 1) {
+			r.openBytes -= r.open[r.order[0]].bytes
 			delete(r.open, r.order[0])
 			r.order = r.order[1:]
 		}
 	}
 	return of, nil
+}
+
+func columnIndexes(pf *parquet.File) map[string]int {
+	cols := map[string]int{}
+	for i, path := range pf.Schema().Columns() {
+		cols[strings.Join(path, ".")] = i
+	}
+	return cols
+}
+
+// whole reads a file in one request and opens it from memory, for a sweep: statistics still
+// skip its row groups outside the time range; bloom filters and page indexes are not read.
+func (r *Reader) whole(f *store.ColdFile) (_ *openFile, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("cold file %s is malformed: %v", f.Key, p)
+		}
+	}()
+	body := make([]byte, f.Bytes)
+	if _, err := (blobReaderAt{r, f.Key}).ReadAt(body, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read cold file %s: %w", f.Key, err)
+	}
+	pf, err := parquet.OpenFile(bytes.NewReader(body), f.Bytes, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
+	if err != nil {
+		return nil, fmt.Errorf("open cold file %s: %w", f.Key, err)
+	}
+	r.stats.swept.Add(1)
+	return &openFile{pf: pf, cols: columnIndexes(pf)}, nil
 }
 
 // scan is what a file read looks for: the query's filter and time range, and an event id for a
@@ -120,6 +207,25 @@ type scan struct {
 	// after, in order, is a page's cursor: only events after it match.
 	after *store.Cursor
 	order store.Order
+}
+
+// lookup reports whether s looks up keys that bloom filters and page indexes find.
+func (s *scan) lookup() bool {
+	return s.id != nil || len(s.f.CorrelationIDs) > 0 || len(s.f.ActorIDs) > 0 || len(exactTypes(s.f)) > 0
+}
+
+// catalogue is what the catalogue is asked for s: its time range and its lookup keys.
+func (s *scan) catalogue() store.ColdFileQuery {
+	q := store.ColdFileQuery{Since: s.lo, Until: s.hi}
+	for g, c := range []struct {
+		col  string
+		vals []string
+	}{{"correlation_id", s.f.CorrelationIDs}, {"actor_id", s.f.ActorIDs}, {"event_type", exactTypes(s.f)}} {
+		for _, v := range c.vals {
+			q.Probes = append(q.Probes, store.ColdProbe{Group: g, Positions: archive.LookupProbe(c.col, v)})
+		}
+	}
+	return q
 }
 
 // admitsFile reports whether a catalogue entry can hold a match of s.
@@ -139,7 +245,18 @@ func (s *scan) admitsFile(f *store.ColdFile) bool {
 // read returns the events of one file that match s (JSON filters aside: the caller asks the
 // database), in file order.
 func (r *Reader) read(f *store.ColdFile, s *scan) ([]audit.Event, error) {
-	of, err := r.file(f)
+	var of *openFile
+	var err error
+	if s.lookup() {
+		of, err = r.file(f)
+	} else {
+		r.mu.Lock()
+		of = r.open[f.Key]
+		r.mu.Unlock()
+		if of == nil {
+			of, err = r.whole(f)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

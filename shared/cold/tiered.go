@@ -22,7 +22,7 @@ type Hot interface {
 	CountEvents(ctx context.Context, f store.Filter) (int64, error)
 	GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error)
 	StreamEvents(ctx context.Context, p store.StreamParams, fn func(*audit.Event) error) (int64, error)
-	ReadableColdFiles(ctx context.Context) ([]store.ColdFile, error)
+	ColdFilesFor(ctx context.Context, q store.ColdFileQuery) ([]store.ColdFile, error)
 	MatchData(ctx context.Context, docs []json.RawMessage, data json.RawMessage, path string) ([]bool, error)
 }
 
@@ -47,15 +47,15 @@ func (t *Tiered) QueryEvents(ctx context.Context, p store.QueryParams) (store.Pa
 	if err != nil {
 		return hot, err
 	}
-	files, err := t.hot.ReadableColdFiles(ctx)
+	lo, hi := bounds(&p)
+	s := &scan{f: &p.Filter, lo: lo, hi: hi, after: p.After, order: p.Order}
+	files, err := t.hot.ColdFilesFor(ctx, s.catalogue())
 	if err != nil {
 		return store.Page{}, err
 	}
 	if len(files) == 0 && p.Offset == 0 {
 		return hot, nil
 	}
-	lo, hi := bounds(&p)
-	s := &scan{f: &p.Filter, lo: lo, hi: hi, after: p.After, order: p.Order}
 	want := p.Offset + p.Limit + 1
 	cold, err := t.page(ctx, files, s, p.Order, want)
 	if err != nil {
@@ -81,11 +81,11 @@ func (t *Tiered) CountEvents(ctx context.Context, f store.Filter) (int64, error)
 	if err != nil {
 		return n, err
 	}
-	files, err := t.hot.ReadableColdFiles(ctx)
+	s := &scan{f: &f, lo: f.Since, hi: f.Until}
+	files, err := t.hot.ColdFilesFor(ctx, s.catalogue())
 	if err != nil {
 		return 0, err
 	}
-	s := &scan{f: &f, lo: f.Since, hi: f.Until}
 	err = t.each(ctx, files, s, store.Ascending, 0, func(es []audit.Event) error {
 		n += int64(len(es))
 		return nil
@@ -99,7 +99,7 @@ func (t *Tiered) GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error
 	if !errors.Is(err, store.ErrNotFound) {
 		return e, err
 	}
-	files, err := t.hot.ReadableColdFiles(ctx)
+	files, err := t.hot.ColdFilesFor(ctx, store.ColdFileQuery{})
 	if err != nil {
 		return audit.Event{}, err
 	}
@@ -154,7 +154,7 @@ func (t *Tiered) StreamEvents(ctx context.Context, p store.StreamParams, fn func
 	defer func() { stop() }()
 	start := func() error {
 		started = true
-		files, err := t.hot.ReadableColdFiles(ctx)
+		files, err := t.hot.ColdFilesFor(ctx, (&scan{f: &p.Filter, lo: p.Since, hi: p.Until}).catalogue())
 		if err != nil {
 			return err
 		}

@@ -26,6 +26,10 @@ type ColdFile struct {
 	MinCorrelationID, MaxCorrelationID   string
 	SchemaVersion                        int
 	CreatedAt                            time.Time
+	// LookupFilter is the file's bloom filter over its lookup keys (archive.LookupProbe); nil
+	// for a file recorded before filters existed. Reads for queries leave it out: the
+	// catalogue tests it itself (ColdFilesFor).
+	LookupFilter []byte
 }
 
 const coldColumns = `key, retention_days, month, source_oid, rows, bytes, sha256, rows_sha256,
@@ -40,10 +44,11 @@ func (s *Store) RecordColdFiles(ctx context.Context, files []ColdFile) error {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 	for _, f := range files {
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_cold_files (`+coldColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_cold_files (`+coldColumns+`, lookup_filter)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			f.Key, f.Class, f.Month.UTC().Format(time.DateOnly), f.SourceOID, f.Rows, f.Bytes, f.SHA256, f.RowsSHA256,
-			f.MinEventTimestamp, f.MaxEventTimestamp, f.MinCorrelationID, f.MaxCorrelationID, f.SchemaVersion, f.CreatedAt); err != nil {
+			f.MinEventTimestamp, f.MaxEventTimestamp, f.MinCorrelationID, f.MaxCorrelationID, f.SchemaVersion, f.CreatedAt,
+			f.LookupFilter); err != nil {
 			return fmt.Errorf("record cold file %s: %w", f.Key, interpretError(err))
 		}
 	}
@@ -55,7 +60,7 @@ func (s *Store) RecordColdFiles(ctx context.Context, files []ColdFile) error {
 
 // ColdFiles returns the catalogue, oldest month first.
 func (s *Store) ColdFiles(ctx context.Context) ([]ColdFile, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+coldColumns+` FROM audit_cold_files ORDER BY month, retention_days, key`)
+	rows, err := s.db.Query(ctx, `SELECT `+coldColumns+`, lookup_filter FROM audit_cold_files ORDER BY month, retention_days, key`)
 	if err != nil {
 		return nil, fmt.Errorf("cold files: %w", interpretError(err))
 	}
@@ -66,7 +71,8 @@ func collectColdFiles(rows pgx.Rows) ([]ColdFile, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ColdFile, error) {
 		var f ColdFile
 		err := row.Scan(&f.Key, &f.Class, &f.Month, &f.SourceOID, &f.Rows, &f.Bytes, &f.SHA256, &f.RowsSHA256,
-			&f.MinEventTimestamp, &f.MaxEventTimestamp, &f.MinCorrelationID, &f.MaxCorrelationID, &f.SchemaVersion, &f.CreatedAt)
+			&f.MinEventTimestamp, &f.MaxEventTimestamp, &f.MinCorrelationID, &f.MaxCorrelationID, &f.SchemaVersion, &f.CreatedAt,
+			&f.LookupFilter)
 		f.Month = f.Month.UTC()
 		f.MinEventTimestamp, f.MaxEventTimestamp = f.MinEventTimestamp.UTC(), f.MaxEventTimestamp.UTC()
 		return f, err
@@ -150,11 +156,59 @@ func (s *Store) CountHeld(ctx context.Context, events []audit.Event) (int64, err
 // the hot tier first and this after, so a month moved in between is read twice, never missed;
 // the reader drops the second copy.
 func (s *Store) ReadableColdFiles(ctx context.Context) ([]ColdFile, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+coldColumns+` FROM audit_cold_files f
+	return s.ColdFilesFor(ctx, ColdFileQuery{})
+}
+
+// ColdFileQuery narrows the readable cold files to those that may hold a query's matches.
+type ColdFileQuery struct {
+	// Since and Until bound event_timestamp to [Since, Until) when set.
+	Since, Until *time.Time
+	// Probes are lookup keys (archive.LookupProbe): a file is kept when, for every Group, one
+	// of its keys has all its Positions set in the file's lookup filter, and always when the
+	// file has no filter.
+	Probes []ColdProbe
+}
+
+// ColdProbe is one lookup key's bit positions in a lookup filter, modulo the filter's size.
+type ColdProbe struct {
+	// Group is the column the key is a value of: keys of one group are alternatives.
+	Group     int
+	Positions []int64
+}
+
+// ColdFilesFor returns the readable cold files (as ReadableColdFiles) that may hold matches of
+// q: PostgreSQL tests each file's time range and lookup filter, so a lookup learns which files
+// to open without reading the others' footers, and the rows it receives grow with the files
+// that may match, not with the catalogue.
+func (s *Store) ColdFilesFor(ctx context.Context, q ColdFileQuery) ([]ColdFile, error) {
+	var groups, keys []int32
+	var positions []int64
+	for k, p := range q.Probes {
+		for _, pos := range p.Positions {
+			groups, keys, positions = append(groups, int32(p.Group)), append(keys, int32(k)), append(positions, pos)
+		}
+	}
+	// A file is dropped when some group has no key whose every bit is set.
+	rows, err := s.db.Query(ctx, `SELECT `+coldColumns+`, NULL::bytea FROM audit_cold_files f
 		WHERE NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = f.source_oid AND NOT i.inhdetachpending)
-		ORDER BY month, retention_days, key`)
+		  AND ($1::timestamptz IS NULL OR f.max_event_timestamp >= $1)
+		  AND ($2::timestamptz IS NULL OR f.min_event_timestamp < $2)
+		  AND (f.lookup_filter IS NULL OR cardinality($3::int[]) = 0 OR NOT EXISTS (
+			SELECT 1 FROM (
+				SELECT p.g, bool_and(get_bit(f.lookup_filter, p.pos % (8 * length(f.lookup_filter))) = 1) AS hit
+				FROM unnest($3::int[], $4::int[], $5::bigint[]) AS p(g, k, pos) GROUP BY p.g, p.k) AS key
+			GROUP BY key.g HAVING NOT bool_or(key.hit)))
+		ORDER BY month, retention_days, key`, q.Since, q.Until, groups, keys, positions)
 	if err != nil {
 		return nil, fmt.Errorf("readable cold files: %w", interpretError(err))
 	}
 	return collectColdFiles(rows)
+}
+
+// SetColdLookupFilter records the lookup filter of a file recorded without one.
+func (s *Store) SetColdLookupFilter(ctx context.Context, key string, filter []byte) error {
+	if _, err := s.db.Exec(ctx, `UPDATE audit_cold_files SET lookup_filter = $2 WHERE key = $1 AND lookup_filter IS NULL`, key, filter); err != nil {
+		return fmt.Errorf("set lookup filter of cold file %s: %w", key, interpretError(err))
+	}
+	return nil
 }

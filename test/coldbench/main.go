@@ -133,15 +133,25 @@ func run(cfg config) error {
 		fmt.Printf("move: %d events to the cold tier in %s (%.0f events/s)\n", moved, el.Round(time.Second), float64(moved)/el.Seconds())
 		fmt.Printf("hot bytes/event (the moved months, in PostgreSQL): %.0f\n", hotBytesPerEvent)
 	}
+	// Files moved before lookup filters existed get theirs, as the next maintenance run does.
+	began := time.Now()
+	acts, err := (&cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{})}).ExpireCold(ctx, func(int, time.Time) bool { return false })
+	if err != nil {
+		return err
+	}
+	if len(acts) > 0 {
+		fmt.Printf("lookup filters computed for %d files written without one in %s\n", len(acts), time.Since(began).Round(time.Millisecond))
+	}
 	files, err := st.ColdFiles(ctx)
 	if err != nil {
 		return err
 	}
-	var coldBytes, coldRows int64
+	var coldBytes, coldRows, filterBytes int64
 	months := map[time.Time]bool{}
 	for _, f := range files {
 		coldBytes += f.Bytes
 		coldRows += f.Rows
+		filterBytes += int64(len(f.LookupFilter))
 		months[f.Month] = true
 	}
 	var hotRows int64
@@ -149,7 +159,8 @@ func run(cfg config) error {
 		return err
 	}
 	fmt.Printf("tiers: %d hot events, %d cold events in %d files over %d class-months\n", hotRows, coldRows, len(files), len(months))
-	fmt.Printf("cold bytes/event: %.1f (%d files, %.1f MiB)\n", float64(coldBytes)/float64(coldRows), len(files), float64(coldBytes)/(1<<20))
+	fmt.Printf("cold bytes/event: %.1f (%d files, %.1f MiB); lookup filters in the catalogue: %.2f bytes/event, %.0f bytes/file\n",
+		float64(coldBytes)/float64(coldRows), len(files), float64(coldBytes)/(1<<20), float64(filterBytes)/float64(coldRows), float64(filterBytes)/float64(max(len(files), 1)))
 
 	// Correlations to look up: cold ones from the files, hot ones from the partitions.
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -195,15 +206,18 @@ func run(cfg config) error {
 		return err
 	}
 	// First lookup of a process: nothing open yet.
-	first := cold.NewTiered(st, cold.NewReader(bucket, 0))
-	began := time.Now()
+	firstReader := cold.NewReader(bucket, 0)
+	first := cold.NewTiered(st, firstReader)
+	began = time.Now()
 	if _, err := timelines(ctx, first, coldIDs[:1]); err != nil {
 		return err
 	}
-	fmt.Printf("%-44s %7.2f ms (opens every file's footer)\n", "timeline, cold, first of a process (file://)", ms(time.Since(began)))
+	fmt.Printf("%-44s %7.2f ms (%d files opened of %d)\n", "timeline, cold, first of a process (file://)", ms(time.Since(began)), firstReader.Stats().Opened, len(files))
 
-	// Growth with the number of cold months: correlations of the oldest month, with the
-	// catalogue cut to the oldest k months.
+	// Growth: correlations of the oldest month looked up by a process that has nothing open
+	// yet, with the catalogue cut to the oldest k months (no time bounds), then with the whole
+	// tier and since/until spanning the oldest k months. What a lookup costs is the files it
+	// opens and the bytes it reads; the catalogue decides which, so neither should grow with k.
 	var sorted []time.Time
 	for m := range months {
 		sorted = append(sorted, m)
@@ -220,30 +234,34 @@ func run(cfg config) error {
 			oldIDs = append(oldIDs, ids...)
 		}
 	}
-	// One reader, every file opened first, as a running query function has them: what is
-	// left is the cost of the lookup itself.
-	growth := cold.NewReader(bucket, 0)
-	if _, err := timelines(ctx, cold.NewTiered(st, growth), coldIDs[:20]); err != nil {
-		return err
-	}
+	oldIDs = oldIDs[:min(len(oldIDs), 100)]
 	var ks []int
 	for k := 1; k < len(sorted); k *= 2 {
 		ks = append(ks, k)
 	}
-	for _, k := range append(ks, len(sorted)) {
-		h := &someMonths{Store: st, upTo: sorted[k-1]}
-		if err := measure(fmt.Sprintf("timeline, cold, %d cold month(s)", k), cold.NewTiered(h, growth), oldIDs); err != nil {
+	ks = append(ks, len(sorted))
+	growth := func(name string, hot cold.Hot, since, until time.Time) error {
+		r := cold.NewReader(bucket, 0)
+		d, err := timelinesIn(ctx, cold.NewTiered(hot, r), oldIDs, since, until)
+		if err != nil {
+			return err
+		}
+		st := r.Stats()
+		n := float64(len(d))
+		fmt.Printf("%-44s p50 %7.2f ms  p99 %7.2f ms  files opened/lookup %5.2f  requests/lookup %6.1f  KiB read/lookup %7.1f\n",
+			name, ms(pct(d, 50)), ms(pct(d, 99)), float64(st.Opened+st.Swept)/n, float64(st.Requests)/n, float64(st.Bytes)/1024/n)
+		return nil
+	}
+	for _, k := range ks {
+		if err := growth(fmt.Sprintf("timeline, cold, %d cold month(s) in tier", k), &someMonths{Store: st, upTo: sorted[k-1]}, time.Time{}, time.Time{}); err != nil {
 			return err
 		}
 	}
-	// The same lookups bounded to the oldest month (since/until): the catalogue prunes the
-	// other months' files.
-	end := oldest.AddDate(0, 1, 0)
-	d, err := timelinesIn(ctx, cold.NewTiered(st, growth), oldIDs, oldest, end)
-	if err != nil {
-		return err
+	for _, k := range ks {
+		if err := growth(fmt.Sprintf("timeline, cold, since/until span %d of %d months", k, len(sorted)), st, oldest, sorted[k-1].AddDate(0, 1, 0)); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("%-44s p50 %7.2f ms  p99 %7.2f ms  (%d timelines)\n", fmt.Sprintf("timeline, cold, since/until 1 of %d months", len(sorted)), ms(pct(d, 50)), ms(pct(d, 99)), len(d))
 
 	if !cfg.skipS3 {
 		s3b, stop, err := s3Copy(ctx, bucket, files)
@@ -254,12 +272,13 @@ func run(cfg config) error {
 		if err := measure("timeline, cold correlation (S3 server)", cold.NewTiered(st, cold.NewReader(s3b, 0)), coldIDs); err != nil {
 			return err
 		}
-		first := cold.NewTiered(st, cold.NewReader(s3b, 0))
+		firstReader := cold.NewReader(s3b, 0)
+		first := cold.NewTiered(st, firstReader)
 		began := time.Now()
 		if _, err := timelines(ctx, first, coldIDs[:1]); err != nil {
 			return err
 		}
-		fmt.Printf("%-44s %7.2f ms (opens every file's footer)\n", "timeline, cold, first of a process (S3)", ms(time.Since(began)))
+		fmt.Printf("%-44s %7.2f ms (%d files opened of %d)\n", "timeline, cold, first of a process (S3)", ms(time.Since(began)), firstReader.Stats().Opened, len(files))
 	}
 
 	// Export of one cold month, in a process of its own so its peak RSS is its own.
@@ -289,8 +308,8 @@ type someMonths struct {
 	upTo time.Time
 }
 
-func (s *someMonths) ReadableColdFiles(ctx context.Context) ([]store.ColdFile, error) {
-	files, err := s.Store.ReadableColdFiles(ctx)
+func (s *someMonths) ColdFilesFor(ctx context.Context, q store.ColdFileQuery) ([]store.ColdFile, error) {
+	files, err := s.Store.ColdFilesFor(ctx, q)
 	return slices.DeleteFunc(files, func(f store.ColdFile) bool { return f.Month.After(s.upTo) }), err
 }
 
