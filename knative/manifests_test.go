@@ -799,7 +799,8 @@ func TestCNPGComponent(t *testing.T) {
 	}
 
 	// Its Secret example has the keys of the deployment's, every URL names a role the Cluster
-	// manages and goes to its -rw Service, read-write only.
+	// manages and goes to its -rw Service, read-write only, except the query function's
+	// replica, its -ro Service.
 	base, ok := m.find("Secret", "auditstore-database")
 	require.True(t, ok)
 	var want, got corev1.Secret
@@ -814,9 +815,15 @@ func TestCNPGComponent(t *testing.T) {
 		}
 		u, err := url.Parse(v)
 		require.NoError(t, err, key)
+		require.Contains(t, roles, u.User.Username(), "%s: a role the Cluster manages", key)
+		if key == "replica-url" {
+			// The query function's reads (QUERY_DATABASE_URL) go to the standbys.
+			require.Equal(t, "auditstore-db-ro.auditstore.svc:5432", u.Host, key)
+			require.Empty(t, u.Query().Get("target_session_attrs"), key)
+			continue
+		}
 		require.Equal(t, "auditstore-db-rw.auditstore.svc:5432", u.Host, key)
 		require.Equal(t, "read-write", u.Query().Get("target_session_attrs"), key)
-		require.Contains(t, roles, u.User.Username(), "%s: a role the Cluster manages", key)
 	}
 
 	// The component's patch names a ConfigMap of the deployment and variables it already sets.
