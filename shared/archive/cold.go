@@ -52,47 +52,6 @@ const ColdSchemaVersion = 1
 // ColdPrefix is the key prefix of the cold tier: the location of its table.
 const ColdPrefix = "audit_events_cold"
 
-// ColdRow is one event of the cold tier: every stored column of audit_events, including the
-// integrity hash written with the event, so an event read cold is the event read hot, member
-// for member. Timestamps are UTC microseconds; event_data is PostgreSQL's jsonb text.
-type ColdRow struct {
-	CorrelationID  string    `parquet:"correlation_id"`
-	EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
-	EventID        [16]byte  `parquet:"event_id,uuid"`
-	EventType      string    `parquet:"event_type,dict"`
-	ActorID        string    `parquet:"actor_id,dict"`
-	RetentionDays  int32     `parquet:"retention_days"`
-	ReceivedAt     time.Time `parquet:"received_at,timestamp(microsecond)"`
-	DurationMS     *int64    `parquet:"duration_ms,optional"`
-	IsSensitive    bool      `parquet:"is_sensitive"`
-	ParentEventID  *string   `parquet:"parent_event_id,optional"`
-	ActorIP        *string   `parquet:"actor_ip,optional,dict"`
-	Version        string    `parquet:"version,dict"`
-	EventCategory  string    `parquet:"event_category,dict"`
-	EventAction    string    `parquet:"event_action,dict"`
-	EventOutcome   string    `parquet:"event_outcome,dict"`
-	ActorType      string    `parquet:"actor_type,dict"`
-	ResourceType   *string   `parquet:"resource_type,optional,dict"`
-	ResourceID     *string   `parquet:"resource_id,optional"`
-	ResourceName   *string   `parquet:"resource_name,optional"`
-	TraceID        *string   `parquet:"trace_id,optional"`
-	SpanID         *string   `parquet:"span_id,optional"`
-	Namespace      *string   `parquet:"namespace,optional,dict"`
-	ClusterID      *string   `parquet:"cluster_id,optional,dict"`
-	Severity       *string   `parquet:"severity,optional,dict"`
-	ErrorCode      *string   `parquet:"error_code,optional,dict"`
-	ErrorMessage   *string   `parquet:"error_message,optional"`
-	SubmittedBy    string    `parquet:"submitted_by,dict"`
-	ContentHash    []byte    `parquet:"content_hash"`
-	EventHash      []byte    `parquet:"event_hash,optional"`
-	HashVersion    int32     `parquet:"hash_version"`
-	// HashSalt and HashMembers are what a version 2 hash is recomputed from: the event's salt
-	// key (gone once a member is erased) and the members an erasure kept as digests.
-	HashSalt    []byte  `parquet:"hash_salt,optional"`
-	HashMembers *string `parquet:"hash_members,optional,json"`
-	EventData   string  `parquet:"event_data,json"`
-}
-
 // ColdRowOf returns the cold row of a stored event.
 func ColdRowOf(e *audit.Event) ColdRow {
 	r := ColdRow{
