@@ -1,13 +1,15 @@
 // Package cold answers reads across the two tiers of audit events: the partitions of
 // PostgreSQL (hot) and the Parquet files of months moved to object storage (cold, see
-// shared/archive's cold layout). It plans a cold read from the catalogue (audit_cold_files):
-// only the files whose time and correlation_id ranges meet the query, in them only the row
+// shared/archive's cold layout). It plans a cold read from the catalogue (audit_cold_files,
+// store.ColdFilesFor): PostgreSQL names the files whose time range meets the query and whose
+// lookup filter may hold its correlation_id, actor_id or event_type, so a lookup's cost grows
+// with the files that may hold its key, not with the cold tier; in them it reads only the row
 // groups whose statistics and bloom filters admit it, in those only the pages whose
 // correlation_id range does; then it merges the cold matches with the hot ones in the asked
 // order, so pages, cursors, exports and lookups by id cross the boundary unseen.
 //
-// It also moves months to the cold tier and expires cold files for the maintenance run
-// (Mover).
+// It also moves months to the cold tier, expires cold files and gives files written before
+// lookup filters existed theirs, for the maintenance run (Mover).
 package cold
 
 import (
@@ -148,7 +150,8 @@ func (r *Reader) file(f *store.ColdFile) (_ *openFile, err error) {
 	if _, err := tr.ra.ReadAt(tr.tail, tr.off); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("open cold file %s: %w", f.Key, err)
 	}
-	pf, err := parquet.OpenFile(tr, f.Bytes, parquet.PrefetchBloomFilters(true), parquet.ReadBufferSize(256<<10))
+	// The tail holds the footer's magic bytes: the header's would cost a request of their own.
+	pf, err := parquet.OpenFile(tr, f.Bytes, parquet.SkipMagicBytes(true), parquet.PrefetchBloomFilters(true), parquet.ReadBufferSize(256<<10))
 	if err != nil {
 		return nil, fmt.Errorf("open cold file %s: %w", f.Key, err)
 	}

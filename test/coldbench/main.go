@@ -1,9 +1,11 @@
 // Command coldbench measures the cold tier on a seeded database (test/seed): it moves every
-// month older than -hot-months to Parquet files in a directory (file://), then reports, from
-// one run: bytes per event hot and cold, correlation timeline latency (p50/p99) for hot and for
-// cold correlations from file:// and through an S3 server (gofakes3, in process, holding a copy
-// of the files), how a lookup's cost grows with the number of cold months, and a cold export's
-// events/s and peak RSS (measured in a process of its own).
+// month older than -hot-months to Parquet files in a directory (file://), gives files written
+// without a lookup filter theirs (as a maintenance run does), then reports, from one run: bytes
+// per event hot and cold, correlation timeline latency (p50/p99) for hot and for cold
+// correlations from file:// and through an S3 server (gofakes3, in process, holding a copy of
+// the files), what a lookup costs (files opened, requests, bytes read) as the number of cold
+// months grows and as its since/until span grows, and a cold export's events/s and peak RSS
+// (measured in a process of its own).
 //
 //	go run ./test/seed -server $URL -database auditstore_bench_cold -n 6000000 -months 6
 //	go run ./test/coldbench -db $URL_OF_THAT_DATABASE -dir /var/tmp/auditstore-cold
