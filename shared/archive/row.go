@@ -53,7 +53,7 @@ type Row struct {
 	// archives made before them.
 	HashVersion *int32  `parquet:"hash_version,optional"`
 	HashSalt    []byte  `parquet:"hash_salt,optional"`
-	HashMembers *string `parquet:"hash_members,optional,json"`
+	HashMembers *string `parquet:"hash_members,optional"`
 }
 
 // RowOf returns the archive row of a stored event.
