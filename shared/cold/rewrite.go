@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
@@ -144,7 +145,11 @@ func (m *Mover) SweepCold(ctx context.Context) ([]Action, error) {
 	for _, f := range files {
 		known[f.Key] = true
 	}
+	// Keys only: a manifest names its file by its own key (archive.ColdManifestKey), so the
+	// sweep reads no object.
+	manifests := archive.ColdPrefix + "/_manifests/"
 	var orphans []string
+	seen := map[string]bool{}
 	it := m.Tier.Bucket().List(&blob.ListOptions{Prefix: archive.ColdPrefix + "/"})
 	for {
 		o, err := it.Next(ctx)
@@ -154,19 +159,13 @@ func (m *Mover) SweepCold(ctx context.Context) ([]Action, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sweep cold tier: %w", err)
 		}
-		// Manifests are not files (ParseColdKey refuses them): one whose file is gone is
-		// found below.
-		if _, _, ok := archive.ParseColdKey(o.Key); ok && !known[o.Key] {
-			orphans = append(orphans, o.Key)
+		key := o.Key
+		if rel, ok := strings.CutPrefix(key, manifests); ok {
+			key = archive.ColdPrefix + "/" + strings.TrimSuffix(rel, ".json") + ".parquet"
 		}
-	}
-	manifests, err := m.Tier.Manifests(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sweep cold tier: %w", err)
-	}
-	for _, f := range manifests {
-		if !known[f.Key] && !slices.Contains(orphans, f.Key) {
-			orphans = append(orphans, f.Key)
+		if _, _, ok := archive.ParseColdKey(key); ok && !known[key] && !seen[key] {
+			seen[key] = true
+			orphans = append(orphans, key)
 		}
 	}
 	var acts []Action

@@ -458,6 +458,14 @@ func TestEraseCold_Interrupted(t *testing.T) {
 	require.Empty(t, f.verifyArchive(t))
 	require.True(t, f.verifyDB(t).OK)
 
+	// A manifest whose file was deleted before it (an interrupted delete) goes too.
+	require.NoError(t, b.WriteAll(ctx, archive.ColdManifestKey(old), oldManifest, nil))
+	manifests, err := f.tier.Manifests(ctx)
+	require.NoError(t, err)
+	require.Len(t, manifests, 2)
+	f.run(t)
+	require.Equal(t, f.catalogue(t), f.objects(t))
+
 	// A rewrite whose change would alter what an event hashes to is refused, and leaves no file.
 	files, err := f.st.ColdFiles(ctx)
 	require.NoError(t, err)
