@@ -3,26 +3,30 @@ package maintain_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/auditstore/auditstore/functions/maintain"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/auth"
+	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/openapitest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
 // TestColdMonthsThroughTheService: with HOT_MONTHS and ARCHIVE_URL the service's run moves old
-// months to the cold tier, its verify counts their sealed events as cold (not deleted), and a
-// legal hold placed on a correlation whose events are all cold covers them.
+// months to the cold tier, its verify counts their sealed events as cold (not deleted), the
+// erasure API erases a cold event (its file rewritten, the erasure recorded), and a legal hold
+// placed on a correlation whose events are all cold covers them (an erasure is refused).
 func TestColdMonthsThroughTheService(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -41,7 +45,10 @@ func TestColdMonthsThroughTheService(t *testing.T) {
 	old := time.Now().UTC().AddDate(0, -4, 0)
 	var events []audit.Event
 	for i := range 4 {
-		events = append(events, audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-cold", RetentionDays: 2557, EventTimestamp: old.Add(time.Duration(i) * time.Minute)}))
+		e := audittest.Event(t, &audittest.EventOpts{CorrelationID: "rr-cold", RetentionDays: 2557, EventTimestamp: old.Add(time.Duration(i) * time.Minute),
+			ActorID: fmt.Sprintf("person-%d@example.com", i)})
+		require.NoError(t, ledger.Hash(&e))
+		events = append(events, e)
 	}
 	_, _, err = s.InsertEvents(ctx, store.InsertParams{Events: events})
 	require.NoError(t, err)
@@ -63,19 +70,51 @@ func TestColdMonthsThroughTheService(t *testing.T) {
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/audit/legal-hold", strings.NewReader(`{"correlation_id":"rr-cold","reason":"subpoena"}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer admin-token")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var hold struct {
-		EventsAffected int64 `json:"events_affected"`
+	post := func(path, body string) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer admin-token")
+		req.Header.Set("Content-Type", "application/json")
+		resp, b := openapitest.Do(t, req, []byte(body))
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(b, &m))
+		return resp.StatusCode, m
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&hold))
-	require.EqualValues(t, 4, hold.EventsAffected)
+
+	// A cold event is erased through the API: its file is rewritten, the erasure recorded.
+	status, res := post("/api/v1/audit/erasures", `{"event_ids":["`+events[0].EventID.String()+`"],"members":["/actor_id"],"reason":"art. 17"}`)
+	require.Equal(t, http.StatusOK, status, "%v", res)
+	require.Len(t, res["cold_files"], 1)
+	after, err := s.ColdFiles(ctx)
+	require.NoError(t, err)
+	require.Len(t, after, len(files))
+	require.NotEqual(t, files[0].Key, after[0].Key)
+	page, err := s.QueryEvents(ctx, store.QueryParams{Filter: store.Filter{EventTypes: []string{"auditstore.erasure.performed"}}, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page.Events, 1)
+	require.Contains(t, string(page.Events[0].EventData), events[0].EventID.String())
+	require.Contains(t, string(page.Events[0].EventData), files[0].Key, "the record names the file replaced")
+	v, err = svc.Keeper().Verify(ctx)
+	require.NoError(t, err)
+	require.True(t, v.OK, "%+v", v.Problems)
+
+	status, hold := post("/api/v1/audit/legal-hold", `{"correlation_id":"rr-cold","reason":"subpoena"}`)
+	require.Equal(t, http.StatusOK, status)
+	require.EqualValues(t, 4, hold["events_affected"])
+
+	// Held now: the erasure of a cold event is refused, naming the hold.
+	status, p := post("/api/v1/audit/erasures", `{"event_ids":["`+events[1].EventID.String()+`"],"members":["/actor_id"],"reason":"art. 17"}`)
+	require.Equal(t, http.StatusConflict, status)
+	require.Equal(t, maintain.ErasureHeldType, p["type"])
+	require.Contains(t, p["detail"], "subpoena")
+
+	// While a maintenance run holds the lock, an erasure is sent again later.
+	m, err := s.BeginMaintenance(ctx)
+	require.NoError(t, err)
+	status, p = post("/api/v1/audit/erasures", `{"event_ids":["`+events[2].EventID.String()+`"],"members":["/actor_id"],"reason":"art. 17"}`)
+	m.End()
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Contains(t, p["detail"], "maintenance run is in progress")
 }
 
 func kinds(actions []lifecycle.Action) []string {

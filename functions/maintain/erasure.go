@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
@@ -42,7 +43,11 @@ func (s *Handler) erase(w http.ResponseWriter, r *http.Request) error {
 		return web.Invalid("the erasure is not valid JSON", []web.FieldError{{Field: "body", Message: `must be {"event_ids": [...], "members": ["/actor_id", ...], "reason": "..."}: ` + err.Error()}})
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
-	res, err := erasure.Erase(r.Context(), s.store, erasure.Request{EventIDs: req.EventIDs, Members: req.Members, Reason: req.Reason, By: p.Name,
+	mover, err := s.svc.ColdMover(r.Context())
+	if err != nil {
+		return err
+	}
+	res, err := erasure.Erase(r.Context(), s.store, erasure.Request{EventIDs: req.EventIDs, Members: req.Members, Reason: req.Reason, By: p.Name, Cold: mover,
 		Record: func(payload map[string]any) (audit.Event, error) {
 			id := fmt.Sprint(payload["erasure_id"])
 			return s.svc.Event("auditstore.erasure.performed", id, "Erasure", id, payload, p.Name)
@@ -57,6 +62,13 @@ func (s *Handler) erase(w http.ResponseWriter, r *http.Request) error {
 		return &web.HTTPError{Status: http.StatusConflict, Type: ErasureHeldType, Detail: held.Error()}
 	case errors.As(err, &refused):
 		return &web.HTTPError{Status: http.StatusConflict, Type: ErasureRefusedType, Detail: refused.Error()}
+	case errors.Is(err, store.ErrLocked):
+		// An erasure that may rewrite cold files waits for the run that may be moving them.
+		return &web.HTTPError{Status: http.StatusServiceUnavailable, RetryAfter: 30 * time.Second, Err: err,
+			Detail: "a maintenance run is in progress; the erasure did nothing and can be sent again once it ends"}
+	case errors.Is(err, store.ErrConflict):
+		return &web.HTTPError{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: err,
+			Detail: "a cold file of these events changed while it was rewritten; the erasure did nothing and can be sent again"}
 	case err != nil:
 		return web.StoreError(err, web.Said{Status: http.StatusNotFound, Detail: "an event of event_ids is not stored"})
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/auth"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
@@ -55,14 +56,8 @@ func (h *Handler) proof(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err)
 	}
 	if p, ok := proofs[id]; ok {
-		// A version 2 event's salts (and erased members' digests) let its reader recompute its
-		// hash; a reader to whom it is withheld gets none, as a salt and a digest would help
-		// guess a withheld value.
-		if e.HashVersion == integrity.HashVersionMembers && (!e.IsSensitive || auth.ScopeFrom(r.Context()).Sensitive) {
-			if p.Members, err = ledger.MemberProofOf(&e); err != nil {
-				return err
-			}
-			p.HashVersion = e.HashVersion
+		if err := withMembers(r, &p, &e); err != nil {
+			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, p)
 	}
@@ -71,6 +66,21 @@ func (h *Handler) proof(w http.ResponseWriter, r *http.Request) error {
 	}
 	return &web.HTTPError{Status: http.StatusNotFound, Type: NotSealedType,
 		Detail: fmt.Sprintf("event %s is stored but not sealed yet: the sealer appends new events to the log every SEAL_INTERVAL; ask again shortly", id)}
+}
+
+// withMembers adds to p what recomputing e's hash needs beside e, for an event hashed with
+// version 2: its members' salts and its erased members' digests. A reader to whom e is
+// withheld gets none, as a salt and a digest would help guess a withheld value.
+func withMembers(r *http.Request, p *ledger.Proof, e *audit.Event) error {
+	if e.HashVersion != integrity.HashVersionMembers || (e.IsSensitive && !auth.ScopeFrom(r.Context()).Sensitive) {
+		return nil
+	}
+	m, err := ledger.MemberProofOf(e)
+	if err != nil {
+		return err
+	}
+	p.Members, p.HashVersion = m, e.HashVersion
+	return nil
 }
 
 // proofsRequest is the body of POST /api/v1/audit/integrity/proofs.
@@ -115,17 +125,24 @@ func (h *Handler) proofs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err)
 	}
-	if !auth.ScopeFrom(r.Context()).Cluster {
-		// An event outside the reader's namespaces has no proof, as if it were not stored.
-		for id := range proofs {
-			if _, err := h.visibleEvent(w, r, id); err != nil {
-				var he *web.HTTPError
-				if !errors.As(err, &he) || he.Status != http.StatusNotFound {
-					return err
-				}
+	cluster := auth.ScopeFrom(r.Context()).Cluster
+	for id, p := range proofs {
+		// Each event is read, as for one proof: a version 2 event's proof carries its members,
+		// and an event outside the reader's namespaces has no proof, as if it were not stored.
+		e, err := h.visibleEvent(w, r, id)
+		if isNotFound(err) {
+			if !cluster {
 				delete(proofs, id)
 			}
+			continue // sealed, then expired: its proof is still the log's
 		}
+		if err != nil {
+			return err
+		}
+		if err := withMembers(r, &p, &e); err != nil {
+			return err
+		}
+		proofs[id] = p
 	}
 	reply := proofsReply{Proofs: make(map[string]*ledger.Proof, len(ids))}
 	if cp.TreeSize > 0 || cp.Signed {

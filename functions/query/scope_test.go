@@ -252,10 +252,19 @@ func TestRead_ScopeMatrix(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{"event_ids": ids})
 		status, raw := do(r, "POST", "/api/v1/audit/integrity/proofs", body)
 		require.Equal(t, http.StatusOK, status, string(raw))
-		var proofs struct{ Proofs map[string]*json.RawMessage }
+		var proofs struct {
+			Proofs map[string]*struct {
+				Members *json.RawMessage `json:"members"`
+			}
+		}
 		require.NoError(t, json.Unmarshal(raw, &proofs))
 		for _, e := range events {
-			require.Equal(t, r.sees(kinds[e.EventID].ns), proofs.Proofs[e.EventID.String()] != nil, "proof of %s for %s", e.EventID, r.token)
+			p := proofs.Proofs[e.EventID.String()]
+			require.Equal(t, r.sees(kinds[e.EventID].ns), p != nil, "proof of %s for %s", e.EventID, r.token)
+			if p != nil {
+				// Salts and digests only for a reader the event is not withheld from.
+				require.Equal(t, !kinds[e.EventID].sensitive || r.sensitive, p.Members != nil, "members of %s for %s", e.EventID, r.token)
+			}
 		}
 
 		// Exports: NDJSON, CSV, kubernaut's JSON.

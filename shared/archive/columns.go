@@ -68,7 +68,7 @@ var parquetColumns = []parquetColumn{
 		rowDoc: "The hash of a version 2 event needs its salts (or, once a member was erased, what it keeps of its members) beside it: optional columns, absent for version 1 events and in archives made before them."},
 	{field: "HashSalt", name: "hash_salt", row: "[]byte optional", cold: "[]byte optional", coldAt: 30,
 		coldDoc: "HashSalt and HashMembers are what a version 2 hash is recomputed from: the event's salt key (gone once a member is erased) and the members an erasure kept as digests."},
-	{field: "HashMembers", name: "hash_members", row: "*string optional,json", cold: "*string optional,json", coldAt: 31},
+	{field: "HashMembers", name: "hash_members", row: "*string optional", cold: "*string optional", coldAt: 31},
 }
 
 // generateRows returns rows_gen.go: the declarations of Row and ColdRow from parquetColumns.

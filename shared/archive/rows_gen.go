@@ -48,7 +48,7 @@ type Row struct {
 	// made before them.
 	HashVersion *int32  `parquet:"hash_version,optional"`
 	HashSalt    []byte  `parquet:"hash_salt,optional"`
-	HashMembers *string `parquet:"hash_members,optional,json"`
+	HashMembers *string `parquet:"hash_members,optional"`
 }
 
 // ColdRow is one event of the cold tier: every stored column of audit_events, including the
@@ -89,6 +89,6 @@ type ColdRow struct {
 	// HashSalt and HashMembers are what a version 2 hash is recomputed from: the event's salt key
 	// (gone once a member is erased) and the members an erasure kept as digests.
 	HashSalt    []byte  `parquet:"hash_salt,optional"`
-	HashMembers *string `parquet:"hash_members,optional,json"`
+	HashMembers *string `parquet:"hash_members,optional"`
 	EventData   string  `parquet:"event_data,json"`
 }

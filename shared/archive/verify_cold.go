@@ -69,7 +69,7 @@ func (c *Cold) VerifyCold(ctx context.Context, f ColdFile, sealed LeafHashes) (l
 		if err != nil || (len(e.EventHash) > 0 && (len(e.EventHash) != len(h) || integrity.Hash(e.EventHash) != h)) {
 			id := e.EventID
 			rep.Add(ledger.Problem{Kind: ledger.ProblemModified, EventID: &id,
-				Detail: fmt.Sprintf("event %s in cold file %s no longer hashes to the hash written with it", id, f.Key)})
+				Detail: fmt.Sprintf("event %s in cold file %s no longer hashes to the hash written with it", id, f.Key) + ledger.ChangeDetail(&e, err)})
 		}
 		batch = append(batch, row{e.EventID, h})
 		if len(batch) == 1000 {

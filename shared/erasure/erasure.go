@@ -13,10 +13,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
+	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
+	"github.com/auditstore/auditstore/shared/cold"
 	"github.com/auditstore/auditstore/shared/integrity"
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/store"
@@ -39,12 +42,25 @@ type Request struct {
 	// Record, when set, builds the erasure's own audit event (auditstore.erasure.performed)
 	// from its payload; it is stored in the erasure's transaction.
 	Record func(payload map[string]any) (audit.Event, error)
+	// Cold, when set, is the cold tier's mover: events of months moved there are erased too,
+	// their files rewritten (cold.Mover.Rewrite) and swapped in the erasure's transaction. The
+	// erasure then runs under the maintenance lock (store.ErrLocked while a run holds it), so
+	// no month moves while it is erased and no file it writes is swept before it is recorded.
+	Cold *cold.Mover
 }
 
 // Result says what an erasure did.
 type Result struct {
 	store.Erasure
 	Events []store.ErasedEvent `json:"events"`
+	// ColdFiles are the cold files the erasure rewrote.
+	ColdFiles []ColdFileSwap `json:"cold_files,omitempty"`
+}
+
+// ColdFileSwap is a cold file an erasure replaced, and the files that replace it.
+type ColdFileSwap struct {
+	Replaced string   `json:"replaced"`
+	By       []string `json:"by"`
 }
 
 // HeldError refuses the erasure of an event under legal hold, naming the hold.
@@ -133,19 +149,154 @@ func Erase(ctx context.Context, st *store.Store, r Request) (Result, error) {
 		}
 		return erase(e, r.Members)
 	}}
+	var swapped []ColdFileSwap
+	var rewritten []cold.Rewritten
+	if r.Cold != nil {
+		m, err := st.BeginMaintenance(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		defer m.End()
+		if acts, err := r.Cold.SweepCold(ctx); err != nil {
+			slog.Warn("erasure: sweep the cold tier", "error", err)
+		} else if len(acts) > 0 {
+			slog.Info("erasure: swept the cold tier", "objects", len(acts))
+		}
+		if rewritten, err = planCold(ctx, st, r, &p); err != nil {
+			return Result{}, err
+		}
+		for _, rw := range rewritten {
+			sw := ColdFileSwap{Replaced: rw.Old.Key}
+			for _, f := range rw.New {
+				sw.By = append(sw.By, f.Key)
+			}
+			swapped = append(swapped, sw)
+		}
+	}
 	if r.Record != nil {
 		p.Record = func(er store.Erasure, events []store.ErasedEvent) (audit.Event, error) {
-			return r.Record(map[string]any{"erasure_id": er.ErasureID, "reason": er.Reason, "events": events})
+			payload := map[string]any{"erasure_id": er.ErasureID, "reason": er.Reason, "events": events}
+			if len(swapped) > 0 {
+				payload["cold_files"] = swapped
+			}
+			return r.Record(payload)
 		}
 	}
 	er, events, err := st.Erase(ctx, p)
+	if err != nil && r.Cold != nil {
+		r.Cold.Discard(context.WithoutCancel(ctx), rewritten)
+	}
 	if errors.Is(err, store.ErrHeld) {
 		return Result{}, &HeldError{EventID: heldEvent(err, r.EventIDs)}
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Erasure: er, Events: events}, nil
+	if r.Cold != nil {
+		if err := r.Cold.Retire(context.WithoutCancel(ctx), rewritten); err != nil {
+			// Done and recorded: the files the catalogue no longer names go at the next sweep.
+			slog.Error("erasure: delete replaced cold files", "error", err, "erasure_id", er.ErasureID)
+		}
+	}
+	return Result{Erasure: er, Events: events, ColdFiles: swapped}, nil
+}
+
+// planCold finds the events of r in the cold tier's files, decides their erasure, and writes
+// the files that are to replace theirs; p is given the hot events to erase, the cold ones and
+// the swaps. A hot event is looked for in the catalogue's files of its month too: a month
+// whose move was interrupted between its files' record and its drop is in both tiers, and the
+// drop would otherwise leave the copy the erasure did not reach.
+func planCold(ctx context.Context, st *store.Store, r Request, p *store.EraseParams) (rws []cold.Rewritten, err error) {
+	defer func() {
+		if err != nil {
+			r.Cold.Discard(context.WithoutCancel(ctx), rws)
+			rws = nil
+		}
+	}()
+	places, err := st.PlaceEvents(ctx, r.EventIDs)
+	if err != nil {
+		return nil, err
+	}
+	p.EventIDs = nil
+	for _, id := range r.EventIDs {
+		pl, ok := places[id]
+		if !ok {
+			return nil, fmt.Errorf("erase: event %s: %w", id, store.ErrNotFound)
+		}
+		if pl.Hot && !slices.Contains(p.EventIDs, id) {
+			p.EventIDs = append(p.EventIDs, id)
+		}
+	}
+	files, err := r.Cold.Store.ColdFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	found := map[uuid.UUID]bool{}
+	for _, f := range files {
+		var want []uuid.UUID
+		for id, pl := range places {
+			if pl.RetentionDays == f.Class && !pl.EventTimestamp.Before(f.MinEventTimestamp) && !pl.EventTimestamp.After(f.MaxEventTimestamp) {
+				want = append(want, id)
+			}
+		}
+		if len(want) == 0 {
+			continue
+		}
+		rw, ok, err := r.Cold.Rewrite(ctx, f, func(e *audit.Event) (bool, error) {
+			if !slices.Contains(want, e.EventID) {
+				return false, nil
+			}
+			found[e.EventID] = true
+			hold, err := st.HoldOn(ctx, e)
+			if err != nil {
+				return false, err
+			}
+			if hold != nil {
+				return false, &HeldError{EventID: e.EventID, Hold: hold}
+			}
+			out, members, err := erase(*e, r.Members)
+			if err != nil || len(members) == 0 {
+				return false, err
+			}
+			if !places[e.EventID].Hot && !slices.ContainsFunc(p.Cold, func(c store.ColdErasure) bool { return c.Event.EventID == e.EventID }) {
+				p.Cold = append(p.Cold, store.ColdErasure{Event: *e, Members: members, ContentHash: out.ContentHash})
+			}
+			*e = out
+			return true, nil
+		})
+		if err != nil {
+			var refused *RefusedError
+			var held *HeldError
+			if errors.As(err, &refused) || errors.As(err, &held) {
+				return rws, unwrapDecision(err)
+			}
+			if errors.Is(err, archive.ErrVerify) {
+				return rws, &RefusedError{EventID: want[0], Detail: fmt.Sprintf("is in cold file %s, which no longer reads as it was written (verify -archive names how): an erasure would hide that", f.Key)}
+			}
+			return rws, err
+		}
+		if ok {
+			rws = append(rws, rw)
+			p.Swaps = append(p.Swaps, store.ColdSwap{Old: rw.Old, New: rw.New})
+		}
+	}
+	for _, id := range r.EventIDs {
+		if !places[id].Hot && !found[id] {
+			return rws, fmt.Errorf("erase: event %s: %w", id, store.ErrNotFound)
+		}
+	}
+	return rws, nil
+}
+
+// unwrapDecision returns the RefusedError or HeldError err wraps, as Erase returns them.
+func unwrapDecision(err error) error {
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		return refused
+	}
+	var held *HeldError
+	errors.As(err, &held)
+	return held
 }
 
 // heldEvent finds the event id the store's ErrHeld names.

@@ -23,6 +23,9 @@ type ColdMover interface {
 	// ExpireCold deletes the cold files of months past their class's retention, except those
 	// holding an event an active legal hold covers.
 	ExpireCold(ctx context.Context, expired func(class int, month time.Time) bool) ([]cold.Action, error)
+	// SweepCold deletes the cold tier's objects the catalogue does not name (left by a move or
+	// an erasure that was interrupted); it runs under the maintenance lock.
+	SweepCold(ctx context.Context) ([]cold.Action, error)
 }
 
 // HotMonths is how many months before the current one stay in PostgreSQL, per retention class
@@ -72,6 +75,15 @@ func (h HotMonths) Cold(p Partition, now time.Time) bool {
 
 // moveCold moves every partition that should be cold (oldest first).
 func (r *Runner) moveCold(ctx context.Context, ddl DDL, now time.Time, byPartition map[Partition]store.LeafPartition, rep *Report, errs *[]error) {
+	if !r.Config.DryRun {
+		acts, err := r.Cold.SweepCold(ctx)
+		for _, a := range acts {
+			rep.Actions = append(rep.Actions, Action(a))
+		}
+		if err != nil {
+			*errs = append(*errs, err)
+		}
+	}
 	var parts []Partition
 	for p := range byPartition {
 		if r.Config.HotMonths.Cold(p, now) {
@@ -153,6 +165,24 @@ func (c *coldTier) ExpireCold(ctx context.Context, expired func(class int, month
 		return nil, err
 	}
 	return m.ExpireCold(ctx, expired)
+}
+
+func (c *coldTier) SweepCold(ctx context.Context) ([]cold.Action, error) {
+	m, err := c.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.SweepCold(ctx)
+}
+
+// ColdMover returns the mover of the cold tier, or nil when no month goes cold (HOT_MONTHS
+// unset): an erasure rewrites cold files with it.
+func (s *Service) ColdMover(ctx context.Context) (*cold.Mover, error) {
+	c, ok := s.runner.Cold.(*coldTier)
+	if !ok {
+		return nil, nil
+	}
+	return c.open(ctx)
 }
 
 // CountEvents counts the events of both tiers matching f: a legal hold placed on a correlation

@@ -364,7 +364,7 @@ function renderTable() {
       el('div', { className: 'row', role: 'row', dataset: { eventId: e.event_id } },
         cell('time', e.event_timestamp),
         cell('offset', '+' + T.formatDuration(T.toMicros(e.event_timestamp) - start)),
-        cell('service', e.actor_id),
+        cell('service', isErased(e, '/actor_id') ? erasedMarker('/actor_id') : e.actor_id),
         cell('type', e.event_type),
         cell('outcome', el('span', { className: 'badge ' + outcomeClass(e.event_outcome) }, e.event_outcome)),
         cell('resource', [e.resource_type, e.resource_id].filter(Boolean).join(' ')),
@@ -438,12 +438,89 @@ function valueCell(key, value, e) {
   return dd;
 }
 
+// --- erased and withheld members ------------------------------------------------------------
+//
+// An erasure deletes members' values for good (their digests keep the event verifiable); a
+// sensitive event read without the right to read it withholds some. Either is shown as a
+// marker where the value would be, never as a missing or empty value.
+
+const ERASED_TITLE = 'erased: the value was deleted by an erasure (its digest still proves the event)';
+
+function isErased(e, pointer) {
+  return Array.isArray(e.erased) && e.erased.includes(pointer);
+}
+
+function erasedMarker(pointer) {
+  return el('span', { className: 'marker erased', title: ERASED_TITLE, dataset: { pointer } }, '[erased]');
+}
+
+function withheldMarker(field) {
+  return el('span', { className: 'marker withheld', title: `withheld: this event is sensitive and this token may not read its ${field}`, dataset: { field } }, '[withheld]');
+}
+
+/** erasedFromData lists the erased members of event_data, each as a marker naming it. */
+function erasedFromData(e) {
+  const pointers = (Array.isArray(e.erased) ? e.erased : []).filter((p) => p.startsWith('/event_data/'));
+  if (!pointers.length) return null;
+  const list = el('p', { id: 'detail-erased', className: 'erased-list' }, 'Erased from event_data: ');
+  pointers.forEach((p, i) => {
+    if (i) list.append(' ');
+    const m = erasedMarker(p);
+    m.textContent = p;
+    list.append(m);
+  });
+  return list;
+}
+
+/**
+ * nameErasures gives each erased marker of the detail of e the erasure that erased it (when,
+ * by whom, why), from the erasures' own audit events; a token that may not read them keeps the
+ * generic description.
+ */
+async function nameErasures(e) {
+  const d = $('detail');
+  if (!Array.isArray(e.erased) || !e.erased.length) {
+    d.dataset.erasures = 'none';
+    return;
+  }
+  d.dataset.erasures = 'loading';
+  const p = new URLSearchParams({
+    event_type: 'auditstore.erasure.performed', order: 'asc', limit: '100',
+    data: JSON.stringify({ payload: { events: [{ event_id: e.event_id }] } }),
+  });
+  try {
+    const body = await getJSON('events?' + p);
+    if (d.dataset.eventId !== e.event_id) return;
+    for (const r of body.data) {
+      const er = r.event_data && r.event_data.payload;
+      const mine = er && Array.isArray(er.events) && er.events.find((x) => x.event_id === e.event_id);
+      if (!mine) continue;
+      const text = `erased ${r.event_timestamp} by ${r.actor_id} (erasure ${er.erasure_id}): ${er.reason}`;
+      for (const m of mine.members || []) {
+        for (const n of d.querySelectorAll(`.marker.erased[data-pointer="${CSS.escape(m)}"]`)) {
+          n.title = text;
+          n.dataset.erasureId = er.erasure_id;
+        }
+      }
+    }
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+  }
+  if (d.dataset.eventId === e.event_id) d.dataset.erasures = 'done';
+}
+
 function showDetail(e, inResult) {
   const d = $('detail');
+  d.dataset.eventId = e.event_id;
   const keys = [...FIELDS, ...Object.keys(e).filter((k) => !FIELDS.includes(k) && k !== 'event_data')];
+  const withheld = Array.isArray(e.withheld) ? e.withheld : [];
   const dl = el('dl', { id: 'detail-fields' });
   for (const k of keys) {
-    dl.append(el('dt', {}, k), valueCell(k, e[k], inResult ? e : null));
+    let dd;
+    if (isErased(e, '/' + k)) dd = el('dd', {}, erasedMarker('/' + k));
+    else if (withheld.includes(k)) dd = el('dd', {}, withheldMarker(k));
+    else dd = valueCell(k, e[k], inResult ? e : null);
+    dl.append(el('dt', {}, k), dd);
   }
   const integrity = el('p', { id: 'detail-integrity', className: 'integrity' }, 'integrity: checking…');
   d.replaceChildren(...[
@@ -457,13 +534,15 @@ function showDetail(e, inResult) {
     el('h3', {}, 'event_data'),
     // A sensitive event read without the right to read it withholds its payload (and
     // error_message, resource_name): say so instead of showing an empty object as its data.
-    Array.isArray(e.withheld)
-      ? el('p', { id: 'detail-withheld', className: 'hint' }, 'Withheld: this event is sensitive and you may not read ' + e.withheld.join(', ') + '.')
+    withheld.includes('event_data')
+      ? el('p', { id: 'detail-withheld', className: 'hint' }, withheldMarker('event_data'), ' this event is sensitive and you may not read ' + withheld.join(', ') + '.')
       : el('pre', { id: 'detail-data' }, T.pretty(e.event_data)),
+    erasedFromData(e),
   ].filter(Boolean));
   d.hidden = false;
   document.body.classList.add('with-detail');
   loadProof(e.event_id, integrity);
+  nameErasures(e);
 }
 
 function closeButton() {
