@@ -362,7 +362,21 @@ func (s *Store) queryLeavesOnce(ctx context.Context, p QueryParams, limit int) (
 // reading a leaf in time order.
 func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, w window, k, offset int, bitmapOnly bool) ([]audit.Event, error) {
 	var args []any
-	where, orderBy := p.order(p.where(&args), &args)
+	// A scope of a few namespaces is one branch per namespace and leaf (see splitScope).
+	// Not for a bitmap: each branch would build the same bitmap and fetch the same rows.
+	var split []string
+	if !bitmapOnly {
+		split = p.splitScope()
+	}
+	f := p.Filter
+	if split != nil {
+		// Each branch's namespace = $n is the scope: the planner would count the scope's
+		// namespace = ANY(...) as a second, independent condition on top of it, expect a
+		// fifth of the branch's real rows, and sort a whole window rather than read it in
+		// time order and stop.
+		f.Scoped, f.InNamespaces = false, nil
+	}
+	where, orderBy := p.order(f.where(&args), &args)
 	if w.lo != nil {
 		args = append(args, *w.lo)
 		where += " AND event_timestamp >= $" + strconv.Itoa(len(args))
@@ -371,10 +385,8 @@ func (s *Store) topLeaves(ctx context.Context, p QueryParams, leaves []leaf, w w
 		args = append(args, *w.hi)
 		where += " AND event_timestamp < $" + strconv.Itoa(len(args))
 	}
-	// A scope of a few namespaces is one branch per namespace and leaf (see splitScope).
 	branches := []string{""}
-	// Not for a bitmap: each branch would build the same bitmap and fetch the same rows.
-	if split := p.splitScope(); split != nil && !bitmapOnly {
+	if split != nil {
 		branches = branches[:0]
 		for _, ns := range split {
 			args = append(args, ns)
@@ -421,7 +433,7 @@ const maxSplitScope = 8
 // (migration 000006) while they still yield rows in time order, so a branch fetches only the
 // rows of its namespace; namespace = ANY(...) would be checked on each fetched row instead
 // (PostgreSQL 15 gives up an index's order for an array on a column after the first). The
-// filter then keeps its ANY, which each branch's equality already meets.
+// branches then leave out the filter's ANY, which each one's equality already meets.
 func (p *QueryParams) splitScope() []string {
 	if !p.Scoped || len(p.InNamespaces) < 2 || len(p.InNamespaces) > maxSplitScope {
 		return nil
