@@ -64,8 +64,11 @@ func (c *namespaceStats) get(ctx context.Context, s *Store) []leafStats {
 	if !c.at.IsZero() && time.Since(c.at) < shareTTL {
 		return c.leaves
 	}
-	c.leaves, _ = s.readNamespaceStats(ctx)
-	c.at = time.Now()
+	leaves, err := s.readNamespaceStats(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil // the query is ending anyway; the next one reads them
+	}
+	c.leaves, c.at = leaves, time.Now()
 	return c.leaves
 }
 
