@@ -13,8 +13,8 @@
 --
 -- Cost: CREATE INDEX on the partitioned table builds one index per partition and takes a SHARE
 -- lock on each until the migration commits. Writes wait while it is built, reads do not: a GIN
--- index over event_data is the slowest index to build, about 30 s per 320,000 events on 2
--- shared cores (some 8 minutes at 5M events). maintenance_work_mem is raised for this
+-- index over event_data is the slowest index to build, 7.5 minutes at 5M events on 2 cores
+-- shared with other work (about 30 s per 320,000 events). maintenance_work_mem is raised for this
 -- transaction only, as a GIN build is much faster with room to sort its entries; on a larger
 -- table run it in a quiet hour and raise MIGRATE_STATEMENT_TIMEOUT to cover the build.
 CREATE EXTENSION IF NOT EXISTS btree_gin;
