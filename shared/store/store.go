@@ -80,6 +80,10 @@ type Store struct {
 	// flatOnly is set once the role was refused a partition read directly (see queryLeaves):
 	// queries then go through the partitioned table.
 	flatOnly atomic.Bool
+
+	// nsStats caches the leaves' namespace statistics a scoped query's first window is scaled
+	// by (see scopeShare).
+	nsStats namespaceStats
 }
 
 // New returns a Store over db, usually a *pgxpool.Pool.

@@ -39,25 +39,25 @@ func TestWindows(t *testing.T) {
 		{"2026-11-10 12:00:00", "2026-11-22 12:00:00"},
 		{"2026-09-23 12:00:00", "2026-11-10 12:00:00"},
 		{"-inf", "2026-09-23 12:00:00"},
-	}, render(desc.windows(leaves, nil, nil, now)))
+	}, render(desc.windows(leaves, nil, nil, firstWindow, now)))
 
 	// Bounds are kept at both ends; the anchor is the upper one.
 	require.Equal(t, [][2]string{
 		{"2026-11-18 12:00:00", "2026-11-19 12:00:00"},
 		{"2026-11-15 12:00:00", "2026-11-18 12:00:00"},
 		{"2026-11-12 12:00:00", "2026-11-15 12:00:00"},
-	}, render(desc.windows(leaves, at(-14*day), at(-7*day), now)))
+	}, render(desc.windows(leaves, at(-14*day), at(-7*day), firstWindow, now)))
 
 	// Oldest first from the oldest leaf, the last one open above.
 	asc := QueryParams{Order: Ascending}
-	ws := render(asc.windows(leaves, nil, nil, now))
+	ws := render(asc.windows(leaves, nil, nil, firstWindow, now))
 	require.Equal(t, [2]string{"-inf", "2026-08-02 00:00:00"}, ws[0])
 	require.Equal(t, [2]string{"2026-08-02 00:00:00", "2026-08-05 00:00:00"}, ws[1])
 	require.Equal(t, "+inf", ws[len(ws)-1][1])
 	require.Len(t, ws, 5)
 
 	// Without a leaf of known month, one window: the bounds.
-	require.Equal(t, [][2]string{{"2026-11-25 12:00:00", "+inf"}}, render(desc.windows([]leaf{{name: "custom"}}, at(-day), nil, now)))
+	require.Equal(t, [][2]string{{"2026-11-25 12:00:00", "+inf"}}, render(desc.windows([]leaf{{name: "custom"}}, at(-day), nil, firstWindow, now)))
 }
 
 func TestJoinWindows(t *testing.T) {

@@ -231,7 +231,9 @@ func ensure(cfg config) (string, error) {
 		return "", err
 	}
 	if exists {
-		if err := migrations.Up(db); err != nil {
+		// A migration added since the seed may build indexes over millions of events for
+		// minutes: say so as each one ends.
+		if err := migrations.UpWithProgress(db, logf); err != nil {
 			return "", fmt.Errorf("migrate %s: %w", cfg.database, err)
 		}
 		n, err := countEvents(ctx, db)
