@@ -245,9 +245,9 @@ func (s *scan) admitsFile(f *store.ColdFile) bool {
 	return true
 }
 
-// read returns the events of one file that match s (JSON filters aside: the caller asks the
-// database), in file order.
-func (r *Reader) read(f *store.ColdFile, s *scan) ([]audit.Event, error) {
+// read appends to dst the events of one file that match s (JSON filters aside: the caller asks
+// the database), in file order.
+func (r *Reader) read(f *store.ColdFile, s *scan, dst []audit.Event) ([]audit.Event, error) {
 	var of *openFile
 	var err error
 	if s.lookup() {
@@ -263,7 +263,12 @@ func (r *Reader) read(f *store.ColdFile, s *scan) ([]audit.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []audit.Event
+	out := dst
+	if out == nil && !s.lookup() {
+		// A sweep mostly keeps every row: room for them all at once, rather than the garbage
+		// of growing into it.
+		out = make([]audit.Event, 0, f.Rows)
+	}
 	for _, rg := range of.pf.RowGroups() {
 		first, last, ok, err := s.rows(of, rg)
 		if err != nil {
