@@ -126,9 +126,10 @@ func (t *tailReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return t.ra.ReadAt(p, off)
 }
 
-// tailBytes is how much of a file's end opening it reads at once: the footer, page index and
-// bloom filters of a file of 8,192 events fit, so a file opens in one request.
-const tailBytes = 256 << 10
+// tailBytes is how much of a file's end opening it reads at once: the footer (about 23 KiB for
+// a file of 8,192 events) and the last row group's page index; the other row groups' page
+// indexes and bloom filters lie after each row group and are read apart.
+const tailBytes = 64 << 10
 
 func (r *Reader) file(f *store.ColdFile) (_ *openFile, err error) {
 	r.mu.Lock()
@@ -245,9 +246,9 @@ func (s *scan) admitsFile(f *store.ColdFile) bool {
 	return true
 }
 
-// read returns the events of one file that match s (JSON filters aside: the caller asks the
-// database), in file order.
-func (r *Reader) read(f *store.ColdFile, s *scan) ([]audit.Event, error) {
+// read appends to dst the events of one file that match s (JSON filters aside: the caller asks
+// the database), in file order.
+func (r *Reader) read(f *store.ColdFile, s *scan, dst []audit.Event) ([]audit.Event, error) {
 	var of *openFile
 	var err error
 	if s.lookup() {
@@ -263,7 +264,12 @@ func (r *Reader) read(f *store.ColdFile, s *scan) ([]audit.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []audit.Event
+	out := dst
+	if out == nil && !s.lookup() {
+		// A sweep mostly keeps every row: room for them all at once, rather than the garbage
+		// of growing into it.
+		out = make([]audit.Event, 0, f.Rows)
+	}
 	for _, rg := range of.pf.RowGroups() {
 		first, last, ok, err := s.rows(of, rg)
 		if err != nil {
@@ -293,6 +299,16 @@ func (s *scan) rows(of *openFile, rg parquet.RowGroup) (first, last int64, ok bo
 	if s.lo != nil || s.hi != nil {
 		if min, max, ok := chunk("event_timestamp").(*parquet.FileColumnChunk).Bounds(); ok {
 			if (s.lo != nil && max.Int64() < s.lo.UnixMicro()) || (s.hi != nil && min.Int64() >= s.hi.UnixMicro()) {
+				return 0, 0, false, nil
+			}
+		}
+	}
+	if cids := s.f.CorrelationIDs; len(cids) > 0 {
+		// Rows are sorted by correlation_id, so row groups hold disjoint ranges of it: the
+		// footer's statistics leave about one, before any bloom filter is asked.
+		if min, max, ok := chunk("correlation_id").(*parquet.FileColumnChunk).Bounds(); ok {
+			lo, hi := string(min.ByteArray()), string(max.ByteArray())
+			if !slices.ContainsFunc(cids, func(c string) bool { return c >= lo && c <= hi }) {
 				return 0, 0, false, nil
 			}
 		}

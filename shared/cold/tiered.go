@@ -317,7 +317,7 @@ func (t *Tiered) page(ctx context.Context, files []store.ColdFile, s *scan, orde
 			}
 		}
 		end := min(i+t.r.parallel, len(files))
-		got, err := t.readFiles(ctx, files[i:end], s)
+		got, err := t.readFiles(ctx, files[i:end], s, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func (t *Tiered) each(ctx context.Context, files []store.ColdFile, s *scan, orde
 	}
 	step := cmp0(parallel, t.r.parallel)
 	for i := 0; i < len(files); i += step {
-		got, err := t.readFiles(ctx, files[i:min(i+step, len(files))], s)
+		got, err := t.readFiles(ctx, files[i:min(i+step, len(files))], s, nil)
 		if err != nil {
 			return err
 		}
@@ -371,51 +371,67 @@ func cmp0(a, b int) int {
 	return b
 }
 
-// stream yields the cold events matching p in p's order. It reads one file at a time and holds
-// back only the events a later file could still precede.
+// stream yields the cold events matching p in p's order. It reads one file at a time, sorts its
+// matches (a file is sorted for lookups, not by time) and merges them with what earlier files
+// hold back: only the events a later file could still precede wait, each file's in the array it
+// was read into, which goes once it is spent. Files of one class follow one another in time;
+// another class's files overlap them, so an export holds about one file per class.
 func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.StreamParams) iter.Seq2[*audit.Event, error] {
 	return func(yield func(*audit.Event, error) bool) {
 		s := &scan{f: &p.Filter, lo: p.Since, hi: p.Until}
 		files := t.admitted(files, s, p.Order)
-		var pending []audit.Event
+		var runs [][]audit.Event // sorted, none empty
 		for i := range files {
-			got, err := t.readFiles(ctx, files[i:i+1], s)
+			got, err := t.readFiles(ctx, files[i:i+1], s, nil)
 			if err != nil {
 				yield(nil, err)
 				return
 			}
-			if len(pending) == 0 {
-				pending = got
-			} else {
-				pending = append(pending, got...)
+			if len(got) > 0 {
+				sortEvents(got, p.Order)
+				runs = append(runs, got)
 			}
-			got = nil
-			sortEvents(pending, p.Order)
-			// What no later file can precede goes out now.
-			cut := len(pending)
-			if i+1 < len(files) {
-				nf := files[i+1]
-				cut = 0
-				for cut < len(pending) {
-					ts := pending[cut].EventTimestamp
-					if (p.Order != store.Descending && !ts.Before(nf.MinEventTimestamp)) || (p.Order == store.Descending && !ts.After(nf.MaxEventTimestamp)) {
+			// What no later file can precede goes out now, in order across the runs.
+			for len(runs) > 0 {
+				k := 0
+				for j := 1; j < len(runs); j++ {
+					c := compareEvents(&runs[j][0], &runs[k][0])
+					if p.Order == store.Descending {
+						c = -c
+					}
+					if c < 0 {
+						k = j
+					}
+				}
+				e := &runs[k][0]
+				if i+1 < len(files) {
+					nf := &files[i+1]
+					if (p.Order != store.Descending && !e.EventTimestamp.Before(nf.MinEventTimestamp)) ||
+						(p.Order == store.Descending && !e.EventTimestamp.After(nf.MaxEventTimestamp)) {
 						break
 					}
-					cut++
 				}
-			}
-			for k := range pending[:cut] {
-				if !yield(&pending[k], nil) {
+				if !yield(e, nil) {
 					return
 				}
+				if runs[k] = runs[k][1:]; len(runs[k]) == 0 {
+					runs = slices.Delete(runs, k, k+1)
+				}
 			}
-			pending = slices.Delete(pending, 0, cut)
 		}
 	}
 }
 
-// readFiles reads files at once and returns their matches, JSON filters applied.
-func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan) ([]audit.Event, error) {
+// readFiles reads files at once and returns their matches appended to dst, JSON filters
+// applied (to dst's events too).
+func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan, dst []audit.Event) ([]audit.Event, error) {
+	if len(files) == 1 {
+		out, err := t.r.read(&files[0], s, dst)
+		if err != nil {
+			return nil, err
+		}
+		return t.matchData(ctx, s, out)
+	}
 	results := make([][]audit.Event, len(files))
 	errs := make([]error, len(files))
 	var wg sync.WaitGroup
@@ -427,17 +443,18 @@ func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan)
 				errs[i] = ctx.Err()
 				return
 			}
-			results[i], errs[i] = t.r.read(&files[i], s)
+			results[i], errs[i] = t.r.read(&files[i], s, nil)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	out := results[0]
-	if len(results) > 1 {
-		out = slices.Concat(results...)
-	}
+	return t.matchData(ctx, s, slices.Concat(append([][]audit.Event{dst}, results...)...))
+}
+
+// matchData keeps the events of out whose event_data matches s's JSON filters, if it has any.
+func (t *Tiered) matchData(ctx context.Context, s *scan, out []audit.Event) ([]audit.Event, error) {
 	if len(s.f.Data) == 0 && s.f.DataPath == "" || len(out) == 0 {
 		return out, nil
 	}
