@@ -88,8 +88,16 @@ func TestBinaryCloudEvent_AsSDK(t *testing.T) {
 		{"extension with an underscore", set("Ce-Foo_bar", "x"), false},
 		{"attribute as extension", set("Ce-Datacontenttype", "application/json"), false},
 		{"upper-case attribute", func(h http.Header) []byte { h["Ce-ID"] = []string{"x"}; return body }, false},
-		{"upper-case extension", func(h http.Header) []byte { delete(h, "Ce-Outcome"); h["Ce-OUTCOME"] = []string{"failure"}; return body }, true},
-		{"extension twice", func(h http.Header) []byte { h["Ce-OUTCOME"] = []string{"failure"}; h["Ce-outcome"] = []string{"x"}; return body }, false},
+		{"upper-case extension", func(h http.Header) []byte {
+			delete(h, "Ce-Outcome")
+			h["Ce-OUTCOME"] = []string{"failure"}
+			return body
+		}, true},
+		{"extension twice", func(h http.Header) []byte {
+			h["Ce-OUTCOME"] = []string{"failure"}
+			h["Ce-outcome"] = []string{"x"}
+			return body
+		}, false},
 		{"lower-case key ignored", func(h http.Header) []byte { h["ce-outcome"] = []string{"failure"}; return body }, true},
 		{"dataschema", set("Ce-Dataschema", "https://schemas.example/x"), false},
 		{"json with charset", set("Content-Type", "application/json; charset=utf-8"), false},
