@@ -53,15 +53,25 @@ func newCommitter(s Store, workers, maxEvents int, maxWait, timeout time.Duratio
 // caller's context only bounds the wait for a place in the queue: once queued, the events are
 // committed or not with their group, whatever happens to the caller.
 func (c *committer) submit(ctx context.Context, events []audit.Event, atomic bool) ([]store.InsertResult, error) {
-	p := &pending{events: events, atomic: atomic, done: make(chan outcome, 1)}
+	p := pendings.Get().(*pending)
+	p.events, p.atomic = events, atomic
 	select {
 	case c.queue <- p:
 	case <-ctx.Done():
+		p.events = nil
+		pendings.Put(p)
 		return nil, ctx.Err()
 	}
 	o := <-p.done
+	// A worker is done with p once it has sent the outcome: p and its channel serve the
+	// next request.
+	p.events = nil
+	pendings.Put(p)
 	return o.results, o.err
 }
+
+// pendings keeps the pending of finished requests, each with its channel, for the next.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan outcome, 1)} }}
 
 // close stops the workers after the queue is drained.
 func (c *committer) close() {
