@@ -179,8 +179,10 @@ func (c *committer) commit(group []*pending) {
 			}
 			off := 0
 			for _, p := range group {
-				p.done <- outcome{results: results[off : off+len(p.events)]}
-				off += len(p.events)
+				// p is not touched once answered: its request may reuse it at once.
+				n := len(p.events)
+				p.done <- outcome{results: results[off : off+n]}
+				off += n
 			}
 			return
 		}
@@ -188,12 +190,13 @@ func (c *committer) commit(group []*pending) {
 		// and store the others again.
 		off, rest := 0, group[:0:0]
 		for _, p := range group {
+			n := len(p.events)
 			if failed[p] {
-				p.done <- outcome{results: results[off : off+len(p.events)]}
+				p.done <- outcome{results: results[off : off+n]}
 			} else {
 				rest = append(rest, p)
 			}
-			off += len(p.events)
+			off += n
 		}
 		group = rest
 	}
