@@ -35,6 +35,15 @@ var ceFieldNames = map[string]string{
 // decodeCloudEvents reads the CloudEvents in body: one in binary or structured mode, or a
 // batch. It returns each event's Input and traceparent, or field errors.
 func decodeCloudEvents(ctx context.Context, header http.Header, body []byte) ([]*audit.Input, []traceIDs, []audit.FieldError) {
+	if in, tr, errs, ok := binaryCloudEvent(header, body); ok {
+		return []*audit.Input{in}, []traceIDs{tr}, errs
+	}
+	return sdkCloudEvents(ctx, header, body)
+}
+
+// sdkCloudEvents is decodeCloudEvents through the CloudEvents SDK: every mode, version and
+// attribute, and the SDK's word on what is wrong.
+func sdkCloudEvents(ctx context.Context, header http.Header, body []byte) ([]*audit.Input, []traceIDs, []audit.FieldError) {
 	msg := cehttp.NewMessage(header, io.NopCloser(bytes.NewReader(body)))
 	defer msg.Finish(nil) //nolint:errcheck // nothing to release for an in-memory body
 	var events []event.Event
@@ -115,29 +124,13 @@ func inputFromCloudEvent(ev *event.Event) (*audit.Input, traceIDs, []audit.Field
 		ClusterID:     str("clusterid"),
 		ParentEventID: str("parenteventid"),
 	}
-	if in.EventOutcome == nil {
-		in.EventOutcome = s("success")
-	}
-	if in.ActorID == nil {
-		in.ActorID = s(ev.Source())
-	}
-	if in.ActorType == nil {
-		in.ActorType = s("service")
-	}
-	if in.CorrelationID == nil {
-		errs = append(errs, audit.FieldError{Field: "correlationid", Message: "is required (a CloudEvents extension attribute tying the events of one request together)"})
-	}
 	if sub := ev.Subject(); sub != "" {
 		in.ResourceID = &sub
 	}
 	if t := ev.Time(); !t.IsZero() {
 		in.EventTimestamp = s(t.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"))
 	}
-	if _, err := uuid.Parse(ev.ID()); err == nil && len(ev.ID()) == 36 {
-		in.EventID = s(strings.ToLower(ev.ID()))
-	} else {
-		in.EventID = s(uuid.NewSHA1(ceIDNamespace, []byte(ev.Source()+" "+ev.ID())).String())
-	}
+	errs = completeCloudEvent(in, ev.Source(), ev.ID())
 	if ct := ev.DataContentType(); ct != "" && !isJSONMediaType(ct) {
 		errs = append(errs, audit.FieldError{Field: "datacontenttype", Message: fmt.Sprintf("%q is not JSON; data must be a JSON object (application/json)", ct)})
 	} else if ev.DataBase64 {
@@ -145,15 +138,46 @@ func inputFromCloudEvent(ev *event.Event) (*audit.Input, traceIDs, []audit.Field
 	} else if len(ev.Data()) > 0 {
 		in.EventData = ev.Data()
 	}
-	var tr traceIDs
-	if tp := str("traceparent"); tp != nil {
-		if t, sp, ok := audit.ParseTraceparent(*tp); ok {
-			tr = traceIDs{t, sp}
-		} else {
-			errs = append(errs, audit.FieldError{Field: "traceparent", Message: "is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)"})
-		}
-	}
+	tr, errs := ceTrace(str("traceparent"), errs)
 	return in, tr, errs
+}
+
+// completeCloudEvent fills in what every decoding of a CloudEvent maps alike: the defaults
+// of outcome, actor and actor type, and the event id (README "Write API", shape 4). It
+// returns the error of a missing correlationid.
+func completeCloudEvent(in *audit.Input, source, id string) []audit.FieldError {
+	var errs []audit.FieldError
+	s := func(v string) *string { return &v }
+	if in.EventOutcome == nil {
+		in.EventOutcome = s("success")
+	}
+	if in.ActorID == nil {
+		in.ActorID = &source
+	}
+	if in.ActorType == nil {
+		in.ActorType = s("service")
+	}
+	if in.CorrelationID == nil {
+		errs = append(errs, audit.FieldError{Field: "correlationid", Message: "is required (a CloudEvents extension attribute tying the events of one request together)"})
+	}
+	if _, err := uuid.Parse(id); err == nil && len(id) == 36 {
+		in.EventID = s(strings.ToLower(id))
+	} else {
+		in.EventID = s(uuid.NewSHA1(ceIDNamespace, []byte(source+" "+id)).String())
+	}
+	return errs
+}
+
+// ceTrace reads a CloudEvent's traceparent extension (nil: none), adding its error to errs.
+func ceTrace(tp *string, errs []audit.FieldError) (traceIDs, []audit.FieldError) {
+	if tp == nil {
+		return traceIDs{}, errs
+	}
+	t, sp, ok := audit.ParseTraceparent(*tp)
+	if !ok {
+		return traceIDs{}, append(errs, audit.FieldError{Field: "traceparent", Message: "is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)"})
+	}
+	return traceIDs{t, sp}, errs
 }
 
 func isJSONMediaType(ct string) bool {

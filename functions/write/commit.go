@@ -53,15 +53,25 @@ func newCommitter(s Store, workers, maxEvents int, maxWait, timeout time.Duratio
 // caller's context only bounds the wait for a place in the queue: once queued, the events are
 // committed or not with their group, whatever happens to the caller.
 func (c *committer) submit(ctx context.Context, events []audit.Event, atomic bool) ([]store.InsertResult, error) {
-	p := &pending{events: events, atomic: atomic, done: make(chan outcome, 1)}
+	p := pendings.Get().(*pending)
+	p.events, p.atomic = events, atomic
 	select {
 	case c.queue <- p:
 	case <-ctx.Done():
+		p.events = nil
+		pendings.Put(p)
 		return nil, ctx.Err()
 	}
 	o := <-p.done
+	// A worker is done with p once it has sent the outcome: p and its channel serve the
+	// next request.
+	p.events = nil
+	pendings.Put(p)
 	return o.results, o.err
 }
+
+// pendings keeps the pending of finished requests, each with its channel, for the next.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan outcome, 1)} }}
 
 // close stops the workers after the queue is drained.
 func (c *committer) close() {
@@ -169,8 +179,10 @@ func (c *committer) commit(group []*pending) {
 			}
 			off := 0
 			for _, p := range group {
-				p.done <- outcome{results: results[off : off+len(p.events)]}
-				off += len(p.events)
+				// p is not touched once answered: its request may reuse it at once.
+				n := len(p.events)
+				p.done <- outcome{results: results[off : off+n]}
+				off += n
 			}
 			return
 		}
@@ -178,12 +190,13 @@ func (c *committer) commit(group []*pending) {
 		// and store the others again.
 		off, rest := 0, group[:0:0]
 		for _, p := range group {
+			n := len(p.events)
 			if failed[p] {
-				p.done <- outcome{results: results[off : off+len(p.events)]}
+				p.done <- outcome{results: results[off : off+n]}
 			} else {
 				rest = append(rest, p)
 			}
-			off += len(p.events)
+			off += n
 		}
 		group = rest
 	}

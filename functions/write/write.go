@@ -527,10 +527,12 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, sh shape, res in
 	case sh == shapeNotification:
 		return h.notificationReply(w, r, res.events[0], res.results[0])
 	case !res.batch:
+		// Room for the whole reply: appending to nil grew it four times.
+		b := make([]byte, 0, 192)
 		if res.results[0].Status == store.Duplicate {
-			return writeReply(w, http.StatusOK, appendEventReply(nil, res.results[0], true, "event already stored; nothing new was stored"))
+			return writeReply(w, http.StatusOK, appendEventReply(b, res.results[0], true, "event already stored; nothing new was stored"))
 		}
-		return writeReply(w, http.StatusCreated, appendEventReply(nil, res.results[0], false, "event stored"))
+		return writeReply(w, http.StatusCreated, appendEventReply(b, res.results[0], false, "event stored"))
 	}
 	status := http.StatusCreated
 	if res.inserted == 0 {

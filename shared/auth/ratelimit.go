@@ -71,15 +71,7 @@ func (r *RateLimiter) Reserve(principal string, n int) (res *Reservation, retryA
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	u := r.perUser[principal]
-	if u == nil {
-		u = &userLimit{lim: rate.NewLimiter(r.limit, r.burst)}
-		r.perUser[principal] = u
-	}
-	u.last = now
-	if now.Sub(r.swept) > time.Minute {
-		r.sweep(now)
-	}
+	u := r.user(principal, now)
 	rr := u.lim.ReserveN(now, n)
 	d := rr.DelayFrom(now)
 	if d > r.maxWait {
@@ -94,6 +86,9 @@ func (r *RateLimiter) Reserve(principal string, n int) (res *Reservation, retryA
 // maximum wait (nothing is taken), and ctx's error when ctx ends while held (the events are
 // given back). A held request holds no database connection: it has not been submitted yet.
 func (r *RateLimiter) Wait(ctx context.Context, principal string, n int) (held time.Duration, retryAfter time.Duration, err error) {
+	if r.allowNow(principal, n) {
+		return 0, 0, nil
+	}
 	res, retryAfter := r.Reserve(principal, n)
 	if res == nil {
 		return 0, retryAfter, nil
@@ -110,6 +105,34 @@ func (r *RateLimiter) Wait(ctx context.Context, principal string, n int) (held t
 		res.Cancel()
 		return 0, 0, ctx.Err()
 	}
+}
+
+// allowNow takes n events from the principal's budget if it has them now, as a reservation
+// without delay would, without making one: the common request of a principal within its
+// limit costs no reservation to allocate. Otherwise it takes nothing.
+func (r *RateLimiter) allowNow(principal string, n int) bool {
+	if n > r.burst {
+		return false
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u := r.user(principal, now)
+	return u.lim.AllowN(now, n)
+}
+
+// user is principal's budget, made when it has none, and marked used at now (under mu).
+func (r *RateLimiter) user(principal string, now time.Time) *userLimit {
+	u := r.perUser[principal]
+	if u == nil {
+		u = &userLimit{lim: rate.NewLimiter(r.limit, r.burst)}
+		r.perUser[principal] = u
+	}
+	u.last = now
+	if now.Sub(r.swept) > time.Minute {
+		r.sweep(now)
+	}
+	return u
 }
 
 // sweep forgets principals idle long enough for their bucket to be full again (and for every

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +93,10 @@ type limitedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	// info is the connection's state (connTracker.connContext), reached from the conn
+	// itself so that following its state needs no lookup under a lock every connection
+	// shares.
+	info *connInfo
 }
 
 func (c *limitedConn) Close() error {
@@ -106,19 +109,35 @@ func (c *limitedConn) Close() error {
 // whose body has arrived are left to finish and be answered.
 type connTracker struct {
 	bodyTimeout time.Duration
+	stopping    atomic.Bool
 
-	mu       sync.Mutex
-	conns    map[net.Conn]*connInfo
-	stopping bool
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]*connInfo
 }
 
 // connInfo is one connection's state: its http.ConnState, and the requests being served on
-// it whose bodies are still arriving.
+// it whose bodies are still arriving. Each connection has its own lock: a request takes it a
+// few times, and the connections of a busy server do not queue for one.
 type connInfo struct {
-	conn     net.Conn
+	conn net.Conn
+
+	mu       sync.Mutex
 	state    http.ConnState
 	handlers int // requests being served (their handlers run)
-	bodies   map[*guardedBody]struct{}
+	bodies   []*requestBody
+}
+
+// removeBody forgets b (under mu).
+func (info *connInfo) removeBody(b *requestBody) {
+	for i, o := range info.bodies {
+		if o == b {
+			last := len(info.bodies) - 1
+			info.bodies[i] = info.bodies[last]
+			info.bodies[last] = nil
+			info.bodies = info.bodies[:last]
+			return
+		}
+	}
 }
 
 type connInfoKey struct{}
@@ -129,7 +148,10 @@ func newConnTracker(bodyTimeout time.Duration) *connTracker {
 
 // connContext gives each connection's requests its connInfo (http.Server.ConnContext).
 func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
-	info := &connInfo{conn: c, bodies: map[*guardedBody]struct{}{}}
+	info := &connInfo{conn: c}
+	if lc, ok := c.(*limitedConn); ok {
+		lc.info = info
+	}
 	t.mu.Lock()
 	t.conns[c] = info
 	t.mu.Unlock()
@@ -138,17 +160,26 @@ func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Conte
 
 // connState follows each connection's state (http.Server.ConnState).
 func (t *connTracker) connState(c net.Conn, s http.ConnState) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	info := t.conns[c]
+	if s == http.StateClosed || s == http.StateHijacked {
+		t.mu.Lock()
+		delete(t.conns, c)
+		t.mu.Unlock()
+		return
+	}
+	var info *connInfo
+	if lc, ok := c.(*limitedConn); ok {
+		info = lc.info
+	} else {
+		t.mu.Lock()
+		info = t.conns[c]
+		t.mu.Unlock()
+	}
 	if info == nil {
 		return
 	}
-	if s == http.StateClosed || s == http.StateHijacked {
-		delete(t.conns, c)
-		return
-	}
+	info.mu.Lock()
 	info.state = s
+	info.mu.Unlock()
 }
 
 // shutdown cuts every connection that is not yet, or no longer, waiting for an answer it can
@@ -156,102 +187,62 @@ func (t *connTracker) connState(c net.Conn, s http.ConnState) {
 // still arriving (their handlers answer 503 at once). http.Server.Shutdown then only waits for
 // requests whose body has arrived.
 func (t *connTracker) shutdown() {
+	// Set before any connection is looked at: a request that registers its body after this
+	// connection was looked at sees it, and cuts its own body (begin).
+	t.stopping.Store(true)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.stopping = true
 	now := time.Now()
 	cut := 0
 	for _, info := range t.conns {
+		info.mu.Lock()
 		if info.handlers == 0 && info.state != http.StateIdle {
 			// Headers still arriving (or not begun): nothing of the request was read.
 			_ = info.conn.SetReadDeadline(now)
 			cut++
 		}
-		for b := range info.bodies {
+		for _, b := range info.bodies {
 			b.cut.Store(true)
 			_ = info.conn.SetReadDeadline(now)
 			cut++
 		}
+		info.mu.Unlock()
 	}
 	if cut > 0 {
 		slog.Info("shutting down: cut connections still sending a request", "connections", cut)
 	}
 }
 
-// guard bounds how long a request's body may take to arrive and registers the request with
-// its connection, so shutdown can tell its phases apart. It wraps every handler.
-func (t *connTracker) guard(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-		if info == nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		t.mu.Lock()
-		info.handlers++
-		stopping := t.stopping
-		t.mu.Unlock()
-		defer func() {
-			t.mu.Lock()
-			info.handlers--
-			t.mu.Unlock()
-		}()
-		if r.Body != nil && r.Body != http.NoBody {
-			rc := http.NewResponseController(w)
-			if stopping {
-				_ = rc.SetReadDeadline(time.Now())
-			} else if t.bodyTimeout > 0 {
-				_ = rc.SetReadDeadline(time.Now().Add(t.bodyTimeout))
-			}
-			b := &guardedBody{ReadCloser: r.Body, rc: rc, done: func(b *guardedBody) {
-				t.mu.Lock()
-				delete(info.bodies, b)
-				t.mu.Unlock()
-			}}
-			b.cut.Store(stopping)
-			t.mu.Lock()
-			info.bodies[b] = struct{}{}
-			t.mu.Unlock()
-			defer b.finish(false)
-			r.Body = b
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// guardedBody is a request body under the body deadline. Once it has been read to its end the
-// deadline is lifted: the server's own read of the idle connection must not see it, or it
-// would cancel the request's context while its handler still works.
-type guardedBody struct {
-	io.ReadCloser
-	rc       *http.ResponseController
-	cut      atomic.Bool
-	finished atomic.Bool
-	done     func(*guardedBody)
-}
-
-func (b *guardedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	switch {
-	case err == io.EOF:
-		b.finish(true)
-	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
-		if b.cut.Load() {
-			return n, ErrShuttingDown
-		}
-		return n, ErrBodyTimeout
+// begin registers x's request with its connection, so shutdown can tell its phases apart,
+// and puts its body under the body deadline.
+func (t *connTracker) begin(x *exchange) {
+	info := x.conn
+	info.mu.Lock()
+	defer info.mu.Unlock()
+	info.handlers++
+	if x.body.ReadCloser == nil {
+		return
 	}
-	return n, err
+	// Under the connection's lock, as shutdown's cut: whichever comes second sets the
+	// deadline that holds.
+	stopping := t.stopping.Load()
+	x.body.guarded = true
+	x.body.cut.Store(stopping)
+	info.bodies = append(info.bodies, &x.body)
+	if stopping {
+		_ = info.conn.SetReadDeadline(time.Now())
+	} else if t.bodyTimeout > 0 {
+		_ = info.conn.SetReadDeadline(time.Now().Add(t.bodyTimeout))
+	}
 }
 
-// finish ends the body's registration with its connection, once: read to its end, or left
-// when its handler returned. Only a body read to its end lifts the deadline; one left unread
-// keeps it, so the server's read of what is left is bounded too.
-func (b *guardedBody) finish(eof bool) {
-	if b.finished.CompareAndSwap(false, true) {
-		b.done(b)
-		if eof && !b.cut.Load() {
-			_ = b.rc.SetReadDeadline(time.Time{})
-		}
+// end is begin undone when x's handler returned.
+func (t *connTracker) end(x *exchange) {
+	if x.body.guarded {
+		x.body.finish(false)
 	}
+	info := x.conn
+	info.mu.Lock()
+	info.handlers--
+	info.mu.Unlock()
 }

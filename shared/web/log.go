@@ -2,9 +2,8 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -68,58 +67,91 @@ func recordError(ctx context.Context, err error) bool {
 // span_id of a W3C traceparent (the Traceparent header, else a binary-mode CloudEvent's
 // Ce-Traceparent). A failure's cause is in the same line (error), so a failed request is
 // still one line. Health probes and metric scrapes log at Debug, server errors at Error.
+// With a logger of NewLogHandler the line is written without slog's generic encoding, the
+// same JSON.
 func RequestLog(logger *slog.Logger, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		info := &requestInfo{id: requestID(r.Header.Get(RequestIDHeader))}
-		w.Header().Set(RequestIDHeader, info.id)
-		rec := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+	return &front{h: h, log: logger}
+}
 
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		// Room for every attribute the line may have, so appending the optional ones does not
-		// copy the slice.
-		attrs := append(make([]slog.Attr, 0, 10),
-			slog.String("request_id", info.id),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int64("bytes", rec.bytes),
-		)
-		info.mu.Lock()
-		if info.principal != "" {
-			attrs = append(attrs, slog.String("principal", info.principal))
-		}
-		if info.err != nil {
-			attrs = append(attrs, slog.String("error", info.err.Error()))
-		}
-		info.mu.Unlock()
-		tp := r.Header.Get("Traceparent")
-		if tp == "" {
-			tp = r.Header.Get("Ce-Traceparent")
-		}
-		if traceID, spanID, ok := audit.ParseTraceparent(tp); ok {
-			attrs = append(attrs, slog.String("trace_id", traceID), slog.String("span_id", spanID))
-		}
-		level := slog.LevelInfo
-		switch {
-		case status >= 500:
-			level = slog.LevelError
-		case strings.HasPrefix(r.URL.Path, "/health/") || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics":
-			level = slog.LevelDebug
-		}
-		// The line names its request itself: logging it with the request's context would add
-		// request_id a second time through ContextHandler.
-		logger.LogAttrs(context.Background(), level, "request", attrs...)
-	})
+// logRequest writes x's one line.
+func (f *front) logRequest(x *exchange, start time.Time) {
+	r := x.r
+	status := x.rw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case strings.HasPrefix(r.URL.Path, "/health/") || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics":
+		level = slog.LevelDebug
+	}
+	fast, _ := f.log.Handler().(*LogHandler)
+	// The line names its request itself: logging it with the request's context would add
+	// request_id a second time through ContextHandler.
+	if !f.log.Enabled(context.Background(), level) {
+		return
+	}
+	line := requestLine{id: x.info.id, method: r.Method, path: r.URL.Path, status: status,
+		durationMS: float64(time.Since(start).Microseconds()) / 1000, bytes: x.rw.bytes}
+	x.info.mu.Lock()
+	line.principal = x.info.principal
+	if x.info.err != nil {
+		line.err, line.hasErr = x.info.err.Error(), true
+	}
+	x.info.mu.Unlock()
+	tp := r.Header.Get("Traceparent")
+	if tp == "" {
+		tp = r.Header.Get("Ce-Traceparent")
+	}
+	line.traceID, line.spanID, _ = audit.ParseTraceparent(tp)
+	if fast != nil {
+		fast.writeRequest(time.Now(), level, &line)
+		return
+	}
+	f.log.LogAttrs(context.Background(), level, "request", line.attrs()...)
+}
+
+// requestLine is what a request's log line says.
+type requestLine struct {
+	id, method, path string
+	status           int
+	durationMS       float64
+	bytes            int64
+	principal        string // "": not in the line
+	err              string
+	hasErr           bool
+	traceID, spanID  string // "": not in the line
+}
+
+// attrs are the line's attributes, for a logger of any handler.
+func (l *requestLine) attrs() []slog.Attr {
+	// Room for every attribute the line may have, so appending the optional ones does not
+	// copy the slice.
+	attrs := append(make([]slog.Attr, 0, 10),
+		slog.String("request_id", l.id),
+		slog.String("method", l.method),
+		slog.String("path", l.path),
+		slog.Int("status", l.status),
+		slog.Float64("duration_ms", l.durationMS),
+		slog.Int64("bytes", l.bytes),
+	)
+	if l.principal != "" {
+		attrs = append(attrs, slog.String("principal", l.principal))
+	}
+	if l.hasErr {
+		attrs = append(attrs, slog.String("error", l.err))
+	}
+	if l.traceID != "" {
+		attrs = append(attrs, slog.String("trace_id", l.traceID), slog.String("span_id", l.spanID))
+	}
+	return attrs
 }
 
 // requestID keeps a sane id a proxy set (1 to 128 printable ASCII characters) and makes one
-// otherwise.
+// otherwise: 32 random hex digits. They need to be unique, not secret: the runtime's
+// generator (math/rand/v2, seeded by the system) makes them without a system call.
 func requestID(given string) string {
 	if n := len(given); n > 0 && n <= 128 {
 		ok := true
@@ -130,42 +162,16 @@ func requestID(given string) string {
 			return given
 		}
 	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// statusWriter remembers the status and size of a response. Unwrap lets
-// http.ResponseController reach the connection (an export flushes as it streams).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
+	var b [32]byte
+	const digits = "0123456789abcdef"
+	for half := range 2 {
+		v := rand.Uint64()
+		for i := range 16 {
+			b[half*16+i] = digits[v>>60]
+			v <<= 4
+		}
 	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush flushes what was written, when the underlying writer can.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	return string(b[:])
 }
 
 // ContextHandler adds the request_id of a request's context to every record logged with it

@@ -55,7 +55,7 @@ func logServer(t *testing.T) (*httptest.Server, *logBuffer) {
 	az, err := auth.NewStatic(tokens)
 	require.NoError(t, err)
 	logs := &logBuffer{}
-	logger := slog.New(web.ContextHandler{Handler: slog.NewJSONHandler(logs, nil)})
+	logger := slog.New(web.NewLogHandler(logs, nil))
 
 	mux := http.NewServeMux()
 	guard := auth.Middleware(az, auth.Write, nil)

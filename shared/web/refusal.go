@@ -1,12 +1,10 @@
 package web
 
 import (
-	"io"
 	"math"
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -91,98 +89,10 @@ func isRefusal(status int) bool {
 	return false
 }
 
-// pace holds the refusals h sends (see refusalPacer).
-func (p *refusalPacer) pace(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pw := &pacedWriter{ResponseWriter: w, r: r, p: p}
-		if r.Body != nil && r.Body != http.NoBody {
-			pw.body = &countedBody{ReadCloser: r.Body}
-			r.Body = pw.body
-		}
-		h.ServeHTTP(pw, r)
-	})
-}
-
-type pacedWriter struct {
-	http.ResponseWriter
-	r      *http.Request
-	p      *refusalPacer
-	body   *countedBody
-	headed bool
-}
-
-// countedBody counts the bytes read of a request body.
-type countedBody struct {
-	io.ReadCloser
-	n atomic.Int64
-}
-
-func (b *countedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	return n, err
-}
-
-func (w *pacedWriter) WriteHeader(status int) {
-	if !w.headed {
-		w.headed = true
-		if isRefusal(status) {
-			w.hold()
-		}
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *pacedWriter) Write(b []byte) (int, error) {
-	if !w.headed {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *pacedWriter) hold() {
-	client := ""
-	if info := infoFrom(w.r.Context()); info != nil {
-		info.mu.Lock()
-		client = info.principal
-		info.mu.Unlock()
-	}
-	if client == "" {
-		client = "ip:" + remoteIP(w.r.RemoteAddr)
-	}
-	cost := 1.0
-	if w.body != nil {
-		cost += float64(w.body.n.Load() / refusalBytes)
-	}
-	d := w.p.delay(client, cost, time.Now())
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-w.r.Context().Done():
-	}
-}
-
 func remoteIP(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
 	}
 	return host
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *pacedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush flushes what was written, when the underlying writer can.
-func (w *pacedWriter) Flush() {
-	if !w.headed {
-		w.WriteHeader(http.StatusOK)
-	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }

@@ -2,7 +2,6 @@ package web
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,11 +21,11 @@ const (
 	MaxQueryValues = 100
 )
 
-// parsedQueryKey holds a request's query string as queryGuard parsed it.
+// parsedQueryKey holds a request's query string as ServeListener checked it.
 type parsedQueryKey struct{}
 
 // Query parses r's query string, or returns a 400 that says what is wrong with it. Behind
-// ServeListener it returns what queryGuard already parsed.
+// ServeListener it returns what was parsed when the request was checked.
 func Query(r *http.Request) (url.Values, error) {
 	if q, ok := r.Context().Value(parsedQueryKey{}).(url.Values); ok {
 		return q, nil
@@ -51,26 +50,6 @@ func parseQuery(r *http.Request) (url.Values, error) {
 		}
 	}
 	return q, nil
-}
-
-// queryGuard answers a request whose query string Query refuses with that 400 before any
-// handler sees it, so no route can act on a query string it could only read in part.
-func queryGuard(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawQuery == "" {
-			// Nothing to refuse, and Query parses nothing cheaply: the request (every write)
-			// is not copied to carry it.
-			h.ServeHTTP(w, r)
-			return
-		}
-		q, err := parseQuery(r)
-		if err != nil {
-			WriteError(w, r, err)
-			return
-		}
-		// Handlers read it with Query instead of parsing it again.
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), parsedQueryKey{}, q)))
-	})
 }
 
 // ReadBody reads r's whole body, at most max bytes: 413 beyond (reading no further), 408 when

@@ -91,8 +91,8 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 }
 
 // ServeListener is Serve on an existing listener (tests use port 0). Every request is logged
-// once (RequestLog), its query string is checked (CheckQuery) and its body must arrive within
-// cfg.BodyTimeout. Connections are bounded in total and per client. On shutdown, connections
+// once (RequestLog), its query string is checked (Query), its body must arrive within
+// cfg.BodyTimeout, and refusals a client sends too many of are held. Connections are bounded in total and per client. On shutdown, connections
 // still sending a request are cut and requests whose body has arrived are answered.
 func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http.Handler) error {
 	if err := cfg.check(); err != nil {
@@ -101,7 +101,7 @@ func ServeListener(ctx context.Context, cfg ServeConfig, ln net.Listener, h http
 	conns := newConnTracker(cfg.BodyTimeout)
 	refusals := newRefusalPacer(cfg.RefusalsPerSec, cfg.RefusalBurst, cfg.RefusalMaxWait)
 	srv := &http.Server{
-		Handler:           RequestLog(slog.Default(), refusals.pace(conns.guard(queryGuard(h)))),
+		Handler:           &front{h: h, log: slog.Default(), conns: conns, refusals: refusals, checkQuery: true},
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ConnContext:       conns.connContext,
@@ -161,7 +161,7 @@ func serveProfiles(addr string) (func(), error) {
 // the command when it fails (a bad setting, an unusable port).
 func Main(name string, run func(ctx context.Context) error) {
 	logs := newLineWriter(os.Stderr)
-	slog.SetDefault(slog.New(ContextHandler{slog.NewJSONHandler(logs, nil)}))
+	slog.SetDefault(slog.New(NewLogHandler(logs, nil)))
 	err := run(context.Background())
 	logs.Close()
 	if err != nil {
