@@ -647,7 +647,7 @@ func (h *Handler) prepareEvents(ctx context.Context, principal string, header ht
 		}
 		var evErrs []audit.FieldError
 		events[i], evErrs = in.Prepare(di, h.limits)
-		services[i] = audit.EnvelopeService(in.DecodedData())
+		services[i] = in.Service()
 		for _, e := range evErrs {
 			if indexed {
 				e.Index = &i

@@ -47,8 +47,8 @@ type Input struct {
 	IsSensitive     *bool           `json:"is_sensitive,omitempty"`
 	EventData       json.RawMessage `json:"event_data,omitempty"`
 
-	// decoded is event_data as the last Prepare decoded it.
-	decoded map[string]any
+	// service is the service event_data's envelope names, as the last Prepare read it.
+	service string
 	// data is EventData as SetData was given it read; scanned is the EventData it was read
 	// from (nil: not read yet).
 	data    integrity.Data
@@ -70,9 +70,9 @@ func (in *Input) eventData() (integrity.Data, error) {
 	return parseData(in.EventData)
 }
 
-// DecodedData is event_data as the last successful Prepare decoded it (numbers as
-// json.Number), or nil: the write path reads its envelope's service from it.
-func (in *Input) DecodedData() map[string]any { return in.decoded }
+// Service is the service event_data's envelope names (EnvelopeService), as the last
+// successful Prepare read it: the write path's metrics label.
+func (in *Input) Service() string { return in.service }
 
 // FieldError names one invalid field of one event. Index is the event's position in a batch
 // (nil for a single event).
@@ -308,8 +308,10 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	} else if data, err := in.eventData(); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
-		e.EventData, in.decoded, hashed = data.Stored, data.Value, data.Hashed
-		errs = append(errs, validateEnvelope(data.Value, strict)...)
+		e.EventData, hashed = data.Stored, data.Hashed
+		var dataErrs []FieldError
+		in.service, dataErrs = checkData(data, in.EventData, strict)
+		errs = append(errs, dataErrs...)
 	}
 	if len(errs) > 0 {
 		return Event{}, errs
