@@ -292,6 +292,9 @@ func (s *inputScanner) plainString() (string, bool) {
 	start := s.i
 	ascii := true
 	for s.i < len(s.src) {
+		if s.i = integrity.PlainRun(s.src, s.i); s.i == len(s.src) {
+			break
+		}
 		switch c := s.src[s.i]; {
 		case c == '"':
 			v := s.src[start:s.i]

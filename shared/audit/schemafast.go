@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -333,15 +334,12 @@ func storedString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return nil, 0, false
 	}
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '"':
-			return b[i+1 : j], j + 1, true
-		case '\\':
-			return nil, 0, false
-		}
+	// A quote inside the string is escaped: the first quote ends it, or follows a backslash.
+	j := bytes.IndexByte(b[i+1:], '"')
+	if j < 0 || bytes.IndexByte(b[i+1:i+1+j], '\\') >= 0 {
+		return nil, 0, false
 	}
-	return nil, 0, false
+	return b[i+1 : i+1+j], i + 2 + j, true
 }
 
 // numberValid reports whether the number spelled t (as sent) is certainly valid.

@@ -278,3 +278,26 @@ func BenchmarkCanonicalize(b *testing.B) {
 		}
 	}
 }
+
+// TestPlainRun holds the eight-bytes-at-a-time test to the plain one: it stops at the first
+// quote, backslash, control character or byte above 0x7F, wherever it lies.
+func TestPlainRun(t *testing.T) {
+	t.Parallel()
+	for _, stop := range []byte{'"', '\\', 0, 0x1f, 0x80, 0xff, 0xc3} {
+		for n := range 40 {
+			for at := range n + 1 {
+				b := []byte(strings.Repeat("aZ ~!#[]{}", 4)[:n])
+				if at < n {
+					b[at] = stop
+				}
+				for from := range min(at+1, 10) {
+					want := from
+					for want < len(b) && b[want] >= 0x20 && b[want] < 0x80 && b[want] != '"' && b[want] != '\\' {
+						want++
+					}
+					require.Equal(t, want, integrity.PlainRun(string(b), from), "%q from %d", b, from)
+				}
+			}
+		}
+	}
+}

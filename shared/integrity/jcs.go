@@ -593,6 +593,26 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// PlainRun returns where the run of bytes of text[i:] that a JSON string holds as they are
+// ends: at the first '"', '\\', control character or byte of a multi-byte UTF-8 sequence (or
+// the end). It tests eight bytes at a time: strings are most of what the write path reads.
+func PlainRun(text string, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(text); i += 8 {
+		x := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
+			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
+		// With no byte's high bit set, x-0x20… borrows into a byte's high bit exactly when some
+		// byte is below 0x20, and (x^c…)-0x01… when some byte is c.
+		if (x|(x-0x20*ones)|((x^'"'*ones)-ones)|((x^'\\'*ones)-ones))&highs != 0 {
+			break
+		}
+	}
+	for i < len(text) && plain[text[i]] {
+		i++
+	}
+	return i
+}
+
 // str reads the string at s.i (its opening quote) and writes it with RFC 8785's escapes. When
 // want is set it returns the string's text: a substring of src when it holds no escape.
 func (s *scanner) str(want bool) (string, bool) {
@@ -603,9 +623,7 @@ func (s *scanner) str(want bool) (string, bool) {
 	escaped := false
 	for {
 		run := s.i
-		for s.i < len(s.src) && plain[s.src[s.i]] {
-			s.i++
-		}
+		s.i = PlainRun(s.src, s.i)
 		s.out = append(s.out, s.src[run:s.i]...)
 		if escaped && want {
 			text = append(text, s.src[run:s.i]...)

@@ -586,15 +586,21 @@ func valueEnd(b []byte, i int) (int, bool) {
 	return i, i > start
 }
 
-// stringEnd returns where the JSON string opening at b[i] ends, past its closing quote.
+// stringEnd returns where the JSON string opening at b[i] ends, past its closing quote: the
+// first quote after it that an even number of backslashes precedes.
 func stringEnd(b []byte, i int) (int, bool) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, true
+	for j := i + 1; ; j++ {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return 0, false
+		}
+		j += k
+		escaped := false
+		for p := j - 1; p > i && b[p] == '\\'; p-- {
+			escaped = !escaped
+		}
+		if !escaped {
+			return j + 1, true
 		}
 	}
-	return 0, false
 }
