@@ -45,8 +45,14 @@ const SaltKeySize = 16
 // NewSaltKey returns a random salt key for a new event.
 func NewSaltKey() []byte {
 	k := make([]byte, SaltKeySize)
-	_, _ = rand.Read(k) // crypto/rand.Read never fails (Go 1.24)
+	ReadSaltKey(k)
 	return k
+}
+
+// ReadSaltKey fills k (SaltKeySize bytes) with a random salt key: for a caller that keeps
+// the key in memory of its own.
+func ReadSaltKey(k []byte) {
+	_, _ = rand.Read(k) // crypto/rand.Read never fails (Go 1.24)
 }
 
 // MemberSalt is the salt of the member at pointer of an event with salt key key.
@@ -422,6 +428,10 @@ type canonicalCommit struct {
 	hasher
 	ptr []byte // key || the pointer being built
 	out []byte // the committed form of event_data
+	// actor and ip hold the committed actor_id and actor_ip, which commit returns as strings
+	// viewing them: hashV1 reads them before the commit is released.
+	actor, ip [2 * sha256.Size]byte
+	ipText    string
 }
 
 var commitPool = sync.Pool{New: func() any {
@@ -433,7 +443,7 @@ func (c *canonicalCommit) release() {
 	if cap(c.out) > 1<<20 || cap(c.buf) > 1<<20 {
 		return // grown by one huge event_data: let it go
 	}
-	c.key = nil
+	c.key, c.ipText = nil, ""
 	commitPool.Put(c)
 }
 
@@ -447,11 +457,11 @@ func (c *canonicalCommit) commit(key []byte, actorID string, actorIP *string, da
 		return "", nil, nil, false
 	}
 	c.key = key
-	actor := c.scalar("/actor_id", actorID)
+	actor := c.scalar(&c.actor, "/actor_id", actorID)
 	var ip *string
 	if actorIP != nil {
-		d := c.scalar("/actor_ip", *actorIP)
-		ip = &d
+		c.ipText = c.scalar(&c.ip, "/actor_ip", *actorIP)
+		ip = &c.ipText
 	}
 	c.ptr = append(append(c.ptr[:0], key...), "/event_data/"...)
 	out, ok := c.object(c.out[:0], data, true)
@@ -462,10 +472,12 @@ func (c *canonicalCommit) commit(key []byte, actorID string, actorIP *string, da
 	return actor, ip, out, true
 }
 
-// scalar is the digest, in hexadecimal, of the string member at pointer.
-func (c *canonicalCommit) scalar(pointer string, value string) string {
+// scalar is the digest, in hexadecimal in dst, of the string member at pointer.
+func (c *canonicalCommit) scalar(dst *[2 * sha256.Size]byte, pointer string, value string) string {
 	c.out = AppendString(c.out[:0], value)
-	return c.digest(c.salt(pointer), c.out).String()
+	d := c.digest(c.salt(pointer), c.out)
+	hex.Encode(dst[:], d[:])
+	return view(dst[:])
 }
 
 // object appends the committed form of the canonical object obj, whose members' pointers
