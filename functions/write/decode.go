@@ -41,6 +41,11 @@ func decodeInput(raw []byte) (*audit.Input, []audit.FieldError) {
 	if in, ok := fastInput(raw); ok {
 		return in, nil
 	}
+	return strictInput(raw)
+}
+
+// strictInput is decodeInput of a body fastInput did not take.
+func strictInput(raw []byte) (*audit.Input, []audit.FieldError) {
 	var in audit.Input
 	if strictParse(raw, &in) {
 		return &in, nil

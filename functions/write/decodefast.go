@@ -3,6 +3,7 @@ package write
 import (
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/ijson"
@@ -11,11 +12,16 @@ import (
 
 // The plain case of a JSON event, or a batch of them, is decoded here without reflection: one
 // scan of the body that fills an Input whose string fields point into one copy of the body,
-// with one allocation per event and event_data read once (integrity.ParseDataIn). strictParse took ~25 allocations per event (a string and a
-// pointer per field). Anything out of the plain way (an escape in a field, an unknown or
-// differently cased member, a number that is not a plain integer, invalid JSON) makes it
-// give up, and strictParse then decodes the body as before, or decodeErrors names every
-// problem: TestFastInput_AsStrictParse and FuzzFastInput hold the two to the same result.
+// with one allocation per event and event_data read once (integrity.ParseDataIn). strictParse
+// took ~25 allocations per event (a string and a pointer per field). Anything out of the
+// plain way (an escape in a field, an unknown, repeated or differently cased member, a number
+// that is not a plain integer, invalid JSON or UTF-8) makes it give up, and strictParse then
+// decodes the body as before, or decodeErrors names every problem:
+// TestFastInput_AsStrictParse and FuzzFastInput hold the two to the same result.
+//
+// What the scan takes is an I-JSON text within checkJSON's bounds (UTF-8, each name once,
+// no lone surrogate, numbers a double holds, event_data nested at most MaxDataDepth levels),
+// so a body it takes skips checkJSON's separate pass; the fuzz tests hold it to that too.
 
 // inputSlab holds an Input and the values its pointer fields point to, in one allocation.
 type inputSlab struct {
@@ -30,7 +36,18 @@ type inputScanner struct {
 	raw  []byte // the body itself: event_data is a slice of it
 	i    int
 	slab *inputSlab
-	next int // next free string of slab.strs
+	next int    // next free string of slab.strs
+	seen uint32 // the members of the object read so far, by bit
+}
+
+// once marks the member with bit seen in the object being read, or reports false when it was
+// already: I-JSON refuses a name twice, and so does the scan, for checkJSON to name it.
+func (s *inputScanner) once(bit uint) bool {
+	if s.seen&(1<<bit) != 0 {
+		return false
+	}
+	s.seen |= 1 << bit
+	return true
 }
 
 // fastInput decodes one event object, or reports false.
@@ -89,7 +106,7 @@ func (s *inputScanner) object() (*audit.Input, bool) {
 	if !s.consume('{') {
 		return nil, false
 	}
-	s.slab, s.next = &inputSlab{}, 0
+	s.slab, s.next, s.seen = &inputSlab{}, 0, 0
 	in := &s.slab.in
 	s.space()
 	if s.consume('}') {
@@ -122,59 +139,62 @@ func (s *inputScanner) object() (*audit.Input, bool) {
 // member decodes the value of the member name into in.
 func (s *inputScanner) member(in *audit.Input, name string) bool {
 	var field **string
+	var bit uint
 	switch name {
 	case "event_id":
-		field = &in.EventID
+		field, bit = &in.EventID, 0
 	case "version":
-		field = &in.Version
+		field, bit = &in.Version, 1
 	case "event_timestamp":
-		field = &in.EventTimestamp
+		field, bit = &in.EventTimestamp, 2
 	case "event_type":
-		field = &in.EventType
+		field, bit = &in.EventType, 3
 	case "event_category":
-		field = &in.EventCategory
+		field, bit = &in.EventCategory, 4
 	case "event_action":
-		field = &in.EventAction
+		field, bit = &in.EventAction, 5
 	case "event_outcome":
-		field = &in.EventOutcome
+		field, bit = &in.EventOutcome, 6
 	case "correlation_id":
-		field = &in.CorrelationID
+		field, bit = &in.CorrelationID, 7
 	case "actor_type":
-		field = &in.ActorType
+		field, bit = &in.ActorType, 8
 	case "actor_id":
-		field = &in.ActorID
+		field, bit = &in.ActorID, 9
 	case "actor_ip":
-		field = &in.ActorIP
+		field, bit = &in.ActorIP, 10
 	case "resource_type":
-		field = &in.ResourceType
+		field, bit = &in.ResourceType, 11
 	case "resource_id":
-		field = &in.ResourceID
+		field, bit = &in.ResourceID, 12
 	case "resource_name":
-		field = &in.ResourceName
+		field, bit = &in.ResourceName, 13
 	case "parent_event_id":
-		field = &in.ParentEventID
+		field, bit = &in.ParentEventID, 14
 	case "trace_id":
-		field = &in.TraceID
+		field, bit = &in.TraceID, 15
 	case "span_id":
-		field = &in.SpanID
+		field, bit = &in.SpanID, 16
 	case "namespace":
-		field = &in.Namespace
+		field, bit = &in.Namespace, 17
 	case "cluster_id":
-		field = &in.ClusterID
+		field, bit = &in.ClusterID, 18
 	case "parent_event_date":
-		field = &in.ParentEventDate
+		field, bit = &in.ParentEventDate, 19
 	case "severity":
-		field = &in.Severity
+		field, bit = &in.Severity, 20
 	case "error_code":
-		field = &in.ErrorCode
+		field, bit = &in.ErrorCode, 21
 	case "error_message":
-		field = &in.ErrorMessage
+		field, bit = &in.ErrorMessage, 22
 	case "duration_ms":
-		return s.integer(&in.DurationMS, 0)
+		return s.once(23) && s.integer(&in.DurationMS, 0)
 	case "retention_days":
-		return s.integer(&in.RetentionDays, 1)
+		return s.once(24) && s.integer(&in.RetentionDays, 1)
 	case "is_sensitive":
 		switch {
+		case !s.once(25):
+			return false
 		case s.literal("null"):
 			in.IsSensitive = nil
 		case s.literal("true"):
@@ -188,6 +208,9 @@ func (s *inputScanner) member(in *audit.Input, name string) bool {
 		}
 		return true
 	case "event_data":
+		if !s.once(26) {
+			return false
+		}
 		start := s.i
 		if s.literal("null") {
 			in.EventData = json.RawMessage(s.raw[start:s.i:s.i])
@@ -208,6 +231,9 @@ func (s *inputScanner) member(in *audit.Input, name string) bool {
 		return true
 	default:
 		return false // unknown, or a name in another case: strictParse refuses it
+	}
+	if !s.once(bit) {
+		return false
 	}
 	if s.literal("null") {
 		*field = nil
@@ -257,20 +283,27 @@ func (s *inputScanner) literal(lit string) bool {
 	return false
 }
 
-// plainString reads a string without escapes or control characters, a substring of src.
+// plainString reads a string without escapes or control characters, in valid UTF-8, a
+// substring of src.
 func (s *inputScanner) plainString() (string, bool) {
 	if !s.consume('"') {
 		return "", false
 	}
 	start := s.i
+	ascii := true
 	for s.i < len(s.src) {
+		if s.i = integrity.PlainRun(s.src, s.i); s.i == len(s.src) {
+			break
+		}
 		switch c := s.src[s.i]; {
 		case c == '"':
 			v := s.src[start:s.i]
 			s.i++
-			return v, true
+			return v, ascii || utf8.ValidString(v)
 		case c == '\\' || c < 0x20:
 			return "", false
+		case c >= 0x80:
+			ascii = false
 		}
 		s.i++
 	}

@@ -2,10 +2,10 @@ package write
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/stretchr/testify/require"
@@ -21,7 +21,11 @@ var fastInputCorpus = []string{
 	`{"event_data":{"a":1}`, `{"event_data":{"a":1}}}`, `{"event_data":{"a":1}} x`, `{"event_data":-}`, `{"event_data":-01}`,
 	`{"event_data":{"a":"\ud800"}}`, `{"event_data":` + strings.Repeat(`[`, 70) + strings.Repeat(`]`, 70) + `}`,
 	`{"event_type":"a.b","event_outcome":"success","correlation_id":"c","event_data":{"b":[1e6,-0,"\u00e9"],"a":{}}}`,
-	`{"event_type":"a.b",}`, `{,}`, `{"event_type" "a.b"}`, `{"actor_ip":"10.0.0.1","namespace":"é ü"}`, `[]`, `null`, `"x"`,
+	"{\"namespace\":\"\xff\"}", "{\"namespace\":\"\xc3\xa9\"}", `{"event_data":{"a":1},"event_data":{"a":1}}`,
+	`{"duration_ms":1,"duration_ms":1}`, `{"event_id":null,"event_id":null}`, `{"event_data":{"a":1,"b":2,"a":3}}`,
+	`{"event_data":{"b":1,"a":2,"b":3}}`, `{"event_data":` + strings.Repeat(`{"a":`, 32) + `1` + strings.Repeat(`}`, 32) + `}`,
+	`{"event_data":` + strings.Repeat(`{"a":`, 33) + `1` + strings.Repeat(`}`, 33) + `}`, `{"event_data":{"a":1e400}}`,
+	`{"event_data":{"a":1e-400}}`, `{"event_type":"a.b",}`, `{,}`, `{"event_type" "a.b"}`, `{"actor_ip":"10.0.0.1","namespace":"é ü"}`, `[]`, `null`, `"x"`,
 }
 
 // TestFastInput_AsStrictParse holds the scan to strictParse: whatever it takes, strictParse
@@ -49,15 +53,16 @@ func FuzzFastInput(f *testing.F) {
 
 func checkFastInput(t *testing.T, raw []byte) {
 	t.Helper()
-	if !utf8.Valid(raw) {
-		return // readBody refuses it first
-	}
+	header := http.Header{"Content-Type": {"application/json"}}
 	if in, ok := fastInput(raw); ok {
+		// What the scan takes skips checkJSON: it must be what checkJSON takes.
+		require.NoError(t, checkJSON(header, shapeJSON, raw), "fastInput took %q", raw)
 		var want audit.Input
 		require.True(t, strictParse(raw, &want), "fastInput took %q, which strictParse refuses", raw)
 		sameInput(t, &want, in, raw)
 	}
 	if inputs, ok := fastBatch(raw); ok {
+		require.NoError(t, checkJSON(header, shapeBatch, raw), "fastBatch took %q", raw)
 		var want []audit.Input
 		require.True(t, strictParse(raw, &want), "fastBatch took %q, which strictParse refuses", raw)
 		require.Len(t, inputs, len(want))

@@ -447,9 +447,6 @@ type ingested struct {
 // (400 naming every problem, 409, 429, 503). It writes nothing back: each caller replies in
 // its own terms (reply, or the replay's answer).
 func (h *Handler) ingest(ctx context.Context, principal string, header http.Header, sh shape, body []byte) (ingested, error) {
-	if err := checkJSON(header, sh, body); err != nil {
-		return ingested{}, err
-	}
 	events, services, batch, err := h.prepareEvents(ctx, principal, header, sh, body)
 	if err != nil {
 		return ingested{}, err
@@ -594,9 +591,11 @@ func appendBatchReply(b []byte, results []store.InsertResult, inserted int) []by
 	return append(b, " duplicates\"}\n"...)
 }
 
-// prepareEvents decodes and validates a request of one shape: its events ready to store
-// (hashed when configured), each one's envelope service (the metrics' label), whether they
-// form a batch, or a 400 naming every problem.
+// prepareEvents checks (checkJSON), decodes and validates a request of one shape: its events
+// ready to store (hashed when configured), each one's envelope service (the metrics' label),
+// whether they form a batch, or a 400 naming every problem. A plain JSON event or batch is
+// read in one pass (fastInput, fastBatch), which checks what checkJSON would; anything else
+// is checked first, then decoded.
 func (h *Handler) prepareEvents(ctx context.Context, principal string, header http.Header, sh shape, body []byte) ([]audit.Event, []string, bool, error) {
 	// The hash covers what is stored; Prepare takes it once every field is final, from the same
 	// scan of event_data that checked it.
@@ -607,20 +606,34 @@ func (h *Handler) prepareEvents(ctx context.Context, principal string, header ht
 	var inputs []*audit.Input
 	var traces []traceIDs
 	var errs []audit.FieldError
+	fast := false
 	switch sh {
-	case shapeCE:
-		inputs, traces, errs = decodeCloudEvents(ctx, header, body)
-	case shapeHeaders:
-		in, herrs := headerInput(header, body)
-		inputs, errs = []*audit.Input{in}, herrs
 	case shapeJSON:
-		in, jerrs := decodeInput(body)
-		inputs, errs = []*audit.Input{in}, jerrs
+		if in, ok := fastInput(body); ok {
+			inputs, fast = []*audit.Input{in}, true
+		}
 	case shapeBatch:
-		inputs, errs = decodeBatch(body)
-	case shapeNotification:
-		in, nerrs := decodeNotification(body)
-		inputs, errs = []*audit.Input{in}, nerrs
+		inputs, fast = fastBatch(body)
+	}
+	if !fast {
+		if err := checkJSON(header, sh, body); err != nil {
+			return nil, nil, false, err
+		}
+		switch sh {
+		case shapeCE:
+			inputs, traces, errs = decodeCloudEvents(ctx, header, body)
+		case shapeHeaders:
+			in, herrs := headerInput(header, body)
+			inputs, errs = []*audit.Input{in}, herrs
+		case shapeJSON:
+			in, jerrs := strictInput(body)
+			inputs, errs = []*audit.Input{in}, jerrs
+		case shapeBatch:
+			inputs, errs = strictBatch(body)
+		case shapeNotification:
+			in, nerrs := decodeNotification(body)
+			inputs, errs = []*audit.Input{in}, nerrs
+		}
 	}
 	// A traceparent header is the request's trace context; a CloudEvent's own traceparent
 	// extension, when it has one, wins.
@@ -649,7 +662,7 @@ func (h *Handler) prepareEvents(ctx context.Context, principal string, header ht
 		}
 		var evErrs []audit.FieldError
 		events[i], evErrs = in.Prepare(di, h.limits)
-		services[i] = audit.EnvelopeService(in.DecodedData())
+		services[i] = in.Service()
 		for _, e := range evErrs {
 			if indexed {
 				e.Index = &i
@@ -698,6 +711,11 @@ func decodeBatch(body []byte) ([]*audit.Input, []audit.FieldError) {
 	if inputs, ok := fastBatch(body); ok {
 		return inputs, nil
 	}
+	return strictBatch(body)
+}
+
+// strictBatch is decodeBatch of a body fastBatch did not take.
+func strictBatch(body []byte) ([]*audit.Input, []audit.FieldError) {
 	var all []audit.Input
 	if strictParse(body, &all) && len(all) > 0 && len(all) <= MaxBatch {
 		inputs := make([]*audit.Input, len(all))

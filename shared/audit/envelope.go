@@ -3,8 +3,106 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/auditstore/auditstore/shared/integrity"
 )
+
+// checkData validates event_data read (d, from raw) as Prepare does, strict or not, and
+// returns the service its envelope names (EnvelopeService). Valid data, the common case, is
+// read from its stored form (quickEnvelope); only what that is not sure of is decoded (when d
+// is not yet) and checked by validateEnvelope, which names every problem.
+func checkData(d integrity.Data, raw []byte, strict bool) (string, []FieldError) {
+	if !strict && d.NumbersAsSent {
+		if service, ok := quickEnvelope(d.Stored); ok {
+			return service, nil
+		}
+	}
+	if d.Value == nil {
+		var err error
+		if d, err = parseData(raw); err != nil {
+			return "", []FieldError{{Field: "event_data", Message: err.Error()}}
+		}
+	}
+	return EnvelopeService(d.Value), validateEnvelope(d.Value, strict)
+}
+
+// envelopeMembers are the members of event_data validateEnvelope looks at, in byte order.
+var envelopeMembers = [...]string{"attempt", "operation", "payload", "retry_reason", "service", "status", "version"}
+
+// quickEnvelope is validateEnvelope (not strict) of event_data's stored form whose numbers are
+// spelled as sent (integrity.Data.NumbersAsSent), with the quick payload validator, and the
+// service EnvelopeService names: ok only when the data is certainly valid. It reads the
+// members from the bytes, without the decoded maps; anything it is not sure of (a string with
+// an escape, a payload the quick validator cannot call valid) is ok false, for validateEnvelope
+// to decide.
+func quickEnvelope(stored []byte) (service string, ok bool) {
+	var vals [len(envelopeMembers)][]byte // each member's value, nil: absent
+	if len(stored) < 2 || stored[0] != '{' {
+		return "", false
+	}
+	k := 0 // the next of envelopeMembers not passed
+	for i := 1; stored[i] != '}'; {
+		name, end, ok := storedString(stored, i)
+		if !ok || end >= len(stored) {
+			return "", false
+		}
+		vend, ok := (*quickSchema)(nil).validStored(stored, end+1)
+		if !ok || vend >= len(stored) {
+			return "", false
+		}
+		for k < len(envelopeMembers) && envelopeMembers[k] < string(name) {
+			k++
+		}
+		if k < len(envelopeMembers) && envelopeMembers[k] == string(name) {
+			vals[k] = stored[end+1 : vend]
+		}
+		switch i = vend; stored[i] {
+		case ',':
+			i++
+		case '}':
+		default:
+			return "", false
+		}
+	}
+	attempt, operation, payload, retryReason, svc, status, version := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]
+	if version == nil || svc == nil {
+		return "", true // not an envelope: stored as it is
+	}
+	var text [4][]byte
+	for j, v := range [...][]byte{version, svc, operation, status} {
+		s, end, ok := storedString(v, 0)
+		if !ok || end != len(v) || strings.TrimSpace(string(s)) == "" || len(s) > 255 {
+			return "", false
+		}
+		text[j] = s
+	}
+	if isNull(payload) {
+		payload = nil
+	} else if payload[0] != '{' {
+		return "", false
+	}
+	if !isNull(attempt) {
+		n, err := strconv.ParseInt(string(attempt), 10, 64)
+		if err != nil || n < 1 {
+			return "", false
+		}
+	}
+	if !isNull(retryReason) && retryReason[0] != '"' {
+		return "", false
+	}
+	service = string(text[1])
+	if v := text[0]; payload != nil && (string(v) == "1" || strings.HasPrefix(string(v), "1.")) {
+		if ps, ok := compiledSchemas().payloads[service]; ok && !ps.quick.validPayload(payload) {
+			return "", false
+		}
+	}
+	return service, true
+}
+
+// isNull reports whether a member's value (nil: absent) is absent or null.
+func isNull(v []byte) bool { return v == nil || string(v) == "null" }
 
 // validateEnvelope checks the common event_data envelope (README "Write API") when event_data
 // claims to be one, by holding both version and service: version, service, operation and

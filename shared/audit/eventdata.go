@@ -125,7 +125,7 @@ func validateData(data []byte, strict bool) error {
 	if err != nil {
 		return &ValidationError{Errors: []FieldError{{Field: "event_data", Message: err.Error()}}}
 	}
-	if errs := validateEnvelope(d.Value, strict); len(errs) > 0 {
+	if _, errs := checkData(d, data, strict); len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}
 	return nil
@@ -155,7 +155,7 @@ func (e *ValidationError) Fields() []string {
 
 // EnvelopeService is the service an event_data envelope names: data's service member when
 // data holds both version and service as strings (an envelope, as the store validates it);
-// "" for any other object. data is event_data decoded, as Input.DecodedData returns it.
+// "" for any other object. data is event_data decoded.
 func EnvelopeService(data map[string]any) string {
 	if _, ok := data["version"].(string); !ok {
 		return ""

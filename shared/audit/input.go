@@ -47,8 +47,8 @@ type Input struct {
 	IsSensitive     *bool           `json:"is_sensitive,omitempty"`
 	EventData       json.RawMessage `json:"event_data,omitempty"`
 
-	// decoded is event_data as the last Prepare decoded it.
-	decoded map[string]any
+	// service is the service event_data's envelope names, as the last Prepare read it.
+	service string
 	// data is EventData as SetData was given it read; scanned is the EventData it was read
 	// from (nil: not read yet).
 	data    integrity.Data
@@ -70,9 +70,9 @@ func (in *Input) eventData() (integrity.Data, error) {
 	return parseData(in.EventData)
 }
 
-// DecodedData is event_data as the last successful Prepare decoded it (numbers as
-// json.Number), or nil: the write path reads its envelope's service from it.
-func (in *Input) DecodedData() map[string]any { return in.decoded }
+// Service is the service event_data's envelope names (EnvelopeService), as the last
+// successful Prepare read it: the write path's metrics label.
+func (in *Input) Service() string { return in.service }
 
 // FieldError names one invalid field of one event. Index is the event's position in a batch
 // (nil for a single event).
@@ -286,7 +286,11 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		if !slices.Contains(Severities, lower) {
 			bad("severity", "%q is not one of %s (in any case)", *v, strings.Join(Severities, ", "))
 		}
-		e.Severity = &lower
+		e.Severity = v
+		if lower != *v {
+			stored := lower // on the heap only when it differs from what was sent
+			e.Severity = &stored
+		}
 	}
 	if in.DurationMS != nil {
 		if *in.DurationMS < 0 {
@@ -308,8 +312,10 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	} else if data, err := in.eventData(); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
-		e.EventData, in.decoded, hashed = data.Stored, data.Value, data.Hashed
-		errs = append(errs, validateEnvelope(data.Value, strict)...)
+		e.EventData, hashed = data.Stored, data.Hashed
+		var dataErrs []FieldError
+		in.service, dataErrs = checkData(data, in.EventData, strict)
+		errs = append(errs, dataErrs...)
 	}
 	if len(errs) > 0 {
 		return Event{}, errs
@@ -328,13 +334,17 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		return Event{}, []FieldError{{Field: "event_timestamp", Message: fmt.Sprintf(
 			"%s is older than its retention of %d days: it expired on %s", e.EventTimestamp.Format(time.RFC3339), e.RetentionDays, expires.Format(time.DateOnly))}}
 	}
-	e.ContentHash = in.contentHash(e)
+	// The content hash, event hash and salt key of the event share one allocation.
+	sums := new(eventSums)
+	sums.content = in.contentHash(e)
+	e.ContentHash = sums.content[:]
 	if d.Hash {
 		// The hash covers what is stored, so it is taken once every field is final; event_data
 		// goes in as the scan above wrote it in RFC 8785 form, not read again.
 		version := cmp.Or(d.HashVersion, integrity.HashVersion)
 		if version == integrity.HashVersionMembers {
-			e.HashSalt = integrity.NewSaltKey()
+			integrity.ReadSaltKey(sums.salt[:])
+			e.HashSalt = sums.salt[:]
 		}
 		rec := e.HashRecord()
 		rec.EventData, rec.DataHashed = hashed, true
@@ -342,9 +352,16 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 		if err != nil {
 			return Event{}, []FieldError{{Field: "event_data", Message: err.Error()}}
 		}
-		e.EventHash, e.HashVersion = h[:], version
+		sums.event = h
+		e.EventHash, e.HashVersion = sums.event[:], version
 	}
 	return e, nil
+}
+
+// eventSums holds what Prepare computes of an event's integrity, in one allocation.
+type eventSums struct {
+	content, event integrity.Hash
+	salt           [integrity.SaltKeySize]byte
 }
 
 // parseIP reads an IPv4 or IPv6 address, also with a port ("10.0.0.1:8080", "[::1]:8080": a
@@ -367,7 +384,7 @@ func parseIP(s string) (netip.Addr, bool) {
 // server default event_timestamp again hashes the same. Typed fields hash by value (a UUID in
 // either case, a timestamp in any RFC 3339 spelling of the same instant); event_data by its
 // canonical JSON.
-func (in *Input) contentHash(e Event) []byte {
+func (in *Input) contentHash(e Event) integrity.Hash {
 	c := integrity.NewContent()
 	str := func(name string, v *string) {
 		if v != nil {

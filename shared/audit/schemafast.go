@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -16,12 +19,14 @@ import (
 // and TestQuickSchema_NeverMoreLenient holds it to that. It exists because the library
 // allocated about 80 times per gateway event.
 type quickSchema struct {
-	types        uint8 // bits of quickTypes; 0: any type
-	props        map[string]*quickSchema
+	types uint8 // bits of quickTypes; 0: any type
+	// propNames are the names of properties, sorted; propSchemas their schemas.
+	propNames    []string
+	propSchemas  []*quickSchema
 	additional   *quickSchema // for members not in props; nil: anything
 	noAdditional bool         // additionalProperties: false
 	items        *quickSchema
-	required     []string
+	required     []string // sorted, each once
 	enum         []string // nil: no enum
 	minLen       int
 	maxLen       int // -1: none
@@ -90,9 +95,10 @@ func (s *quickSchema) keyword(k string, v any) bool {
 		if !ok {
 			return false
 		}
-		s.props = make(map[string]*quickSchema, len(m))
-		for name, sub := range m {
-			if s.props[name], ok = compileQuick(sub); !ok {
+		s.propNames = slices.Sorted(maps.Keys(m))
+		s.propSchemas = make([]*quickSchema, len(s.propNames))
+		for k, name := range s.propNames {
+			if s.propSchemas[k], ok = compileQuick(m[name]); !ok {
 				return false
 			}
 		}
@@ -118,6 +124,8 @@ func (s *quickSchema) keyword(k string, v any) bool {
 			}
 			s.required = append(s.required, name)
 		}
+		slices.Sort(s.required)
+		s.required = slices.Compact(s.required)
 		return ok
 	case "enum":
 		list, ok := v.([]any)
@@ -169,94 +177,195 @@ func quickInt(v any) (int64, bool) {
 	return i, err == nil
 }
 
-// valid reports whether v is certainly valid; false means "not sure".
-func (s *quickSchema) valid(v any) bool {
-	if s.never {
-		return false
+// validStored reports whether the value at b[i:] is certainly valid (false: "not sure"), and
+// where it ends. b is event_data's stored form (integrity.Data.Stored) whose numbers are
+// spelled as they were sent (Data.NumbersAsSent): canonical, so the walk only finds where
+// things end, member names come in byte order (merged with props and required, which are
+// sorted), and a string without a backslash is its own value; one with an escape is "not
+// sure". A nil schema takes any value: the walk then only skips it.
+func (s *quickSchema) validStored(b []byte, i int) (int, bool) {
+	if i >= len(b) || s != nil && s.never {
+		return 0, false
 	}
-	switch t := v.(type) {
-	case map[string]any:
-		if s.types != 0 && s.types&qtObject == 0 {
-			return false
+	switch c := b[i]; {
+	case c == '{':
+		if s != nil && s.types != 0 && s.types&qtObject == 0 {
+			return 0, false
 		}
-		for _, r := range s.required {
-			if _, ok := t[r]; !ok {
-				return false
+		return s.objectStored(b, i)
+	case c == '[':
+		if s != nil && s.types != 0 && s.types&qtArray == 0 {
+			return 0, false
+		}
+		var items *quickSchema
+		if s != nil {
+			items = s.items
+		}
+		i++
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			end, ok := items.validStored(b, i)
+			if !ok || end >= len(b) {
+				return 0, false
+			}
+			switch b[end] {
+			case ',':
+				i = end + 1
+			case ']':
+				return end + 1, true
+			default:
+				return 0, false
 			}
 		}
-		for name, member := range t {
-			if sub, ok := s.props[name]; ok {
-				if !sub.valid(member) {
-					return false
-				}
-			} else if s.noAdditional || (s.additional != nil && !s.additional.valid(member)) {
-				return false
-			}
+	case c == '"':
+		v, end, ok := storedString(b, i)
+		if !ok {
+			return 0, false
 		}
-	case []any:
-		if s.types != 0 && s.types&qtArray == 0 {
-			return false
+		if s == nil {
+			return end, true
 		}
-		if s.items != nil {
-			for _, e := range t {
-				if !s.items.valid(e) {
-					return false
-				}
-			}
-		}
-	case string:
 		if s.types != 0 && s.types&qtString == 0 {
-			return false
+			return 0, false
 		}
 		if s.minLen > 0 || s.maxLen >= 0 {
-			n := utf8.RuneCountInString(t)
+			n := utf8.RuneCount(v)
 			if n < s.minLen || (s.maxLen >= 0 && n > s.maxLen) {
-				return false
+				return 0, false
 			}
 		}
-		if s.enum != nil && !containsString(s.enum, t) {
-			return false
+		if s.enum != nil && !containsString(s.enum, string(v)) {
+			return 0, false
 		}
-		if s.dateTime && !isDateTime(t) {
-			return false
+		if s.dateTime && !isDateTime(string(v)) {
+			return 0, false
 		}
-	case json.Number:
-		if s.enum != nil {
-			return false
+		return end, true
+	case c == 't' || c == 'f' || c == 'n':
+		end := i + 4
+		if c == 'f' {
+			end++
 		}
-		i, err := strconv.ParseInt(string(t), 10, 64)
-		if err != nil {
-			// A fraction, an exponent or a huge integer; whether 1.0 is an integer is the
-			// library's to say. Rounding to float64 is monotonic and the bounds are integers,
-			// so a value strictly inside them as a float64 is inside them exactly; one on a
-			// bound is not sure.
-			if s.types != 0 && s.types&qtNumber == 0 {
-				return false
-			}
-			if s.min == nil && s.max == nil {
-				return true
-			}
-			f, err := strconv.ParseFloat(string(t), 64)
-			return err == nil && (s.min == nil || f > float64(*s.min)) && (s.max == nil || f < float64(*s.max))
+		if end > len(b) || s == nil {
+			return end, end <= len(b)
 		}
-		if s.types != 0 && s.types&(qtNumber|qtInteger) == 0 {
-			return false
+		if s.enum != nil || s.types != 0 && (c == 'n' && s.types&qtNull == 0 || c != 'n' && s.types&qtBoolean == 0) {
+			return 0, false
 		}
-		if (s.min != nil && i < *s.min) || (s.max != nil && i > *s.max) {
-			return false
-		}
-	case bool:
-		if (s.types != 0 && s.types&qtBoolean == 0) || s.enum != nil {
-			return false
-		}
-	case nil:
-		if (s.types != 0 && s.types&qtNull == 0) || s.enum != nil {
-			return false
-		}
-	default:
+		return end, true
+	}
+	end := i
+	for end < len(b) && (b[end] >= '0' && b[end] <= '9' || b[end] == '-' || b[end] == '+' || b[end] == '.' || b[end] == 'e' || b[end] == 'E') {
+		end++
+	}
+	if end == i {
+		return 0, false
+	}
+	return end, s == nil || s.numberValid(string(b[i:end]))
+}
+
+// validPayload reports whether payload, a whole value of a stored form (see validStored), is
+// certainly valid; a nil schema (one the quick validator cannot take) is never sure.
+func (s *quickSchema) validPayload(payload []byte) bool {
+	if s == nil {
 		return false
 	}
-	return true
+	end, ok := s.validStored(payload, 0)
+	return ok && end == len(payload)
+}
+
+// objectStored is validStored of the object at b[i:].
+func (s *quickSchema) objectStored(b []byte, i int) (int, bool) {
+	var names []string
+	var subs []*quickSchema
+	var required []string
+	if s != nil {
+		names, subs, required = s.propNames, s.propSchemas, s.required
+	}
+	p, r := 0, 0 // the next of names and of required not yet passed
+	i++
+	if i < len(b) && b[i] == '}' {
+		return i + 1, len(required) == 0
+	}
+	for {
+		name, end, ok := storedString(b, i)
+		if !ok || end >= len(b) || b[end] != ':' {
+			return 0, false
+		}
+		var sub *quickSchema
+		if s != nil {
+			for p < len(names) && names[p] < string(name) {
+				p++
+			}
+			if r < len(required) && required[r] < string(name) {
+				return 0, false // passed a required member that is not there
+			}
+			if r < len(required) && required[r] == string(name) {
+				r++
+			}
+			switch {
+			case p < len(names) && names[p] == string(name):
+				sub = subs[p]
+			case s.noAdditional:
+				return 0, false
+			default:
+				sub = s.additional
+			}
+		}
+		if end, ok = sub.validStored(b, end+1); !ok || end >= len(b) {
+			return 0, false
+		}
+		switch b[end] {
+		case ',':
+			i = end + 1
+		case '}':
+			return end + 1, r == len(required)
+		default:
+			return 0, false
+		}
+	}
+}
+
+// storedString returns the text of the string at b[i] of a stored form, and where it ends;
+// false for one with an escape (or no end).
+func storedString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	// A quote inside the string is escaped: the first quote ends it, or follows a backslash.
+	j := bytes.IndexByte(b[i+1:], '"')
+	if j < 0 || bytes.IndexByte(b[i+1:i+1+j], '\\') >= 0 {
+		return nil, 0, false
+	}
+	return b[i+1 : i+1+j], i + 2 + j, true
+}
+
+// numberValid reports whether the number spelled t (as sent) is certainly valid.
+func (s *quickSchema) numberValid(t string) bool {
+	if s.enum != nil {
+		return false
+	}
+	i, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		// A fraction, an exponent or a huge integer; whether 1.0 is an integer is the
+		// library's to say. Rounding to float64 is monotonic and the bounds are integers,
+		// so a value strictly inside them as a float64 is inside them exactly; one on a
+		// bound is not sure.
+		if s.types != 0 && s.types&qtNumber == 0 {
+			return false
+		}
+		if s.min == nil && s.max == nil {
+			return true
+		}
+		f, err := strconv.ParseFloat(t, 64)
+		return err == nil && (s.min == nil || f > float64(*s.min)) && (s.max == nil || f < float64(*s.max))
+	}
+	if s.types != 0 && s.types&(qtNumber|qtInteger) == 0 {
+		return false
+	}
+	return (s.min == nil || i >= *s.min) && (s.max == nil || i <= *s.max)
 }
 
 func containsString(list []string, s string) bool {

@@ -55,7 +55,8 @@ func TestQuickSchema_NeverMoreLenient(t *testing.T) {
 			require.NoError(t, err, payload)
 			v := d.Value["p"]
 			libOK := ps.types.Validate(v) == nil
-			quickOK := ps.quick.valid(v)
+			// The stored form of {"p":payload}, from the payload on.
+			quickOK := d.NumbersAsSent && ps.quick.validPayload(d.Stored[len(`{"p":`):len(d.Stored)-1])
 			require.False(t, quickOK && !libOK, "%s: quick calls valid what the library refuses: %s", service, payload)
 			total++
 			if quickOK == libOK {
@@ -67,7 +68,7 @@ func TestQuickSchema_NeverMoreLenient(t *testing.T) {
 			require.NoError(t, err)
 			d, err := parseData(b)
 			require.NoError(t, err)
-			require.True(t, ps.quick.valid(d.Value), "%s: the quick validator does not take the example %s", service, b)
+			require.True(t, d.NumbersAsSent && ps.quick.validPayload(d.Stored), "%s: the quick validator does not take the example %s", service, b)
 			for _, name := range names {
 				for _, val := range values {
 					m := map[string]json.RawMessage{}
@@ -116,4 +117,56 @@ func TestAppendUUID(t *testing.T) {
 		var b [36]byte
 		_ = AppendUUID(b[:0], uuid.UUID{})
 	}))
+}
+
+// TestQuickEnvelope_NeverMoreLenient holds quickEnvelope to validateEnvelope: whatever event_data
+// it calls valid, validateEnvelope finds nothing wrong with, and both name the same service.
+func TestQuickEnvelope_NeverMoreLenient(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"version": `"1.0"`, "service": `"gateway"`, "operation": `"signal.received"`,
+		"status": `"success"`, "payload": `{"signal_type":"prometheus","alert_name":"A","fingerprint":"f"}`}
+	values := append(quickValues(), `" "`, `"\u0020"`, `"a\"b"`, `"2.0"`, `"1"`, `"1.x"`, `"unregistered"`, `"aianalysis"`,
+		`"gateway"`, `0`, `-1`, `1.0`, `2`, `1e0`, strings.Repeat(`"x`, 1)+strings.Repeat("y", 300)+`"`)
+	taken := 0
+	for _, member := range []string{"version", "service", "operation", "status", "payload", "attempt", "retry_reason", "other"} {
+		for _, val := range append(values, "") {
+			var b strings.Builder
+			b.WriteByte('{')
+			for name, v := range base {
+				if name == member {
+					continue
+				}
+				fmt.Fprintf(&b, "%q:%s,", name, v)
+			}
+			if val != "" {
+				fmt.Fprintf(&b, "%q:%s,", member, val)
+			}
+			raw := strings.TrimSuffix(b.String(), ",") + "}"
+			if checkQuickEnvelope(t, []byte(raw)) {
+				taken++
+			}
+		}
+	}
+	require.Positive(t, taken)
+}
+
+func FuzzQuickEnvelope(f *testing.F) {
+	f.Add([]byte(`{"version":"1.0","service":"gateway","operation":"o","status":"s","attempt":2,"payload":{"risk_score":4}}`))
+	f.Add([]byte(`{"version":"1","service":"aianalysis","operation":"o","status":"s","payload":{"confidence":0.5}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) { checkQuickEnvelope(t, raw) })
+}
+
+// checkQuickEnvelope checks quickEnvelope on raw and reports whether it took it.
+func checkQuickEnvelope(t *testing.T, raw []byte) bool {
+	t.Helper()
+	d, err := parseData(raw)
+	if err != nil || !d.NumbersAsSent {
+		return false
+	}
+	service, ok := quickEnvelope(d.Stored)
+	if ok {
+		require.Empty(t, validateEnvelope(d.Value, false), "quickEnvelope took %s", raw)
+		require.Equal(t, EnvelopeService(d.Value), service, "%s", raw)
+	}
+	return ok
 }

@@ -102,6 +102,12 @@ func FuzzParseData(f *testing.F) {
 func checkData(t *testing.T, raw []byte) {
 	t.Helper()
 	d, err := integrity.ParseData(raw, maxDepth, maxBytes)
+	// Read in place, inside a longer text, it is the same (not decoded), and ends where the
+	// value ends.
+	text := `[1,` + string(raw) + `,2]`
+	in, end, inErr := integrity.ParseDataIn(text, 3, maxDepth, maxBytes)
+	inOK := inErr == nil && strings.TrimLeft(text[end:], " \t\r\n") == ",2]"
+	require.Equal(t, err == nil, inOK, "%q: %v, in place: %v", raw, err, inErr)
 	var want any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -123,14 +129,17 @@ func checkData(t *testing.T, raw []byte) {
 	jcs, err := integrity.Canonicalize(raw)
 	require.NoError(t, err, "%q", raw)
 	require.Equal(t, string(jcs), string(d.Hashed), "%q", raw)
-	// Read in place, inside a longer text, it is the same, and ends where the value ends.
-	in, end, err := integrity.ParseDataIn(`[1,`+string(raw)+`,2]`, 3, maxDepth, maxBytes)
-	require.NoError(t, err, "%q", raw)
+	require.Nil(t, in.Value)
+	in.Value = d.Value
 	require.Equal(t, d, in, "%q", raw)
 	require.Equal(t, 3+len(bytes.TrimRight(raw, " \t\r\n")), end, "%q", raw)
 	again, err := integrity.ParseData(d.Stored, maxDepth, maxBytes)
 	require.NoError(t, err, "%q", raw)
 	require.Equal(t, string(d.Stored), string(again.Stored), "the stored form is its own stored form")
+	if d.NumbersAsSent {
+		// Read from the stored form, the value is the one sent, numbers spelled alike.
+		require.Equal(t, d.Value, again.Value, "%q", raw)
+	}
 }
 
 // refStored writes the stored form plainly: names sorted by bytes, integers as sent, other
@@ -266,6 +275,29 @@ func BenchmarkCanonicalize(b *testing.B) {
 	for b.Loop() {
 		if _, err := integrity.Canonicalize(benchData); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestPlainRun holds the eight-bytes-at-a-time test to the plain one: it stops at the first
+// quote, backslash, control character or byte above 0x7F, wherever it lies.
+func TestPlainRun(t *testing.T) {
+	t.Parallel()
+	for _, stop := range []byte{'"', '\\', 0, 0x1f, 0x80, 0xff, 0xc3} {
+		for n := range 40 {
+			for at := range n + 1 {
+				b := []byte(strings.Repeat("aZ ~!#[]{}", 4)[:n])
+				if at < n {
+					b[at] = stop
+				}
+				for from := range min(at+1, 10) {
+					want := from
+					for want < len(b) && b[want] >= 0x20 && b[want] < 0x80 && b[want] != '"' && b[want] != '\\' {
+						want++
+					}
+					require.Equal(t, want, integrity.PlainRun(string(b), from), "%q from %d", b, from)
+				}
+			}
 		}
 	}
 }

@@ -250,10 +250,10 @@ func (c *Content) head(name string, n int) {
 }
 
 // Sum returns the content hash and releases the record, which must not be used after.
-func (c *Content) Sum() []byte {
+func (c *Content) Sum() Hash {
 	sum := sha256.Sum256(c.b)
 	if cap(c.b) <= 1<<20 { // a record one huge event_data grew is let go
 		contentPool.Put(c)
 	}
-	return sum[:]
+	return sum
 }

@@ -57,8 +57,11 @@ type Data struct {
 	// or for member names beyond U+FFFF; otherwise it is the same slice.
 	Hashed []byte
 	// Value is event_data decoded: map[string]any, []any, string, json.Number (its spelling
-	// as sent), bool and nil.
+	// as sent), bool and nil. ParseDataIn leaves it nil: its caller reads Stored instead.
 	Value map[string]any
+	// NumbersAsSent says every number of Stored is spelled as it was sent (1.5 is, 1.0, 1e3
+	// and -0 are not), so Stored read again gives the numbers Value would hold.
+	NumbersAsSent bool
 }
 
 // ParseData reads event_data once: it checks that it is an I-JSON object (RFC 7493: valid
@@ -71,7 +74,7 @@ type Data struct {
 func ParseData(raw []byte, maxDepth, maxBytes int) (Data, error) {
 	// The decoded strings are substrings of one copy of raw: event_data is mostly short
 	// strings, and allocating each was the largest share of the write path's garbage.
-	d, end, err := parseData(string(raw), 0, make([]byte, 0, len(raw)), maxDepth, maxBytes)
+	d, end, err := parseData(string(raw), 0, make([]byte, 0, len(raw)), maxDepth, maxBytes, true)
 	if err == nil && skipSpace(raw, end) != len(raw) {
 		return Data{}, errors.New("is not valid JSON: data after the value")
 	}
@@ -79,14 +82,15 @@ func ParseData(raw []byte, maxDepth, maxBytes int) (Data, error) {
 }
 
 // ParseDataIn is ParseData of the JSON value at text[at:] (after white space), where more may
-// follow it: it returns where the value ends. The decoded strings are substrings of text,
-// which is not copied: a decoder that holds a whole request body as one string reads the
-// event_data inside it so, in the same pass as the rest of the body.
+// follow it, without decoding it (Data.Value is nil): it returns where the value ends. A
+// decoder that holds a whole request body as one string checks and writes the event_data
+// inside it so, in the same pass as the rest of the body; what event_data holds is read from
+// Data.Stored after, without the maps and interface values a decoded form costs.
 func ParseDataIn(text string, at, maxDepth, maxBytes int) (Data, int, error) {
 	// Where the value ends is not known yet: it is written into a recycled buffer and copied
 	// out at its size, rather than into one grown (and kept) larger than it.
 	buf := outPool.Get().(*[]byte)
-	d, end, err := parseData(text, at, *buf, maxDepth, maxBytes)
+	d, end, err := parseData(text, at, *buf, maxDepth, maxBytes, false)
 	if err == nil {
 		*buf = d.Stored[:0]
 		same := &d.Hashed[0] == &d.Stored[0]
@@ -103,20 +107,23 @@ func ParseDataIn(text string, at, maxDepth, maxBytes int) (Data, int, error) {
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-func parseData(text string, at int, out []byte, maxDepth, maxBytes int) (Data, int, error) {
-	s := scanner{src: text, i: at, out: out, strict: true, decode: true, maxDepth: maxDepth}
+func parseData(text string, at int, out []byte, maxDepth, maxBytes int, decode bool) (Data, int, error) {
+	s := scanner{src: text, i: at, out: out, strict: true, decode: decode, maxDepth: maxDepth}
 	v, err := s.run()
 	if err != nil {
 		return Data{}, 0, err
 	}
 	obj, ok := v.(map[string]any)
+	if !decode {
+		ok = len(s.out) > 0 && s.out[0] == '{'
+	}
 	if !ok {
 		return Data{}, 0, errors.New("must be a JSON object")
 	}
 	if len(s.out) > maxBytes {
 		return Data{}, 0, fmt.Errorf("is %d bytes as compact JSON; at most %d (%d KiB) are accepted", len(s.out), maxBytes, maxBytes>>10)
 	}
-	d := Data{Stored: s.out, Hashed: s.out, Value: obj}
+	d := Data{Stored: s.out, Hashed: s.out, Value: obj, NumbersAsSent: !s.respelled}
 	if s.differs {
 		// Rare: written again, RFC 8785's way, from the form just written.
 		if d.Hashed, err = Canonicalize(s.out); err != nil {
@@ -175,6 +182,8 @@ type scanner struct {
 	maxDepth int
 	drop     []string // top-level members left out
 	differs  bool     // the stored form written differs from the RFC 8785 form
+	// respelled: a number was written otherwise than it was sent (Data.NumbersAsSent).
+	respelled bool
 	*scratch
 	err error
 }
@@ -329,8 +338,13 @@ func (s *scanner) object(depth int) (any, bool) {
 		case depth == 1 && slices.Contains(s.drop, name):
 			s.out = s.out[:before]
 		default:
-			if n := len(s.members); n > base && s.compare(s.members[n-1].name, name) >= 0 {
-				sorted = false
+			if n := len(s.members); n > base {
+				switch c := s.compare(s.members[n-1].name, name); {
+				case c == 0 && s.strict && !s.decode:
+					return s.duplicate(name)
+				case c >= 0:
+					sorted = false
+				}
 			}
 			s.members = append(s.members, member{name: name, start: start, end: len(s.out), value: v})
 		}
@@ -356,7 +370,7 @@ func (s *scanner) object(depth int) (any, bool) {
 		m = make(map[string]any, len(ms))
 		for _, mb := range ms {
 			if _, dup := m[mb.name]; dup && s.strict {
-				return s.fail(fmt.Sprintf("holds the member name %q twice in one object; I-JSON allows each name once", clip(mb.name)))
+				return s.duplicate(mb.name)
 			}
 			m[mb.name] = mb.value // a repeated name (not strict): the last wins
 		}
@@ -371,16 +385,24 @@ func (s *scanner) object(depth int) (any, bool) {
 		}
 	}
 	if !sorted {
-		s.reorder(open, ms)
+		if dup := s.reorder(open, ms); dup != "" && s.strict && !s.decode {
+			// Without the decoded map, the sort finds the repeated name.
+			return s.duplicate(dup)
+		}
 	}
 	s.out = append(s.out, '}')
 	return m, true
 }
 
+func (s *scanner) duplicate(name string) (any, bool) {
+	return s.fail(fmt.Sprintf("holds the member name %q twice in one object; I-JSON allows each name once", clip(name)))
+}
+
 // reorder writes the members ms of the object whose text begins at out[open:] again, sorted,
-// and keeps the last of a repeated name (strict scans refused it before). It sorts their
-// indexes, not the members: moving those (pointers) cost write barriers.
-func (s *scanner) reorder(open int, ms []member) {
+// and keeps the last of a repeated name, which it returns (strict scans that decode refused
+// it before). It sorts their indexes, not the members: moving those (pointers) cost write
+// barriers.
+func (s *scanner) reorder(open int, ms []member) (repeated string) {
 	order := s.order[:0]
 	for k := range ms {
 		order = append(order, int32(k))
@@ -391,6 +413,7 @@ func (s *scanner) reorder(open int, ms []member) {
 	s.out = s.out[:open]
 	for k, j := range order {
 		if k+1 < len(order) && ms[order[k+1]].name == ms[j].name {
+			repeated = ms[j].name
 			continue // a later one wins
 		}
 		if len(s.out) > open {
@@ -398,6 +421,7 @@ func (s *scanner) reorder(open int, ms []member) {
 		}
 		s.out = append(s.out, s.tmp[ms[j].start-open:ms[j].end-open]...)
 	}
+	return repeated
 }
 
 // compare orders member names: RFC 8785's UTF-16 order, or the stored form's byte order.
@@ -500,7 +524,7 @@ func (s *scanner) number() (any, bool) {
 	// Up to 15 digits an integer is exact as a double, and every form spells it as it is.
 	if integer && len(text) <= 15 {
 		if text == "-0" {
-			text = "0"
+			text, s.respelled = "0", true
 		}
 		s.out = append(s.out, text...)
 		return v, true
@@ -529,6 +553,9 @@ func (s *scanner) number() (any, bool) {
 		s.out = append(s.out, '0')
 	default:
 		s.out = strconv.AppendFloat(s.out, f, 'g', -1, 64)
+	}
+	if !s.respelled && string(s.out[mark:]) != text {
+		s.respelled = true
 	}
 	if !s.differs && string(s.out[mark:]) != FormatNumber(f) {
 		s.differs = true
@@ -566,6 +593,26 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// PlainRun returns where the run of bytes of text[i:] that a JSON string holds as they are
+// ends: at the first '"', '\\', control character or byte of a multi-byte UTF-8 sequence (or
+// the end). It tests eight bytes at a time: strings are most of what the write path reads.
+func PlainRun(text string, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(text); i += 8 {
+		x := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
+			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
+		// With no byte's high bit set, x-0x20… borrows into a byte's high bit exactly when some
+		// byte is below 0x20, and (x^c…)-0x01… when some byte is c.
+		if (x|(x-0x20*ones)|((x^'"'*ones)-ones)|((x^'\\'*ones)-ones))&highs != 0 {
+			break
+		}
+	}
+	for i < len(text) && plain[text[i]] {
+		i++
+	}
+	return i
+}
+
 // str reads the string at s.i (its opening quote) and writes it with RFC 8785's escapes. When
 // want is set it returns the string's text: a substring of src when it holds no escape.
 func (s *scanner) str(want bool) (string, bool) {
@@ -576,9 +623,7 @@ func (s *scanner) str(want bool) (string, bool) {
 	escaped := false
 	for {
 		run := s.i
-		for s.i < len(s.src) && plain[s.src[s.i]] {
-			s.i++
-		}
+		s.i = PlainRun(s.src, s.i)
 		s.out = append(s.out, s.src[run:s.i]...)
 		if escaped && want {
 			text = append(text, s.src[run:s.i]...)

@@ -8,9 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // HashVersionMembers is version 2 of the event encoding: the event hash commits to each
@@ -45,52 +45,49 @@ const SaltKeySize = 16
 // NewSaltKey returns a random salt key for a new event.
 func NewSaltKey() []byte {
 	k := make([]byte, SaltKeySize)
-	_, _ = rand.Read(k) // crypto/rand.Read never fails (Go 1.24)
+	ReadSaltKey(k)
 	return k
+}
+
+// ReadSaltKey fills k (SaltKeySize bytes) with a random salt key: for a caller that keeps
+// the key in memory of its own.
+func ReadSaltKey(k []byte) {
+	_, _ = rand.Read(k) // crypto/rand.Read never fails (Go 1.24)
 }
 
 // MemberSalt is the salt of the member at pointer of an event with salt key key.
 func MemberSalt(key []byte, pointer string) Hash {
-	return newHasher(key).salt(pointer)
+	h := hasher{key: key}
+	return h.salt(pointer)
 }
 
 // MemberDigest is the digest of a member with salt whose value has the RFC 8785 form canonical.
 func MemberDigest(salt Hash, canonical []byte) Hash {
-	return newHasher(nil).digest(salt, canonical)
+	var h hasher
+	return h.digest(salt, canonical)
 }
 
-// hasher computes one event's salts and digests with one SHA-256 state, reset between
-// members: the write path hashes every event's members.
+// hasher computes one event's salts and digests, each one sha256.Sum256 over one reused
+// buffer: the write path hashes every member of every event, and a hash.Hash's Sum (the
+// digest escaping through the interface) allocated twice a member.
 //
 // A salt is one SHA-256 over the key and the pointer rather than an HMAC, which took two: the
 // key is fixed-size and secret, and a length extension of a kept salt could only give the salt
 // of a "pointer" holding SHA-256's padding (a 0x80 byte, not UTF-8 on its own), which no member
 // has.
 type hasher struct {
-	sha hash.Hash
 	key []byte
+	buf []byte // what is hashed: key || pointer, or salt || value
 }
 
-func newHasher(key []byte) *hasher { return &hasher{sha: sha256.New(), key: key} }
-
-func (h *hasher) salt(pointer string) Hash { return h.saltOf([]byte(pointer)) }
-
-func (h *hasher) saltOf(pointer []byte) Hash {
-	var out Hash
-	h.sha.Reset()
-	h.sha.Write(h.key)
-	h.sha.Write(pointer)
-	h.sha.Sum(out[:0])
-	return out
+func (h *hasher) salt(pointer string) Hash {
+	h.buf = append(append(h.buf[:0], h.key...), pointer...)
+	return sha256.Sum256(h.buf)
 }
 
 func (h *hasher) digest(salt Hash, canonical []byte) Hash {
-	h.sha.Reset()
-	h.sha.Write(salt[:])
-	h.sha.Write(canonical)
-	var out Hash
-	h.sha.Sum(out[:0])
-	return out
+	h.buf = append(append(h.buf[:0], salt[:]...), canonical...)
+	return sha256.Sum256(h.buf)
 }
 
 // ErasedActorID is what an event whose actor_id was erased holds and serves in its place
@@ -179,7 +176,7 @@ func Commit(key []byte, kept Members, actorID string, actorIP *string, eventData
 	c := Committed{EventData: make(map[string]any, len(eventData)), Digests: make(map[string]Hash, len(eventData)+8)}
 	var changes ErrMembersChanged
 	var buf []byte
-	hs := newHasher(key)
+	hs := hasher{key: key}
 	seen := map[string]bool{}
 	digest := func(pointer string, value any, present bool) (string, error) {
 		seen[pointer] = true
@@ -388,7 +385,9 @@ func (e *Event) hashV2() (Hash, error) {
 	c := *e
 	if len(e.Members) == 0 {
 		// The common case, nothing erased: the members hashed as the bytes they are.
-		if actor, ip, committed, ok := CommitCanonical(e.HashSalt, e.ActorID, e.ActorIP, data); ok {
+		cc := commitPool.Get().(*canonicalCommit)
+		defer cc.release()
+		if actor, ip, committed, ok := cc.commit(e.HashSalt, e.ActorID, e.ActorIP, data); ok {
 			c.ActorID, c.ActorIP, c.EventData, c.DataHashed = actor, ip, committed, true
 			return c.hashV1()
 		}
@@ -419,49 +418,79 @@ func (e *Event) hashV2() (Hash, error) {
 	return c.hashV1()
 }
 
-// CommitCanonical is Commit's way for the common case of the write path and the sealer, in a
+// canonicalCommit is Commit's way for the common case of the write path and the sealer, in a
 // fraction of its time: no salts kept yet (key), and event_data in its RFC 8785 form (the scan
 // of ParseData wrote it: Data.Hashed), whose members are then hashed as the bytes they are, and
-// whose committed form is written directly. It returns the committed actor_id, actor_ip (nil:
-// none) and event_data (canonical); ok is false for a member name with an escape, or data that
-// is not an object in that form (use Commit).
-func CommitCanonical(key []byte, actorID string, actorIP *string, data []byte) (string, *string, []byte, bool) {
+// whose committed form is written directly. Its buffers are recycled (commitPool): per member
+// it builds the pointer after the key in place and hashes with sha256.Sum256, allocating
+// nothing.
+type canonicalCommit struct {
+	hasher
+	ptr []byte // key || the pointer being built
+	out []byte // the committed form of event_data
+	// actor and ip hold the committed actor_id and actor_ip, which commit returns as strings
+	// viewing them: hashV1 reads them before the commit is released.
+	actor, ip [2 * sha256.Size]byte
+	ipText    string
+}
+
+var commitPool = sync.Pool{New: func() any {
+	return &canonicalCommit{hasher: hasher{buf: make([]byte, 0, 512)}, ptr: make([]byte, 0, 128), out: make([]byte, 0, 4096)}
+}}
+
+// release returns c to the pool; what commit returned must not be used after.
+func (c *canonicalCommit) release() {
+	if cap(c.out) > 1<<20 || cap(c.buf) > 1<<20 {
+		return // grown by one huge event_data: let it go
+	}
+	c.key, c.ipText = nil, ""
+	commitPool.Put(c)
+}
+
+// commit returns the committed actor_id, actor_ip (nil: none) and event_data (canonical, in
+// c's buffer); ok is false for a member name with an escape, or data that is not an object in
+// that form (use Commit).
+func (c *canonicalCommit) commit(key []byte, actorID string, actorIP *string, data []byte) (string, *string, []byte, bool) {
 	// The walk below relies on data being canonical (the scan that wrote it checked it): it
 	// only finds where each member's value ends.
 	if len(data) < 2 || data[0] != '{' || len(key) == 0 {
 		return "", nil, nil, false
 	}
-	hs := newHasher(key)
-	var buf []byte
-	member := func(pointer string, value string) string {
-		buf = AppendString(buf[:0], value)
-		h := hs.digest(hs.salt(pointer), buf)
-		return h.String()
-	}
-	actor := member("/actor_id", actorID)
+	c.key = key
+	actor := c.scalar(&c.actor, "/actor_id", actorID)
 	var ip *string
 	if actorIP != nil {
-		d := member("/actor_ip", *actorIP)
-		ip = &d
+		c.ipText = c.scalar(&c.ip, "/actor_ip", *actorIP)
+		ip = &c.ipText
 	}
-	out := make([]byte, 0, 2+len(data)/4+96*8)
-	out, ok := hs.commitObject(out, data, "/event_data/", true)
+	c.ptr = append(append(c.ptr[:0], key...), "/event_data/"...)
+	out, ok := c.object(c.out[:0], data, true)
+	c.out = out[:0]
 	if !ok || len(out) == 0 {
 		return "", nil, nil, false
 	}
 	return actor, ip, out, true
 }
 
-// commitObject appends the committed form of the canonical object obj, whose members' pointers
-// begin with prefix; with nested, a member payload that is an object is committed member by
-// member.
-func (h *hasher) commitObject(out, obj []byte, prefix string, nested bool) ([]byte, bool) {
+// scalar is the digest, in hexadecimal in dst, of the string member at pointer.
+func (c *canonicalCommit) scalar(dst *[2 * sha256.Size]byte, pointer string, value string) string {
+	c.out = AppendString(c.out[:0], value)
+	d := c.digest(c.salt(pointer), c.out)
+	hex.Encode(dst[:], d[:])
+	return view(dst[:])
+}
+
+// object appends the committed form of the canonical object obj, whose members' pointers
+// begin with c.ptr (after the key); with nested, a member payload that is an object is
+// committed member by member.
+func (c *canonicalCommit) object(out, obj []byte, nested bool) ([]byte, bool) {
 	out = append(out, '{')
 	i := 1
 	if obj[i] == '}' {
 		return append(out, '}'), true
 	}
-	var ptr, prev []byte
+	base := len(c.ptr)
+	var prev []byte
 	for first := true; ; first = false {
 		// A canonical name: "...", without escapes, after the one before in byte order.
 		if i >= len(obj) || obj[i] != '"' {
@@ -486,12 +515,14 @@ func (h *hasher) commitObject(out, obj []byte, prefix string, nested bool) ([]by
 		}
 		out = append(append(append(out, '"'), name...), '"', ':')
 		if nested && string(name) == "payload" && obj[vstart] == '{' {
-			if out, ok = h.commitObject(out, obj[vstart:vend], prefix+"payload/", false); !ok {
+			c.ptr = append(c.ptr[:base], "payload/"...)
+			if out, ok = c.object(out, obj[vstart:vend], false); !ok {
 				return nil, false
 			}
 		} else {
-			ptr = append(append(ptr[:0], prefix...), escapeToken(string(name))...)
-			d := h.digest(h.saltOf(ptr), obj[vstart:vend])
+			c.ptr = appendToken(c.ptr[:base], name)
+			salt := Hash(sha256.Sum256(c.ptr))
+			d := c.digest(salt, obj[vstart:vend])
 			out = append(out, '"')
 			out = hex.AppendEncode(out, d[:])
 			out = append(out, '"')
@@ -504,11 +535,27 @@ func (h *hasher) commitObject(out, obj []byte, prefix string, nested bool) ([]by
 			if vend+1 != len(obj) {
 				return nil, false
 			}
+			c.ptr = c.ptr[:base]
 			return append(out, '}'), true
 		default:
 			return nil, false
 		}
 	}
+}
+
+// appendToken appends a member name as a JSON Pointer reference token (escapeToken).
+func appendToken(b, name []byte) []byte {
+	for _, ch := range name {
+		switch ch {
+		case '~':
+			b = append(b, '~', '0')
+		case '/':
+			b = append(b, '~', '1')
+		default:
+			b = append(b, ch)
+		}
+	}
+	return b
 }
 
 // valueEnd returns where the canonical JSON value at b[i:] ends: past its closing bracket or
@@ -551,15 +598,21 @@ func valueEnd(b []byte, i int) (int, bool) {
 	return i, i > start
 }
 
-// stringEnd returns where the JSON string opening at b[i] ends, past its closing quote.
+// stringEnd returns where the JSON string opening at b[i] ends, past its closing quote: the
+// first quote after it that an even number of backslashes precedes.
 func stringEnd(b []byte, i int) (int, bool) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, true
+	for j := i + 1; ; j++ {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return 0, false
+		}
+		j += k
+		escaped := false
+		for p := j - 1; p > i && b[p] == '\\'; p-- {
+			escaped = !escaped
+		}
+		if !escaped {
+			return j + 1, true
 		}
 	}
-	return 0, false
 }
