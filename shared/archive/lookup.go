@@ -54,7 +54,7 @@ func lookupFilter(values map[string]map[string]struct{}) []byte {
 	for _, vs := range values {
 		n += len(vs)
 	}
-	size := 1 << max(6, bits.Len(uint(n*lookupBitsPerKey-1))) // bits, a power of two ≥ 64
+	size := 1 << max(6, bits.Len(uint(max(n, 1)*lookupBitsPerKey-1))) // bits, a power of two ≥ 64
 	f := make([]byte, size/8)
 	for col, vs := range values {
 		for v := range vs {
