@@ -1,10 +1,12 @@
 package query_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -122,4 +124,40 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return s
+}
+
+// BenchmarkBatchProofs asks for the proofs of 500 sealed version 2 events at once, as the
+// timeline viewer does (its batches are of 500): each proof carries the event's members, so
+// each event is read.
+func BenchmarkBatchProofs(b *testing.B) {
+	ctx := context.Background()
+	st := store.New(pgtest.NewPool(b))
+	h, err := query.New(st, query.Config{Timeout: 10 * time.Second, CursorSecret: "s"}, prometheus.NewRegistry(), query.WithIntegrity(st, nil))
+	require.NoError(b, err)
+	mux := http.NewServeMux()
+	h.Routes(mux)
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	var events []audit.Event
+	var ids []string
+	for range 500 {
+		e := audittest.Event(b, &audittest.EventOpts{CorrelationID: "rr-bench"})
+		require.NoError(b, ledger.Hash(&e))
+		events = append(events, e)
+		ids = append(ids, e.EventID.String())
+	}
+	_, _, err = st.InsertEvents(ctx, store.InsertParams{Events: events})
+	require.NoError(b, err)
+	_, err = (&ledger.Sealer{Store: st}).SealAll(ctx)
+	require.NoError(b, err)
+	body, err := json.Marshal(map[string]any{"event_ids": ids})
+	require.NoError(b, err)
+	b.ResetTimer()
+	for range b.N {
+		resp, err := http.Post(srv.URL+"/api/v1/audit/integrity/proofs", "application/json", bytes.NewReader(body))
+		require.NoError(b, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(b, http.StatusOK, resp.StatusCode)
+	}
 }

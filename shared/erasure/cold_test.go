@@ -331,7 +331,8 @@ func TestEraseCold_ASecondChangeIsNamed(t *testing.T) {
 	}))
 	slices.SortFunc(events, func(a, b audit.Event) int { return a.EventTimestamp.Compare(b.EventTimestamp) })
 	require.Equal(t, f.alice.EventID, events[0].EventID)
-	events[0].EventData = json.RawMessage(strings.Replace(string(events[0].EventData), `"attempts":2`, `"attempts":5`, 1))
+	events[0].EventData = json.RawMessage(strings.Replace(string(events[0].EventData), `"attempts": 2`, `"attempts": 5`, 1))
+	require.Contains(t, string(events[0].EventData), `"attempts": 5`, "event_data is in jsonb's form, as in every cold file")
 	forged, err := f.tier.WriteMonth(ctx, 2557, f.month, func(fn func(*audit.Event) error) (int64, error) {
 		for i := range events {
 			if err := fn(&events[i]); err != nil {

@@ -258,6 +258,10 @@ func planCold(ctx context.Context, st *store.Store, r Request, p *store.ErasePar
 			if err != nil || len(members) == 0 {
 				return false, err
 			}
+			// As the hot erasure's UPDATE stores it, so a cold file holds event_data in one form.
+			if out.EventData, err = st.JSONBText(ctx, out.EventData); err != nil {
+				return false, err
+			}
 			if !places[e.EventID].Hot && !slices.ContainsFunc(p.Cold, func(c store.ColdErasure) bool { return c.Event.EventID == e.EventID }) {
 				p.Cold = append(p.Cold, store.ColdErasure{Event: *e, Members: members, ContentHash: out.ContentHash})
 			}

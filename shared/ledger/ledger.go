@@ -160,6 +160,8 @@ type Proof struct {
 	// Members are, for an event hashed with version 2, the salts of its members and the
 	// digests of those erased (MemberProofOf): what recomputing its hash needs beside it.
 	Members *MemberProof `json:"members,omitempty"`
+	// Key is where the event's row is, as its leaf records it (not part of the proof).
+	Key store.EventKey `json:"-"`
 }
 
 // ErrNotSealed means the event is stored but not in the log yet.
@@ -194,7 +196,8 @@ func Proofs(ctx context.Context, st *store.Store, ids []uuid.UUID) (store.Stored
 		}
 		out[l.EventID] = Proof{EventID: l.EventID, EventHash: l.EventHash, HashVersion: l.HashVersion,
 			LeafIndex: l.Index, TreeSize: cp.TreeSize, RootHash: cp.RootHash, AuditPath: path,
-			SealedAt: l.SealedAt, Checkpoint: cp.Checkpoint}
+			SealedAt: l.SealedAt, Checkpoint: cp.Checkpoint,
+			Key: store.EventKey{EventID: l.EventID, EventTimestamp: l.EventTimestamp, RetentionDays: l.RetentionDays}}
 	}
 	return cp, out, nil
 }

@@ -291,3 +291,13 @@ func (s *Store) PlaceEvents(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID
 	}
 	return out, nil
 }
+
+// JSONBText returns doc as PostgreSQL's jsonb writes it: an event erased in a cold file keeps
+// event_data in the form every other event of the tier has.
+func (s *Store) JSONBText(ctx context.Context, doc json.RawMessage) (json.RawMessage, error) {
+	var out string
+	if err := s.db.QueryRow(ctx, `SELECT $1::jsonb::text`, string(doc)).Scan(&out); err != nil {
+		return nil, fmt.Errorf("jsonb text: %w", interpretError(err))
+	}
+	return json.RawMessage(out), nil
+}
