@@ -17,8 +17,8 @@ import (
 	"github.com/auditstore/auditstore/shared/cold"
 	"github.com/auditstore/auditstore/shared/erasure"
 	"github.com/auditstore/auditstore/shared/ledger"
-	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/coldtest"
 	"github.com/auditstore/auditstore/test/outsideverify"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
@@ -61,15 +61,7 @@ func TestColdErasureThroughTheAPI(t *testing.T) {
 	_, err = (&ledger.Sealer{Store: st}).SealAll(ctx)
 	require.NoError(t, err)
 	mover := &cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{})}
-	var hot lifecycle.HotMonths
-	require.NoError(t, hot.Decode("2557=2"))
-	runner := &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return now },
-		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot}, Cold: mover}
-	m, err := st.BeginMaintenance(ctx)
-	require.NoError(t, err)
-	_, err = runner.Run(ctx, m)
-	m.End()
-	require.NoError(t, err)
+	coldtest.Run(t, st, coldtest.Runner(t, st, mover, "2557=2", func() time.Time { return now }))
 	_, err = st.GetEvent(ctx, events[0].EventID)
 	require.ErrorIs(t, err, store.ErrNotFound, "the month is cold")
 

@@ -18,8 +18,8 @@ import (
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/cold"
 	"github.com/auditstore/auditstore/shared/ledger"
-	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/coldtest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/auditstore/auditstore/test/s3test"
 	"github.com/prometheus/client_golang/prometheus"
@@ -143,16 +143,8 @@ func TestColdTierThroughTheAPI(t *testing.T) {
 	}
 
 	// Months 2, 3 and 4 back go cold.
-	var hot lifecycle.HotMonths
-	require.NoError(t, hot.Decode("2557=1"))
-	runner := &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return now },
-		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot},
-		Cold:   &cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{FileRows: 5, RowGroupRows: 2})}}
-	m, err := store.New(pool).BeginMaintenance(ctx)
-	require.NoError(t, err)
-	_, err = runner.Run(ctx, m)
-	m.End()
-	require.NoError(t, err)
+	mover := &cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{FileRows: 5, RowGroupRows: 2})}
+	coldtest.Run(t, st, coldtest.Runner(t, st, mover, "2557=1", func() time.Time { return now }))
 	files, err := st.ColdFiles(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, files)

@@ -14,8 +14,8 @@ import (
 	"github.com/auditstore/auditstore/shared/cold"
 	"github.com/auditstore/auditstore/shared/erasure"
 	"github.com/auditstore/auditstore/shared/ledger"
-	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/coldtest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -49,15 +49,7 @@ func TestVerifyArchive_ErasedColdEvent(t *testing.T) {
 	require.NoError(t, err)
 	tier := archive.NewCold(bucket, archive.ColdOptions{})
 	mover := &cold.Mover{Store: st, Tier: tier}
-	var hot lifecycle.HotMonths
-	require.NoError(t, hot.Decode("2557=2"))
-	runner := &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return now },
-		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot}, Cold: mover}
-	m, err := st.BeginMaintenance(ctx)
-	require.NoError(t, err)
-	_, err = runner.Run(ctx, m)
-	m.End()
-	require.NoError(t, err)
+	coldtest.Run(t, st, coldtest.Runner(t, st, mover, "2557=2", func() time.Time { return now }))
 	_, err = erasure.Erase(ctx, st, erasure.Request{EventIDs: []uuid.UUID{events[2].EventID}, Members: []string{"/event_data/payload/recipient"},
 		Reason: "art. 17", By: "dpo", Cold: mover})
 	require.NoError(t, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/coldtest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/auditstore/auditstore/test/s3test"
 	"github.com/google/uuid"
@@ -50,11 +51,7 @@ func setup(t *testing.T, bucket func(t *testing.T) *blob.Bucket) *fixture {
 	tier := archive.NewCold(b, archive.ColdOptions{FileRows: 40, RowGroupRows: 8})
 	f := &fixture{pool: pool, st: st, tier: tier, tiered: cold.NewTiered(st, cold.NewReader(b, 0)),
 		now: time.Now().UTC(), events: map[uuid.UUID]audit.Event{}}
-	var hot lifecycle.HotMonths
-	require.NoError(t, hot.Decode("2557=2"))
-	f.runner = &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return f.now },
-		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot},
-		Cold:   &cold.Mover{Store: st, Tier: tier}}
+	f.runner = coldtest.Runner(t, st, &cold.Mover{Store: st, Tier: tier}, "2557=2", func() time.Time { return f.now })
 	return f
 }
 
@@ -97,13 +94,7 @@ func (f *fixture) tryWrite(t *testing.T, correlation string, start time.Time, n 
 
 func (f *fixture) run(t *testing.T) lifecycle.Report {
 	t.Helper()
-	ctx := context.Background()
-	m, err := store.New(f.pool).BeginMaintenance(ctx)
-	require.NoError(t, err)
-	defer m.End()
-	rep, err := f.runner.Run(ctx, m)
-	require.NoError(t, err)
-	return rep
+	return coldtest.Run(t, f.st, f.runner)
 }
 
 func months(now time.Time, back int) time.Time {

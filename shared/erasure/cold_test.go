@@ -20,6 +20,7 @@ import (
 	"github.com/auditstore/auditstore/shared/ledger"
 	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/coldtest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -58,11 +59,7 @@ func setupCold(t *testing.T) *coldFixture {
 	f := &coldFixture{pool: pool, st: st, tier: tier, mover: &cold.Mover{Store: st, Tier: tier},
 		tiered: cold.NewTiered(st, cold.NewReader(b, 0)), keys: []integrity.PublicKey{pub},
 		month: time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -4, 0)}
-	var hot lifecycle.HotMonths
-	require.NoError(t, hot.Decode("2557=2"))
-	f.runner = &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return now },
-		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot},
-		Cold:   f.mover}
+	f.runner = coldtest.Runner(t, st, f.mover, "2557=2", func() time.Time { return now })
 
 	var events []audit.Event
 	for i := range 25 {
@@ -103,13 +100,7 @@ func setupCold(t *testing.T) *coldFixture {
 
 func (f *coldFixture) run(t *testing.T) lifecycle.Report {
 	t.Helper()
-	ctx := context.Background()
-	m, err := f.st.BeginMaintenance(ctx)
-	require.NoError(t, err)
-	defer m.End()
-	rep, err := f.runner.Run(ctx, m)
-	require.NoError(t, err)
-	return rep
+	return coldtest.Run(t, f.st, f.runner)
 }
 
 func (f *coldFixture) erase(ids []uuid.UUID, members ...string) (erasure.Result, error) {

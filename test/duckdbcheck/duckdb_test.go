@@ -18,8 +18,8 @@ import (
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/audit/audittest"
 	"github.com/auditstore/auditstore/shared/cold"
-	"github.com/auditstore/auditstore/shared/lifecycle"
 	"github.com/auditstore/auditstore/shared/store"
+	"github.com/auditstore/auditstore/test/coldtest"
 	"github.com/auditstore/auditstore/test/pgtest"
 	_ "github.com/duckdb/duckdb-go/v2"
 	"github.com/stretchr/testify/require"
@@ -55,16 +55,8 @@ func TestDuckDBReadsWhatTheAPIReturns(t *testing.T) {
 	}
 	_, _, err = st.InsertEvents(ctx, store.InsertParams{Events: events})
 	require.NoError(t, err)
-	var hot lifecycle.HotMonths
-	require.NoError(t, hot.Decode("1"))
-	runner := &lifecycle.Runner{Store: st, Classes: audit.DefaultRetentionClasses, Now: func() time.Time { return now },
-		Config: lifecycle.Config{PremakeMonths: 1, LockTimeout: 2 * time.Second, IdempotencyWindow: 168 * time.Hour, HotMonths: hot},
-		Cold:   &cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{FileRows: 50, RowGroupRows: 10})}}
-	m, err := st.BeginMaintenance(ctx)
-	require.NoError(t, err)
-	_, err = runner.Run(ctx, m)
-	m.End()
-	require.NoError(t, err)
+	mover := &cold.Mover{Store: st, Tier: archive.NewCold(bucket, archive.ColdOptions{FileRows: 50, RowGroupRows: 10})}
+	coldtest.Run(t, st, coldtest.Runner(t, st, mover, "1", func() time.Time { return now }))
 	api := cold.NewTiered(st, cold.NewReader(bucket, 0))
 
 	db, err := sql.Open("duckdb", "")
