@@ -356,21 +356,32 @@ func TestFailover_ReadOnlyTargets(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status)
 	require.NoError(t, p.Replica.Promote(ctx))
 	require.NoError(t, p.Primary.ReadOnly(ctx))
+	// A backend applies a configuration reload only between commands, so a pooled connection
+	// idle on the old primary runs its next transaction as read-write: a write may still land
+	// there (demotion by configuration is no fence; a real failover stops the old primary). So
+	// the pool has left when a write is seen on the new primary, and every refusal was a 503.
 	var statuses []int
+	onNew := 0
 	for range 20 {
 		status, _ := postEvent(t, both)
 		statuses = append(statuses, status)
-		if status == http.StatusCreated {
+		require.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, status, "a demoted primary's refusals are 503: %v", statuses)
+		if status != http.StatusCreated {
+			continue
+		}
+		require.NoError(t, p.Replica.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND application_name = ''`, &onNew))
+		if onNew > 0 {
 			break
 		}
 	}
-	require.Equal(t, http.StatusCreated, statuses[len(statuses)-1], "writes move to the new primary: %v", statuses)
-	for _, s := range statuses[:len(statuses)-1] {
-		require.Equal(t, http.StatusServiceUnavailable, s, "the demoted primary's refusals are 503: %v", statuses)
+	require.NotZero(t, onNew, "writes move to the new primary and the pool's connections with them: %v", statuses)
+	created := 0
+	for _, s := range statuses {
+		if s == http.StatusCreated {
+			created++
+		}
 	}
-	var onNew int
-	require.NoError(t, p.Replica.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND application_name = ''`, &onNew))
-	require.NotZero(t, onNew, "the pool's connections are on the new primary")
+	require.LessOrEqual(t, created, 3, "at most one stale write per pooled connection (2) before the move: %v", statuses)
 }
 
 // handlers serves the write and query functions (no auth) over one pool on dbURL.
