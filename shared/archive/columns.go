@@ -63,7 +63,7 @@ var parquetColumns = []parquetColumn{
 	// The archive keeps the integrity log's leaves apart (leaves.bin); a cold event carries the
 	// hash written with it.
 	{field: "EventHash", name: "event_hash", cold: "[]byte optional", coldAt: 28},
-	{field: "EventData", name: "event_data", row: "string json", cold: "string json", coldAt: 32},
+	{field: "EventData", name: "event_data", row: "string json", cold: "[]byte json", coldAt: 32},
 	{field: "HashVersion", name: "hash_version", row: "*int32 optional", cold: "int32", coldAt: 29,
 		rowDoc: "The hash of a version 2 event needs its salts (or, once a member was erased, what it keeps of its members) beside it: optional columns, absent for version 1 events and in archives made before them."},
 	{field: "HashSalt", name: "hash_salt", row: "[]byte optional", cold: "[]byte optional", coldAt: 30,

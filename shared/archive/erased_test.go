@@ -15,7 +15,7 @@ import (
 func TestRow_KeptMembersRoundTrip(t *testing.T) {
 	t.Parallel()
 	kept := `{"/actor_id":{"digest":"q83vEjRWeJA"}}`
-	cold, err := roundTrip([]archive.ColdRow{{HashMembers: &kept, EventData: `{}`}, {EventData: `{}`}})
+	cold, err := roundTrip([]archive.ColdRow{{HashMembers: &kept, EventData: []byte(`{}`)}, {EventData: []byte(`{}`)}})
 	require.NoError(t, err)
 	require.Equal(t, kept, *cold[0].HashMembers)
 	require.Nil(t, cold[1].HashMembers)

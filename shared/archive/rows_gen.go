@@ -90,5 +90,5 @@ type ColdRow struct {
 	// (gone once a member is erased) and the members an erasure kept as digests.
 	HashSalt    []byte  `parquet:"hash_salt,optional"`
 	HashMembers *string `parquet:"hash_members,optional"`
-	EventData   string  `parquet:"event_data,json"`
+	EventData   []byte  `parquet:"event_data,json"`
 }

@@ -263,6 +263,24 @@ func TestMoveAndQueryAcrossTiers(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.Equal(t, before, ids(streamed))
+			// The other order, and JSON containment applied to a stream's cold runs.
+			for _, c := range []struct {
+				f     store.Filter
+				order store.Order
+				keep  func(*audit.Event) bool
+			}{
+				{store.Filter{}, store.Descending, func(*audit.Event) bool { return true }},
+				{data, store.Ascending, func(e *audit.Event) bool { return e.CorrelationID == "rr-month-4" }},
+				{data, store.Descending, func(e *audit.Event) bool { return e.CorrelationID == "rr-month-4" }},
+			} {
+				var got []audit.Event
+				_, err = f.tiered.StreamEvents(ctx, store.StreamParams{Filter: c.f, Order: c.order}, func(e *audit.Event) error {
+					got = append(got, *e)
+					return nil
+				})
+				require.NoError(t, err)
+				require.Equal(t, f.expect(c.keep, c.order), ids(got))
+			}
 			n, err := f.tiered.CountEvents(ctx, store.Filter{})
 			require.NoError(t, err)
 			require.EqualValues(t, len(before), n)

@@ -246,9 +246,9 @@ func (s *scan) admitsFile(f *store.ColdFile) bool {
 	return true
 }
 
-// read appends to dst the events of one file that match s (JSON filters aside: the caller asks
-// the database), in file order.
-func (r *Reader) read(f *store.ColdFile, s *scan, dst []audit.Event) ([]audit.Event, error) {
+// read calls keep with each event of one file that matches s (JSON filters aside: the caller
+// asks the database), in file order.
+func (r *Reader) read(f *store.ColdFile, s *scan, keep func(audit.Event)) error {
 	var of *openFile
 	var err error
 	if s.lookup() {
@@ -262,18 +262,16 @@ func (r *Reader) read(f *store.ColdFile, s *scan, dst []audit.Event) ([]audit.Ev
 		}
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := dst
-	if out == nil && !s.lookup() {
-		// A sweep mostly keeps every row: room for them all at once, rather than the garbage
-		// of growing into it.
-		out = make([]audit.Event, 0, f.Rows)
+	var in *interner
+	if !s.lookup() {
+		in = newInterner()
 	}
 	for _, rg := range of.pf.RowGroups() {
 		first, last, ok, err := s.rows(of, rg)
 		if err != nil {
-			return nil, fmt.Errorf("cold file %s: %w", f.Key, err)
+			return fmt.Errorf("cold file %s: %w", f.Key, err)
 		}
 		if !ok {
 			continue
@@ -281,14 +279,15 @@ func (r *Reader) read(f *store.ColdFile, s *scan, dst []audit.Event) ([]audit.Ev
 		if err := readRange(rg, first, last, func(row *archive.ColdRow) {
 			if s.matchRow(row) {
 				if e := row.Event(); afterCursor(&e, s.after, s.order) {
-					out = append(out, e)
+					in.event(&e)
+					keep(e)
 				}
 			}
 		}); err != nil {
-			return nil, fmt.Errorf("cold file %s: %w", f.Key, err)
+			return fmt.Errorf("cold file %s: %w", f.Key, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // rows decides from a row group's statistics, bloom filters and page index which of its rows
@@ -461,4 +460,47 @@ func (s *scan) matchRow(r *archive.ColdRow) bool {
 // compareEvents orders events by (event_timestamp, event_id), as PostgreSQL does.
 func compareEvents(a, b *audit.Event) int {
 	return cmp.Or(a.EventTimestamp.Compare(b.EventTimestamp), bytes.Compare(a.EventID[:], b.EventID[:]))
+}
+
+// interner makes the events of one file share the values of its low-cardinality columns (the
+// ones the cold layout dictionary-encodes). A Parquet reader gives every row its own copy of
+// each; a sweep holds a whole file's events while an export merges it with others, and those
+// copies were a third of what it held.
+type interner struct {
+	strs map[string]string
+	ptrs map[string]*string
+}
+
+func newInterner() *interner {
+	return &interner{strs: make(map[string]string), ptrs: make(map[string]*string)}
+}
+
+// event replaces e's low-cardinality values with shared ones; a nil interner leaves e alone.
+// The shared pointers are safe because nothing writes through an event's *string: withholding
+// and redaction replace the pointer.
+func (in *interner) event(e *audit.Event) {
+	if in == nil {
+		return
+	}
+	for _, p := range []*string{&e.Version, &e.EventType, &e.EventCategory, &e.EventAction,
+		&e.EventOutcome, &e.ActorType, &e.ActorID, &e.SubmittedBy} {
+		v, ok := in.strs[*p]
+		if !ok {
+			v = *p
+			in.strs[v] = v
+		}
+		*p = v
+	}
+	for _, p := range []**string{&e.ActorIP, &e.ResourceType, &e.Namespace, &e.ClusterID,
+		&e.Severity, &e.ErrorCode} {
+		if *p == nil {
+			continue
+		}
+		v, ok := in.ptrs[**p]
+		if !ok {
+			v = *p
+			in.ptrs[*v] = v
+		}
+		*p = v
+	}
 }

@@ -317,7 +317,7 @@ func (t *Tiered) page(ctx context.Context, files []store.ColdFile, s *scan, orde
 			}
 		}
 		end := min(i+t.r.parallel, len(files))
-		got, err := t.readFiles(ctx, files[i:end], s, nil)
+		got, err := t.readFiles(ctx, files[i:end], s)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func (t *Tiered) each(ctx context.Context, files []store.ColdFile, s *scan, orde
 	}
 	step := cmp0(parallel, t.r.parallel)
 	for i := 0; i < len(files); i += step {
-		got, err := t.readFiles(ctx, files[i:min(i+step, len(files))], s, nil)
+		got, err := t.readFiles(ctx, files[i:min(i+step, len(files))], s)
 		if err != nil {
 			return err
 		}
@@ -373,29 +373,43 @@ func cmp0(a, b int) int {
 
 // stream yields the cold events matching p in p's order. It reads one file at a time, sorts its
 // matches (a file is sorted for lookups, not by time) and merges them with what earlier files
-// hold back: only the events a later file could still precede wait, each file's in the array it
-// was read into, which goes once it is spent. Files of one class follow one another in time;
-// another class's files overlap them, so an export holds about one file per class.
+// hold back: only the events a later file could still precede wait, each on its own so that it
+// goes once it is sent. Files of one class follow one another in time; another class's files
+// overlap them, so an export holds about one file per class.
 func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.StreamParams) iter.Seq2[*audit.Event, error] {
 	return func(yield func(*audit.Event, error) bool) {
 		s := &scan{f: &p.Filter, lo: p.Since, hi: p.Until}
 		files := t.admitted(files, s, p.Order)
-		var runs [][]audit.Event // sorted, none empty
+		var runs [][]*audit.Event // sorted, none empty
 		for i := range files {
-			got, err := t.readFiles(ctx, files[i:i+1], s, nil)
+			var got []*audit.Event
+			err := t.r.read(&files[i], s, func(e audit.Event) {
+				if got == nil {
+					got = make([]*audit.Event, 0, files[i].Rows)
+				}
+				got = append(got, &e)
+			})
+			if err == nil {
+				got, err = matchData(ctx, t.hot, s, got, func(e *audit.Event) json.RawMessage { return e.EventData })
+			}
 			if err != nil {
 				yield(nil, err)
 				return
 			}
 			if len(got) > 0 {
-				sortEvents(got, p.Order)
+				slices.SortFunc(got, func(a, b *audit.Event) int {
+					if p.Order == store.Descending {
+						return compareEvents(b, a)
+					}
+					return compareEvents(a, b)
+				})
 				runs = append(runs, got)
 			}
 			// What no later file can precede goes out now, in order across the runs.
 			for len(runs) > 0 {
 				k := 0
 				for j := 1; j < len(runs); j++ {
-					c := compareEvents(&runs[j][0], &runs[k][0])
+					c := compareEvents(runs[j][0], runs[k][0])
 					if p.Order == store.Descending {
 						c = -c
 					}
@@ -403,7 +417,7 @@ func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.St
 						k = j
 					}
 				}
-				e := &runs[k][0]
+				e := runs[k][0]
 				if i+1 < len(files) {
 					nf := &files[i+1]
 					if (p.Order != store.Descending && !e.EventTimestamp.Before(nf.MinEventTimestamp)) ||
@@ -414,6 +428,9 @@ func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.St
 				if !yield(e, nil) {
 					return
 				}
+				// The caller is done with e once it asks for the next: it goes now, while the
+				// rest of its run waits (a long, sparse file's run can wait for a dozen others).
+				runs[k][0] = nil
 				if runs[k] = runs[k][1:]; len(runs[k]) == 0 {
 					runs = slices.Delete(runs, k, k+1)
 				}
@@ -422,16 +439,8 @@ func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.St
 	}
 }
 
-// readFiles reads files at once and returns their matches appended to dst, JSON filters
-// applied (to dst's events too).
-func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan, dst []audit.Event) ([]audit.Event, error) {
-	if len(files) == 1 {
-		out, err := t.r.read(&files[0], s, dst)
-		if err != nil {
-			return nil, err
-		}
-		return t.matchData(ctx, s, out)
-	}
+// readFiles reads files at once and returns their matches, JSON filters applied.
+func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan) ([]audit.Event, error) {
 	results := make([][]audit.Event, len(files))
 	errs := make([]error, len(files))
 	var wg sync.WaitGroup
@@ -443,18 +452,26 @@ func (t *Tiered) readFiles(ctx context.Context, files []store.ColdFile, s *scan,
 				errs[i] = ctx.Err()
 				return
 			}
-			results[i], errs[i] = t.r.read(&files[i], s, nil)
+			var out []audit.Event
+			if !s.lookup() {
+				// A sweep mostly keeps every row: room for them all at once, rather than
+				// the garbage of growing into it.
+				out = make([]audit.Event, 0, files[i].Rows)
+			}
+			errs[i] = t.r.read(&files[i], s, func(e audit.Event) { out = append(out, e) })
+			results[i] = out
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return t.matchData(ctx, s, slices.Concat(append([][]audit.Event{dst}, results...)...))
+	return matchData(ctx, t.hot, s, slices.Concat(results...), func(e audit.Event) json.RawMessage { return e.EventData })
 }
 
-// matchData keeps the events of out whose event_data matches s's JSON filters, if it has any.
-func (t *Tiered) matchData(ctx context.Context, s *scan, out []audit.Event) ([]audit.Event, error) {
+// matchData keeps the events of out whose event_data (data of each) matches s's JSON filters,
+// if it has any.
+func matchData[E any](ctx context.Context, hot Hot, s *scan, out []E, data func(E) json.RawMessage) ([]E, error) {
 	if len(s.f.Data) == 0 && s.f.DataPath == "" || len(out) == 0 {
 		return out, nil
 	}
@@ -463,9 +480,9 @@ func (t *Tiered) matchData(ctx context.Context, s *scan, out []audit.Event) ([]a
 		batch := out[start:min(start+1000, len(out))]
 		docs := make([]json.RawMessage, len(batch))
 		for i := range batch {
-			docs[i] = batch[i].EventData
+			docs[i] = data(batch[i])
 		}
-		ok, err := t.hot.MatchData(ctx, docs, s.f.Data, s.f.DataPath)
+		ok, err := hot.MatchData(ctx, docs, s.f.Data, s.f.DataPath)
 		if err != nil {
 			return nil, err
 		}
