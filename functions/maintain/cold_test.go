@@ -70,8 +70,8 @@ func TestColdMonthsThroughTheService(t *testing.T) {
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	post := func(path, body string) (int, map[string]any) {
-		req, err := http.NewRequest(http.MethodPost, srv.URL+path, nil)
+	postTo := func(base, path, body string) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodPost, base+path, nil)
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer admin-token")
 		req.Header.Set("Content-Type", "application/json")
@@ -80,6 +80,7 @@ func TestColdMonthsThroughTheService(t *testing.T) {
 		require.NoError(t, json.Unmarshal(b, &m))
 		return resp.StatusCode, m
 	}
+	post := func(path, body string) (int, map[string]any) { return postTo(srv.URL, path, body) }
 
 	// A cold event is erased through the API: its file is rewritten, the erasure recorded.
 	status, res := post("/api/v1/audit/erasures", `{"event_ids":["`+events[0].EventID.String()+`"],"members":["/actor_id"],"reason":"art. 17"}`)
@@ -97,6 +98,27 @@ func TestColdMonthsThroughTheService(t *testing.T) {
 	v, err = svc.Keeper().Verify(ctx)
 	require.NoError(t, err)
 	require.True(t, v.OK, "%+v", v.Problems)
+
+	// With ARCHIVE_URL and no HOT_MONTHS (months no longer move) the cold tier is still the
+	// service's: its events are erased, not "not found", and its runs move nothing.
+	noHot := cfg
+	noHot.HotMonths = nil
+	require.NoError(t, noHot.Validate())
+	svc2 := newService(pool, noHot, []int{2557}, nil, az, nil)
+	mux2 := http.NewServeMux()
+	svc2.Routes(mux2)
+	srv2 := httptest.NewServer(mux2)
+	t.Cleanup(srv2.Close)
+	status, res = postTo(srv2.URL, "/api/v1/audit/erasures", `{"event_ids":["`+events[3].EventID.String()+`"],"members":["/actor_id"],"reason":"art. 17"}`)
+	require.Equal(t, http.StatusOK, status, "%v", res)
+	require.Len(t, res["cold_files"], 1)
+	rep, err = svc2.Run(ctx)
+	require.NoError(t, err)
+	require.NotContains(t, kinds(rep.Actions), "partition.cold")
+	v, err = svc2.Keeper().Verify(ctx)
+	require.NoError(t, err)
+	require.True(t, v.OK, "%+v", v.Problems)
+	require.EqualValues(t, 4, v.Cold)
 
 	status, hold := post("/api/v1/audit/legal-hold", `{"correlation_id":"rr-cold","reason":"subpoena"}`)
 	require.Equal(t, http.StatusOK, status)

@@ -49,8 +49,9 @@ func NewService(s *store.Store, cfg Config, classes []int, reg prometheus.Regist
 	runner := &Runner{Store: s, Config: cfg, Classes: classes, Now: time.Now}
 	if cfg.ArchiveURL != "" {
 		runner.Archiver = &archiver{url: cfg.ArchiveURL, store: s}
-	}
-	if len(cfg.HotMonths) > 0 {
+		// The cold tier is ARCHIVE_URL's whether or not HOT_MONTHS still moves months to it:
+		// months moved before HOT_MONTHS was unset still expire, and their events are still
+		// erased, rather than called not found.
 		runner.Cold = &coldTier{url: cfg.ArchiveURL, store: s}
 	}
 	svc := &Service{store: s, runner: runner, keeper: ledger.NewKeeper(s, reg), metrics: newRunMetrics(reg), deadLetters: s}
