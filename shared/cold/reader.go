@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gocloud.dev/gcerrors"
+
 	"github.com/auditstore/auditstore/shared/archive"
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/auditstore/auditstore/shared/store"
@@ -84,6 +86,11 @@ func NewReader(bucket *blob.Bucket, maxOpen int) *Reader {
 	return &Reader{bucket: bucket, parallel: 8, open: map[string]*openFile{}, max: cmp.Or(maxOpen, 512), maxBytes: DefaultOpenBytes}
 }
 
+// ErrFileGone means a cold file the catalogue named was gone when read: an erasure or an expiry
+// replaced or deleted it after the catalogue was read. It is store.ErrUnavailable (a 503 to
+// retry): the read did not answer from a partial tier, and a new read of the catalogue heals it.
+var ErrFileGone = fmt.Errorf("%w: a cold file was replaced or deleted while it was read", store.ErrUnavailable)
+
 // blobReaderAt reads byte ranges of an object, counting them.
 type blobReaderAt struct {
 	r   *Reader
@@ -94,6 +101,9 @@ func (r blobReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rd, err := r.r.bucket.NewRangeReader(ctx, r.key, off, int64(len(p)), nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return 0, fmt.Errorf("%w: %s: %w", ErrFileGone, r.key, err)
+	}
 	if err != nil {
 		return 0, err
 	}

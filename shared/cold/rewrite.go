@@ -115,8 +115,9 @@ func (m *Mover) Discard(ctx context.Context, rws []Rewritten) {
 }
 
 // Retire deletes the old files of rewrites the catalogue swapped out. A query that read the
-// catalogue before the swap may still be reading one; it then fails rather than answering
-// from a file that is gone. A file not deleted here is deleted by SweepCold.
+// catalogue before the swap may still be reading one; it then reads the catalogue again, and a
+// stream already under way fails (ErrFileGone, a 503) rather than answering from a file that is
+// gone. A file not deleted here is deleted by SweepCold.
 func (m *Mover) Retire(ctx context.Context, rws []Rewritten) error {
 	var errs []error
 	for _, rw := range rws {

@@ -39,6 +39,20 @@ func NewTiered(hot Hot, r *Reader) *Tiered { return &Tiered{hot: hot, r: r} }
 // QueryEvents returns one page of the events of both tiers matching p, in p's order; a cursor
 // or an offset counts across both.
 func (t *Tiered) QueryEvents(ctx context.Context, p store.QueryParams) (store.Page, error) {
+	return again(func() (store.Page, error) { return t.queryEvents(ctx, p) })
+}
+
+// again runs read, and once more if a file it read was gone (ErrFileGone): the second run reads
+// the catalogue that replaced it. A stream cannot do this once it has sent events.
+func again[T any](read func() (T, error)) (T, error) {
+	v, err := read()
+	if errors.Is(err, ErrFileGone) {
+		return read()
+	}
+	return v, err
+}
+
+func (t *Tiered) queryEvents(ctx context.Context, p store.QueryParams) (store.Page, error) {
 	hp := p
 	if p.Offset > 0 {
 		hp.Offset, hp.Limit = 0, p.Offset+p.Limit
@@ -77,6 +91,10 @@ func (t *Tiered) QueryEvents(ctx context.Context, p store.QueryParams) (store.Pa
 
 // CountEvents counts the events of both tiers matching f.
 func (t *Tiered) CountEvents(ctx context.Context, f store.Filter) (int64, error) {
+	return again(func() (int64, error) { return t.countEvents(ctx, f) })
+}
+
+func (t *Tiered) countEvents(ctx context.Context, f store.Filter) (int64, error) {
 	n, err := t.hot.CountEvents(ctx, f)
 	if err != nil {
 		return n, err
@@ -95,6 +113,10 @@ func (t *Tiered) CountEvents(ctx context.Context, f store.Filter) (int64, error)
 
 // GetEvent returns the event with id from either tier, or store.ErrNotFound.
 func (t *Tiered) GetEvent(ctx context.Context, id uuid.UUID) (audit.Event, error) {
+	return again(func() (audit.Event, error) { return t.getEvent(ctx, id) })
+}
+
+func (t *Tiered) getEvent(ctx context.Context, id uuid.UUID) (audit.Event, error) {
 	e, err := t.hot.GetEvent(ctx, id)
 	if !errors.Is(err, store.ErrNotFound) {
 		return e, err

@@ -471,3 +471,62 @@ func TestEraseCold_Interrupted(t *testing.T) {
 	require.ErrorContains(t, err, "does not verify")
 	require.Equal(t, f.catalogue(t), f.objects(t))
 }
+
+// staleCatalogue is the store as a query that read the catalogue just before an erasure sees
+// it: its first stale reads of the catalogue (all of them when stale is negative) name the
+// files the erasure replaced.
+type staleCatalogue struct {
+	*store.Store
+	old   []store.ColdFile
+	stale int
+}
+
+func (s *staleCatalogue) ColdFilesFor(ctx context.Context, q store.ColdFileQuery) ([]store.ColdFile, error) {
+	if s.stale != 0 {
+		s.stale--
+		return slices.Clone(s.old), nil
+	}
+	return s.Store.ColdFilesFor(ctx, q)
+}
+
+// TestEraseCold_ReadDuringTheSwap: a read that named the replaced file before an erasure
+// swapped it out reads the catalogue again and answers from the new file (list, count, get);
+// one that keeps finding the file gone is a 503 to retry, never an answer from a partial tier.
+func TestEraseCold_ReadDuringTheSwap(t *testing.T) {
+	t.Parallel()
+	f := setupCold(t)
+	ctx := context.Background()
+	old, err := f.st.ColdFilesFor(ctx, store.ColdFileQuery{})
+	require.NoError(t, err)
+	_, err = f.erase([]uuid.UUID{f.alice.EventID}, erased...)
+	require.NoError(t, err)
+
+	p := store.QueryParams{Order: store.Ascending, Limit: 100, Filter: store.Filter{CorrelationIDs: []string{"rr-cold"}}}
+	want, err := f.tiered.QueryEvents(ctx, p)
+	require.NoError(t, err)
+	require.Len(t, want.Events, 20)
+	wantAlice, err := f.tiered.GetEvent(ctx, f.alice.EventID)
+	require.NoError(t, err)
+	require.NotContains(t, string(wantAlice.AppendJSON(nil)), "alice@")
+
+	stale := &staleCatalogue{Store: f.st, old: old}
+	tiered := cold.NewTiered(stale, cold.NewReader(f.tier.Bucket(), 0))
+	stale.stale = 1
+	got, err := tiered.QueryEvents(ctx, p)
+	require.NoError(t, err)
+	require.Zero(t, stale.stale, "the first read named the replaced file")
+	require.Equal(t, want, got)
+	stale.stale = 1
+	n, err := tiered.CountEvents(ctx, p.Filter)
+	require.NoError(t, err)
+	require.EqualValues(t, 20, n)
+	stale.stale = 1
+	alice, err := tiered.GetEvent(ctx, f.alice.EventID)
+	require.NoError(t, err)
+	require.Equal(t, wantAlice, alice)
+
+	stale.stale = -1
+	_, err = tiered.QueryEvents(ctx, p)
+	require.ErrorIs(t, err, cold.ErrFileGone)
+	require.ErrorIs(t, err, store.ErrUnavailable, "a 503 to retry")
+}
