@@ -643,7 +643,20 @@ func TestManifests_Env(t *testing.T) {
 					given[e.Name] = e.Value
 				}
 			}
-			for name := range given {
+			for name, v := range given {
+				if name == "GOMEMLIMIT" {
+					// Read by the Go runtime: a soft limit, so it must sit below the
+					// container's hard one.
+					lim, ok := c.spec.Resources.Limits[corev1.ResourceMemory]
+					require.True(t, ok, "%s sets GOMEMLIMIT without a memory limit", c.owner)
+					mib, ok := strings.CutSuffix(v, "MiB")
+					require.True(t, ok, "%s: GOMEMLIMIT %q is not in MiB", c.owner, v)
+					n, err := strconv.ParseInt(mib, 10, 64)
+					require.NoError(t, err)
+					require.Less(t, n<<20, lim.Value(), "%s: GOMEMLIMIT %s is not below the container's limit %s", c.owner, v, lim.String())
+					require.Greater(t, n<<20, lim.Value()*8/10, "%s: GOMEMLIMIT %s leaves more than a fifth of the limit %s unused", c.owner, v, lim.String())
+					continue
+				}
 				require.True(t, known[name], "%s sets %s, which %s does not read", c.owner, name, rel)
 			}
 			for _, v := range vars {
