@@ -431,3 +431,34 @@ func TestColdRow_ErasedEventRoundTrip(t *testing.T) {
 	changed.HashSalt = bytes.Repeat([]byte{8}, 16)
 	require.NotEqual(t, r.appendCanonical(nil), changed.appendCanonical(nil), "a cold file's row digest covers the salt key")
 }
+
+// TestWriteMonth_FilesStayWithinADay: a month of a sparse class is cut at UTC day boundaries
+// as well as at FileRows, so an export never holds more than a day of one file's events; every
+// event is written once and each file reads back.
+func TestWriteMonth_FilesStayWithinADay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := PartitionOf(90, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	es := monthOfEvents(t, p, 100) // about three events a day
+	tier := NewCold(memblob.OpenBucket(nil), ColdOptions{FileRows: 4})
+	files, err := tier.WriteMonth(ctx, 90, p.Month, func(fn func(*audit.Event) error) (int64, error) {
+		for i := range es {
+			if err := fn(&es[i]); err != nil {
+				return 0, err
+			}
+		}
+		return int64(len(es)), nil
+	})
+	require.NoError(t, err)
+	days := map[string]bool{}
+	rows := 0
+	for _, f := range files {
+		require.Equal(t, f.MinEventTimestamp.UTC().Format(time.DateOnly), f.MaxEventTimestamp.UTC().Format(time.DateOnly), "%s spans days", f.Key)
+		require.LessOrEqual(t, f.Rows, int64(4))
+		days[f.MinEventTimestamp.UTC().Format(time.DateOnly)] = true
+		rows += int(f.Rows)
+		require.NoError(t, tier.Check(ctx, f))
+	}
+	require.Equal(t, len(es), rows)
+	require.Len(t, days, 31, "one day per file at most, and every day of May has events")
+}

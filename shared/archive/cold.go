@@ -214,8 +214,8 @@ func (c *Cold) Close() error { return c.bucket.Close() }
 func (c *Cold) Bucket() *blob.Bucket { return c.bucket }
 
 // WriteMonth writes events — one class's month, in (event_timestamp, event_id) order, as
-// store.StreamLeaf sends them — as cold files of at most FileRows events each, so every file
-// holds a contiguous stretch of the month; each file is sorted for lookups, read back and
+// store.StreamLeaf sends them — as cold files of at most FileRows events and one UTC day each,
+// so every file holds a contiguous stretch of the month; each file is sorted for lookups, read back and
 // checked (size, SHA-256, rows and their digest) and given a manifest. Only one file's rows
 // are in memory at a time. The caller records the returned files and only then drops the
 // partition; on error, files already written are deleted.
@@ -263,6 +263,14 @@ func (c *Cold) WriteMonth(ctx context.Context, class int, month time.Time, strea
 		if e.RetentionDays != class || e.EventTimestamp.Before(month) || !e.EventTimestamp.Before(monthEnd) {
 			return fmt.Errorf("event %s (class %d, %s) is not of class %d and month %s", e.EventID, e.RetentionDays, e.EventTimestamp, class, month.Format("2006-01"))
 		}
+		if w != nil && !sameDay(w.buf[0].EventTimestamp, e.EventTimestamp) {
+			// A file holds one UTC day at most: a read in time order (an export) holds each
+			// file's events until the next file begins, so a sparse class's file spanning a
+			// week made it hold a week of that class beside every denser file it overlapped.
+			if err := finish(); err != nil {
+				return err
+			}
+		}
 		if w == nil {
 			key := path.Join(dir, fmt.Sprintf("part-%s-%04d.parquet", stamp, len(files)))
 			if w, err = c.newColdWriter(ctx, key); err != nil {
@@ -286,6 +294,11 @@ func (c *Cold) WriteMonth(ctx context.Context, class int, month time.Time, strea
 		return nil, fmt.Errorf("cold %s: the store sent %d events but counted %d", dir, rows, n)
 	}
 	return files, nil
+}
+
+func sameDay(a, b time.Time) bool {
+	a, b = a.UTC(), b.UTC()
+	return a.YearDay() == b.YearDay() && a.Year() == b.Year()
 }
 
 // Check reads a cold file back and compares it with f: size, SHA-256, row count and the
