@@ -63,11 +63,11 @@ bench-query: ## query benchmarks at 5M events: seeds a database once, then HTTP 
 		-database auditstore_bench_query -n $(SEED_EVENTS)) || exit 1; \
 	$(GO) run ./test/querybench -db "$$DB" $(QUERYBENCH_FLAGS)
 
-COLD_EVENTS ?= 6000000
+COLD_EVENTS ?= 6600000
 COLD_MONTHS ?= 6
 COLD_DIR ?= .data/coldbench
 .PHONY: bench-cold
-bench-cold: ## cold tier at 6M seeded events: bytes/event, timeline p50/p99 hot vs cold (file:// and S3), growth with months, export
+bench-cold: ## cold tier at 6.6M seeded events (5M go cold, the last month and a bit stay hot): bytes/event, timeline p50/p99 hot vs cold (file:// and S3), growth with months, export
 	@rm -rf $(COLD_DIR); \
 	DB=$$($(GO) run ./test/seed -server "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}" \
 		-database auditstore_bench_cold -n $(COLD_EVENTS) -months $(COLD_MONTHS)) || exit 1; \
