@@ -361,7 +361,7 @@ func (t *lastQuery) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndD
 func (t *lastQuery) take() statement {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return statement{sql: t.last.sql, args: slices.Clone(t.last.args)}
+	return statement{sql: t.last.sql, args: slices.Clone(t.last.args), settings: t.last.settings}
 }
 
 // explain returns EXPLAIN (ANALYZE, BUFFERS) of st, with the same values and protocol (an
