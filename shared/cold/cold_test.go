@@ -320,6 +320,7 @@ func TestMoveWhileWritingAndReading(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var written atomic.Int64
+	start := f.now // the runs below move f.now on; the writer's months are those of the start
 	wg.Add(1)
 	go func() { // a writer of late events into months about to go cold
 		defer wg.Done()
@@ -329,7 +330,7 @@ func TestMoveWhileWritingAndReading(t *testing.T) {
 				return
 			default:
 			}
-			if err := f.tryWrite(t, fmt.Sprintf("rr-late-%d", i), months(f.now, 3+i%3).Add(time.Duration(20+i)*time.Hour), 2, 2557); err != nil {
+			if err := f.tryWrite(t, fmt.Sprintf("rr-late-%d", i), months(start, 3+i%3).Add(time.Duration(20+i)*time.Hour), 2, 2557); err != nil {
 				t.Logf("late write refused, sent again: %v", err)
 				continue
 			}
