@@ -385,7 +385,7 @@ func (s *scanner) object(depth int) (any, bool) {
 		}
 	}
 	if !sorted {
-		if dup := s.reorder(open, ms); dup != "" && s.strict && !s.decode {
+		if dup, twice := s.reorder(open, ms); twice && s.strict && !s.decode {
 			// Without the decoded map, the sort finds the repeated name.
 			return s.duplicate(dup)
 		}
@@ -399,10 +399,10 @@ func (s *scanner) duplicate(name string) (any, bool) {
 }
 
 // reorder writes the members ms of the object whose text begins at out[open:] again, sorted,
-// and keeps the last of a repeated name, which it returns (strict scans that decode refused
-// it before). It sorts their indexes, not the members: moving those (pointers) cost write
-// barriers.
-func (s *scanner) reorder(open int, ms []member) (repeated string) {
+// and keeps the last of a repeated name, which it returns with twice set (strict scans that
+// decode refused it before; the name may be empty). It sorts their indexes, not the members:
+// moving those (pointers) cost write barriers.
+func (s *scanner) reorder(open int, ms []member) (repeated string, twice bool) {
 	order := s.order[:0]
 	for k := range ms {
 		order = append(order, int32(k))
@@ -413,7 +413,7 @@ func (s *scanner) reorder(open int, ms []member) (repeated string) {
 	s.out = s.out[:open]
 	for k, j := range order {
 		if k+1 < len(order) && ms[order[k+1]].name == ms[j].name {
-			repeated = ms[j].name
+			repeated, twice = ms[j].name, true
 			continue // a later one wins
 		}
 		if len(s.out) > open {
@@ -421,7 +421,7 @@ func (s *scanner) reorder(open int, ms []member) (repeated string) {
 		}
 		s.out = append(s.out, s.tmp[ms[j].start-open:ms[j].end-open]...)
 	}
-	return repeated
+	return repeated, twice
 }
 
 // compare orders member names: RFC 8785's UTF-16 order, or the stored form's byte order.
