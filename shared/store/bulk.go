@@ -38,7 +38,7 @@ func (s *Store) CopyEvents(ctx context.Context, p CopyParams) error {
 	for i := range all {
 		all[i] = i
 	}
-	if err := copyEventRows(ctx, tx, p.Events, all); err != nil {
+	if err := copyEventRows(ctx, tx, p.Events, all, p.KeysSince.IsZero()); err != nil {
 		return fmt.Errorf("copy events: %w", interpretError(err))
 	}
 	if !p.KeysSince.IsZero() {

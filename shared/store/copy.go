@@ -49,6 +49,8 @@ type copyTx struct {
 	begin string
 	pc    *pgxpool.Conn // the pool's connection; nil over a caller's transaction
 	tx    pgx.Tx        // the nested transaction over a caller's; nil over a pool
+	// sentCommit: the COMMIT went out after the last statement (last).
+	sentCommit bool
 }
 
 // beginCopy starts a copyTx; end it (deferred) after its Commit or without one.
@@ -74,6 +76,18 @@ func (t *copyTx) first(sql string) string {
 	return sql
 }
 
+// last returns sql, the transaction's last statement (a COPY), with its COMMIT after it in
+// the same message, over a pool: a COPY that succeeds is then committed, and Commit has
+// nothing left to send. Over a caller's transaction it is sql (Commit releases the nested
+// one).
+func (t *copyTx) last(sql string) string {
+	if t.tx != nil {
+		return sql
+	}
+	t.sentCommit = true
+	return sql + "; COMMIT"
+}
+
 // db returns the transaction for a statement with parameters, which the extended protocol
 // sends alone: the pending BEGIN goes first, on its own.
 func (t *copyTx) db(ctx context.Context) (DBTX, error) {
@@ -92,8 +106,8 @@ func (t *copyTx) Commit(ctx context.Context) error {
 	switch {
 	case t.tx != nil:
 		return t.tx.Commit(ctx)
-	case t.begin != "":
-		return nil // nothing was sent
+	case t.begin != "", t.sentCommit:
+		return nil // nothing was sent, or the COMMIT was (last)
 	}
 	tag, err := t.conn.Exec(ctx, "commit")
 	if err != nil {
@@ -118,9 +132,14 @@ func (t *copyTx) end(ctx context.Context) {
 	t.pc.Release()
 }
 
-// copyEventRows COPYs events[idx] into audit_events.
-func copyEventRows(ctx context.Context, tx *copyTx, events []audit.Event, idx []int) error {
-	return copyRows(ctx, tx, copyEventsSQL, len(idx), func(buf []byte, r int) ([]byte, error) {
+// copyEventRows COPYs events[idx] into audit_events; with last, as tx's last statement
+// (copyTx.last).
+func copyEventRows(ctx context.Context, tx *copyTx, events []audit.Event, idx []int, last bool) error {
+	sql := copyEventsSQL
+	if last {
+		sql = tx.last(sql)
+	}
+	return copyRows(ctx, tx, sql, len(idx), func(buf []byte, r int) ([]byte, error) {
 		return appendEventRow(buf, &events[idx[r]])
 	})
 }

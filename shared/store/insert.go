@@ -217,18 +217,8 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 	if err != nil {
 		return false, err
 	}
-	if len(claimed) > 0 {
-		err := copyEventRows(ctx, tx, p.Events, claimed)
-		if err != nil {
-			err = interpretError(err)
-			if errors.Is(err, ErrConflict) {
-				return false, errKeyPruned
-			}
-			return false, err
-		}
-		for _, i := range claimed {
-			results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
-		}
+	for _, i := range claimed {
+		results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
 	}
 	if len(reread) > 0 {
 		// Claimed: the transaction has begun.
@@ -236,7 +226,26 @@ func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, fi
 			return false, err
 		}
 	}
-	return s.finish(ctx, tx, p, first, results)
+	if len(claimed) == 0 {
+		return s.finish(ctx, tx, p, first, results)
+	}
+	// Every result is known before the events are copied (should the COPY fail, InsertEvents
+	// goes another way, which sets them all again): p.Commit is asked first, and the COMMIT
+	// goes out in one message with the COPY.
+	if vetoed(p, first, results) {
+		return false, nil
+	}
+	if err := copyEventRows(ctx, tx, p.Events, claimed, true); err != nil {
+		err = interpretError(err)
+		if errors.Is(err, ErrConflict) {
+			return false, errKeyPruned
+		}
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, interpretError(err)
+	}
+	return true, nil
 }
 
 // copyKeys claims the ids of events[unique] with a COPY into audit_event_keys, which fails
@@ -289,14 +298,20 @@ func claimKeys(ctx context.Context, tx DBTX, events []audit.Event, unique []int)
 // finish gives repeated copies of an id the timestamp of the copy that decided, lets
 // p.Commit veto, and commits tx (a pgx.Tx or a copyTx).
 func (s *Store) finish(ctx context.Context, tx interface{ Commit(context.Context) error }, p InsertParams, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
-	fillRepeats(first, results)
-	if p.Commit != nil && !p.Commit(results) {
+	if vetoed(p, first, results) {
 		return false, nil
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, interpretError(err)
 	}
 	return true, nil
+}
+
+// vetoed gives repeated copies of an id the timestamp of the copy that decided, and reports
+// whether p.Commit vetoes the transaction.
+func vetoed(p InsertParams, first map[uuid.UUID]int, results []InsertResult) bool {
+	fillRepeats(first, results)
+	return p.Commit != nil && !p.Commit(results)
 }
 
 // fillRepeats gives repeated copies of an id the timestamp of the copy that decided.
