@@ -140,6 +140,15 @@ func checkData(t *testing.T, raw []byte) {
 		// Read from the stored form, the value is the one sent, numbers spelled alike.
 		require.Equal(t, d.Value, again.Value, "%q", raw)
 	}
+	// Version 2's member digests take where the scan found each member's end (Data.Layout):
+	// the hash is the one of reading every value again.
+	e := integrity.Event{ActorID: "a", EventData: d.Hashed, DataHashed: true, DataLayout: d.Layout,
+		HashSalt: make([]byte, integrity.SaltKeySize)}
+	laidOut, laidOutErr := e.Hash(integrity.HashVersionMembers)
+	e.DataLayout = integrity.Layout{}
+	read, readErr := e.Hash(integrity.HashVersionMembers)
+	require.Equal(t, readErr, laidOutErr, "%q", raw)
+	require.Equal(t, read, laidOut, "%q", raw)
 }
 
 // refStored writes the stored form plainly: names sorted by bytes, integers as sent, other
