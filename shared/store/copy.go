@@ -39,10 +39,10 @@ func copySQL(table string, columns []string) string {
 }
 
 // copyTx is the transaction of a write that begins with a COPY (insertCopy, CopyEvents).
-// Over a pool its BEGIN is no round trip of its own: it goes out in one message with the
-// first statement (first), so a group commit of the write path takes three round trips
-// instead of four. Over a caller's transaction (a Store made over a pgx.Tx) it is a nested
-// one, as Begin gives.
+// Over a pool neither its BEGIN nor its COMMIT is a round trip of its own: they go out in one
+// message with its first and its last COPY (first, last), so a group commit of the write path
+// takes two round trips instead of four. Over a caller's transaction (a Store made over a
+// pgx.Tx) it is a nested one, as Begin gives.
 type copyTx struct {
 	conn *pgx.Conn
 	// begin goes ahead of the first statement: "BEGIN; " until it was sent.
