@@ -57,10 +57,16 @@ func (c *committer) submit(ctx context.Context, events []audit.Event, atomic boo
 	p.events, p.atomic = events, atomic
 	select {
 	case c.queue <- p:
-	case <-ctx.Done():
-		p.events = nil
-		pendings.Put(p)
-		return nil, ctx.Err()
+	default:
+		// The queue is full: wait for a place, or for the caller to give up. Only then is
+		// ctx.Done asked for, which makes the request's context a channel.
+		select {
+		case c.queue <- p:
+		case <-ctx.Done():
+			p.events = nil
+			pendings.Put(p)
+			return nil, ctx.Err()
+		}
 	}
 	o := <-p.done
 	// A worker is done with p once it has sent the outcome: p and its channel serve the

@@ -211,24 +211,11 @@ func (s *inputScanner) member(in *audit.Input, name string) bool {
 		if !s.once(26) {
 			return false
 		}
-		start := s.i
-		if s.literal("null") {
+		if start := s.i; s.literal("null") {
 			in.EventData = json.RawMessage(s.raw[start:s.i:s.i])
 			return true
 		}
-		// Read, checked, written in its canonical forms and decoded here, in the body's one
-		// pass: Prepare takes the result instead of reading it again. Whatever is wrong with it
-		// is left to the slower decoders and Prepare to name.
-		if s.i >= len(s.src) || s.src[s.i] != '{' {
-			return false
-		}
-		d, end, err := integrity.ParseDataIn(s.src, s.i, audit.MaxDataDepth, audit.MaxDataBytes)
-		if err != nil {
-			return false
-		}
-		s.i = end
-		in.SetData(json.RawMessage(s.raw[start:end:end]), d)
-		return true
+		return s.data(in)
 	default:
 		return false // unknown, or a name in another case: strictParse refuses it
 	}
@@ -248,6 +235,37 @@ func (s *inputScanner) member(in *audit.Input, name string) bool {
 	*p = v
 	*field = p
 	return true
+}
+
+// data reads the event_data object at the scan's position into in: checked, written in its
+// canonical forms and decoded here, in the body's one pass, so Prepare takes the result
+// instead of reading it again. Whatever is wrong with it is left to the slower decoders and
+// Prepare to name.
+func (s *inputScanner) data(in *audit.Input) bool {
+	start := s.i
+	if s.i >= len(s.src) || s.src[s.i] != '{' {
+		return false
+	}
+	d, end, err := integrity.ParseDataIn(s.src, s.i, audit.MaxDataDepth, audit.MaxDataBytes)
+	if err != nil {
+		return false
+	}
+	s.i = end
+	in.SetData(json.RawMessage(s.raw[start:end:end]), d)
+	return true
+}
+
+// fastData reads a whole body that is one event_data object (a binary-mode CloudEvent's
+// data) into in, or reports false. Like fastInput it checks what checkJSON would, which the
+// body then skips.
+func fastData(in *audit.Input, raw []byte) bool {
+	s := inputScanner{src: string(raw), raw: raw}
+	s.space()
+	if !s.data(in) {
+		return false
+	}
+	s.space()
+	return s.i == len(s.src)
 }
 
 // integer decodes a plain integer (or null) into *field, using the slab's int k.

@@ -2,6 +2,7 @@ package write
 
 import (
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,9 @@ func (m *metrics) stored(service, eventType, outcome string) {
 		c, ok = m.counters[[3]string{service, eventType, outcome}]
 	}
 	if !ok {
+		// Kept by the maps and the metric: copies, not views of the request body that would
+		// keep it (up to 5 MiB) in memory for good.
+		service, eventType, outcome = strings.Clone(service), strings.Clone(eventType), strings.Clone(outcome)
 		key := [2]string{service, eventType}
 		if !m.seen[key] {
 			if len(m.seen) >= maxLabelSets {

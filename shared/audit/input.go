@@ -201,6 +201,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 
 	e := Event{ReceivedAt: d.Now.UTC().Truncate(time.Microsecond), SubmittedBy: d.Principal}
 	var hashed []byte // event_data's RFC 8785 form
+	var layout integrity.Layout
 
 	if id := uuidOf("event_id", in.EventID); id != nil {
 		e.EventID = *id
@@ -312,7 +313,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 	} else if data, err := in.eventData(); err != nil {
 		bad("event_data", "%s", err.Error())
 	} else {
-		e.EventData, hashed = data.Stored, data.Hashed
+		e.EventData, hashed, layout = data.Stored, data.Hashed, data.Layout
 		var dataErrs []FieldError
 		in.service, dataErrs = checkData(data, in.EventData, strict)
 		errs = append(errs, dataErrs...)
@@ -347,7 +348,7 @@ func (in *Input) prepare(d Defaults, lim Limits, strict bool) (Event, []FieldErr
 			e.HashSalt = sums.salt[:]
 		}
 		rec := e.HashRecord()
-		rec.EventData, rec.DataHashed = hashed, true
+		rec.EventData, rec.DataHashed, rec.DataLayout = hashed, true, layout
 		h, err := rec.Hash(version)
 		if err != nil {
 			return Event{}, []FieldError{{Field: "event_data", Message: err.Error()}}

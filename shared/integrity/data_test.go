@@ -67,7 +67,7 @@ var dataCorpus = []string{
 	`{}`, ` { } `, `{"a":1}`, `{"b":2,"a":1}`, `{"a":{"c":[1,2,{"z":null,"y":true}],"b":false}}`,
 	`{"s":"plain","e":"tab\there \"quoted\" back\\slash \/ \u00e9 \u0001 \n\r\b\f"}`,
 	`{"n":[0,-0,1.0,1e0,1E+2,-1.5e-3,12345678901234567890123,0.1,1e400,-0.0]}`,
-	`{"a":1,"a":2}`, `{"k\u0041":"v"}`, `{"x":"\ud83d\ude00"}`, `{"x":"\ud800"}`, `{"x":"\u0000"}`,
+	`{"a":1,"a":2}`, `{"":0,"0":0,"":0}`, `{"k\u0041":"v"}`, `{"x":"\ud83d\ude00"}`, `{"x":"\ud800"}`, `{"x":"\u0000"}`,
 	`{"x":"é ü 中文 🙂"}`, "{\"x\":\"\x01\"}", `{"a":[]}`, `{"a":[[]]}`, `{"a": [ 1 , 2 ] , "b" : { } }`,
 	`[]`, `"s"`, `1`, `null`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`,
 	`{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":nul}`, `{"a":"x}`, `{"a":"\x"}`, `{"a":"\u12"}`,
@@ -140,6 +140,15 @@ func checkData(t *testing.T, raw []byte) {
 		// Read from the stored form, the value is the one sent, numbers spelled alike.
 		require.Equal(t, d.Value, again.Value, "%q", raw)
 	}
+	// Version 2's member digests take where the scan found each member's end (Data.Layout):
+	// the hash is the one of reading every value again.
+	e := integrity.Event{ActorID: "a", EventData: d.Hashed, DataHashed: true, DataLayout: d.Layout,
+		HashSalt: make([]byte, integrity.SaltKeySize)}
+	laidOut, laidOutErr := e.Hash(integrity.HashVersionMembers)
+	e.DataLayout = integrity.Layout{}
+	read, readErr := e.Hash(integrity.HashVersionMembers)
+	require.Equal(t, readErr, laidOutErr, "%q", raw)
+	require.Equal(t, read, laidOut, "%q", raw)
 }
 
 // refStored writes the stored form plainly: names sorted by bytes, integers as sent, other

@@ -88,7 +88,9 @@ type Event struct {
 	EventData []byte
 	// DataHashed says EventData is already its RFC 8785 form (Data.Hashed, from the scan that
 	// checked it), so it is hashed as it is instead of being read again.
-	DataHashed  bool
+	DataHashed bool
+	// DataLayout is Data.Layout of EventData when DataHashed (the zero Layout: unknown).
+	DataLayout  Layout
 	ReceivedAt  time.Time
 	SubmittedBy string
 	// HashSalt is a version 2 event's salt key; nil for version 1, and once a member was

@@ -62,6 +62,17 @@ type Data struct {
 	// NumbersAsSent says every number of Stored is spelled as it was sent (1.5 is, 1.0, 1e3
 	// and -0 are not), so Stored read again gives the numbers Value would hold.
 	NumbersAsSent bool
+	// Layout is where the members of Hashed end, as the scan that wrote it found them.
+	Layout Layout
+}
+
+// Layout is where each member of event_data's object ends in its RFC 8785 form, and each
+// member of its payload member when that is an object: offsets from the object's opening
+// brace, in the order written. The member digests of version 2 take them from the one scan
+// that checked and wrote event_data instead of reading every value again to find its end.
+// The zero Layout says nothing: the ends are then found by reading.
+type Layout struct {
+	members, payload []int32
 }
 
 // ParseData reads event_data once: it checks that it is an I-JSON object (RFC 7493: valid
@@ -108,7 +119,7 @@ func ParseDataIn(text string, at, maxDepth, maxBytes int) (Data, int, error) {
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func parseData(text string, at int, out []byte, maxDepth, maxBytes int, decode bool) (Data, int, error) {
-	s := scanner{src: text, i: at, out: out, strict: true, decode: decode, maxDepth: maxDepth}
+	s := scanner{src: text, i: at, out: out, strict: true, decode: decode, maxDepth: maxDepth, laysOut: true}
 	v, err := s.run()
 	if err != nil {
 		return Data{}, 0, err
@@ -123,8 +134,9 @@ func parseData(text string, at int, out []byte, maxDepth, maxBytes int, decode b
 	if len(s.out) > maxBytes {
 		return Data{}, 0, fmt.Errorf("is %d bytes as compact JSON; at most %d (%d KiB) are accepted", len(s.out), maxBytes, maxBytes>>10)
 	}
-	d := Data{Stored: s.out, Hashed: s.out, Value: obj, NumbersAsSent: !s.respelled}
+	d := Data{Stored: s.out, Hashed: s.out, Value: obj, NumbersAsSent: !s.respelled, Layout: s.layout}
 	if s.differs {
+		d.Layout = Layout{} // of Stored, not of Hashed
 		// Rare: written again, RFC 8785's way, from the form just written.
 		if d.Hashed, err = Canonicalize(s.out); err != nil {
 			return Data{}, 0, err
@@ -146,6 +158,9 @@ type scratch struct {
 	members []member // the members of the open objects, outermost first
 	tmp     []byte   // where an unsorted object's members are moved to be put in order
 	order   []int32  // the order of an unsorted object's members
+	// ends are where the members of the object just written end (laysOut), payload those of
+	// the top-level object's payload member.
+	ends, payload []int32
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{members: make([]member, 0, 64)} }}
@@ -184,6 +199,10 @@ type scanner struct {
 	differs  bool     // the stored form written differs from the RFC 8785 form
 	// respelled: a number was written otherwise than it was sent (Data.NumbersAsSent).
 	respelled bool
+	// laysOut: the scan records the Layout of the top-level object (layout); inPayload: the
+	// value being read is the top-level object's payload member.
+	laysOut, inPayload bool
+	layout             Layout
 	*scratch
 	err error
 }
@@ -300,6 +319,11 @@ func (s *scanner) object(depth int) (any, bool) {
 	s.out = append(s.out, '{')
 	open, base := len(s.out), len(s.members)
 	defer func() { s.members = s.members[:base] }()
+	laidOut := s.laysOut && (depth == 1 || depth == 2 && s.inPayload)
+	s.inPayload = false
+	if laidOut && depth == 1 {
+		s.payload = s.payload[:0] // a recycled scratch's were another scan's
+	}
 	sorted := true
 	s.space()
 	if s.i < len(s.src) && s.src[s.i] == '}' {
@@ -330,7 +354,9 @@ func (s *scanner) object(depth int) (any, bool) {
 		}
 		s.i++
 		s.out = append(s.out, ':')
+		s.inPayload = depth == 1 && name == "payload"
 		v, ok := s.value(depth)
+		s.inPayload = false
 		if !ok {
 			return nil, false
 		}
@@ -384,13 +410,29 @@ func (s *scanner) object(depth int) (any, bool) {
 			}
 		}
 	}
+	s.ends = s.ends[:0]
 	if !sorted {
-		if dup := s.reorder(open, ms); dup != "" && s.strict && !s.decode {
+		if dup, twice := s.reorder(open, ms); twice && s.strict && !s.decode {
 			// Without the decoded map, the sort finds the repeated name.
 			return s.duplicate(dup)
 		}
+	} else if laidOut {
+		for _, mb := range ms {
+			s.ends = append(s.ends, int32(mb.end-open+1))
+		}
 	}
 	s.out = append(s.out, '}')
+	switch {
+	case !laidOut:
+	case depth == 2:
+		s.payload = append(s.payload[:0], s.ends...)
+	default:
+		// One allocation for both lists; the payload's, if any, was recorded before.
+		all := make([]int32, len(s.ends)+len(s.payload))
+		n := copy(all, s.ends)
+		copy(all[n:], s.payload)
+		s.layout = Layout{members: all[:n:n], payload: all[n:]}
+	}
 	return m, true
 }
 
@@ -398,11 +440,11 @@ func (s *scanner) duplicate(name string) (any, bool) {
 	return s.fail(fmt.Sprintf("holds the member name %q twice in one object; I-JSON allows each name once", clip(name)))
 }
 
-// reorder writes the members ms of the object whose text begins at out[open:] again, sorted,
-// and keeps the last of a repeated name, which it returns (strict scans that decode refused
-// it before). It sorts their indexes, not the members: moving those (pointers) cost write
-// barriers.
-func (s *scanner) reorder(open int, ms []member) (repeated string) {
+// reorder writes the members ms of the object whose text begins at out[open:] again, sorted
+// (and where each ends in s.ends), and keeps the last of a repeated name, which it returns with twice set (strict scans that
+// decode refused it before; the name may be empty). It sorts their indexes, not the members:
+// moving those (pointers) cost write barriers.
+func (s *scanner) reorder(open int, ms []member) (repeated string, twice bool) {
 	order := s.order[:0]
 	for k := range ms {
 		order = append(order, int32(k))
@@ -413,15 +455,16 @@ func (s *scanner) reorder(open int, ms []member) (repeated string) {
 	s.out = s.out[:open]
 	for k, j := range order {
 		if k+1 < len(order) && ms[order[k+1]].name == ms[j].name {
-			repeated = ms[j].name
+			repeated, twice = ms[j].name, true
 			continue // a later one wins
 		}
 		if len(s.out) > open {
 			s.out = append(s.out, ',')
 		}
 		s.out = append(s.out, s.tmp[ms[j].start-open:ms[j].end-open]...)
+		s.ends = append(s.ends, int32(len(s.out)-open+1))
 	}
-	return repeated
+	return repeated, twice
 }
 
 // compare orders member names: RFC 8785's UTF-16 order, or the stored form's byte order.

@@ -387,7 +387,11 @@ func (e *Event) hashV2() (Hash, error) {
 		// The common case, nothing erased: the members hashed as the bytes they are.
 		cc := commitPool.Get().(*canonicalCommit)
 		defer cc.release()
-		if actor, ip, committed, ok := cc.commit(e.HashSalt, e.ActorID, e.ActorIP, data); ok {
+		layout := e.DataLayout
+		if !e.DataHashed {
+			layout = Layout{} // of other bytes than data
+		}
+		if actor, ip, committed, ok := cc.commit(e.HashSalt, e.ActorID, e.ActorIP, data, layout); ok {
 			c.ActorID, c.ActorIP, c.EventData, c.DataHashed = actor, ip, committed, true
 			return c.hashV1()
 		}
@@ -448,9 +452,9 @@ func (c *canonicalCommit) release() {
 }
 
 // commit returns the committed actor_id, actor_ip (nil: none) and event_data (canonical, in
-// c's buffer); ok is false for a member name with an escape, or data that is not an object in
-// that form (use Commit).
-func (c *canonicalCommit) commit(key []byte, actorID string, actorIP *string, data []byte) (string, *string, []byte, bool) {
+// c's buffer, where its members end as layout says when it says); ok is false for a member
+// name with an escape, or data that is not an object in that form (use Commit).
+func (c *canonicalCommit) commit(key []byte, actorID string, actorIP *string, data []byte, layout Layout) (string, *string, []byte, bool) {
 	// The walk below relies on data being canonical (the scan that wrote it checked it): it
 	// only finds where each member's value ends.
 	if len(data) < 2 || data[0] != '{' || len(key) == 0 {
@@ -464,7 +468,7 @@ func (c *canonicalCommit) commit(key []byte, actorID string, actorIP *string, da
 		ip = &c.ipText
 	}
 	c.ptr = append(append(c.ptr[:0], key...), "/event_data/"...)
-	out, ok := c.object(c.out[:0], data, true)
+	out, ok := c.object(c.out[:0], data, true, layout.members, layout.payload)
 	c.out = out[:0]
 	if !ok || len(out) == 0 {
 		return "", nil, nil, false
@@ -481,9 +485,10 @@ func (c *canonicalCommit) scalar(dst *[2 * sha256.Size]byte, pointer string, val
 }
 
 // object appends the committed form of the canonical object obj, whose members' pointers
-// begin with c.ptr (after the key); with nested, a member payload that is an object is
-// committed member by member.
-func (c *canonicalCommit) object(out, obj []byte, nested bool) ([]byte, bool) {
+// begin with c.ptr (after the key) and which end where ends says (nil: found by reading);
+// with nested, a member payload that is an object is committed member by member, its members
+// ending where payload says (empty: found by reading).
+func (c *canonicalCommit) object(out, obj []byte, nested bool, ends, payload []int32) ([]byte, bool) {
 	out = append(out, '{')
 	i := 1
 	if obj[i] == '}' {
@@ -491,7 +496,8 @@ func (c *canonicalCommit) object(out, obj []byte, nested bool) ([]byte, bool) {
 	}
 	base := len(c.ptr)
 	var prev []byte
-	for first := true; ; first = false {
+	for k := 0; ; k++ {
+		first := k == 0
 		// A canonical name: "...", without escapes, after the one before in byte order.
 		if i >= len(obj) || obj[i] != '"' {
 			return nil, false
@@ -509,14 +515,25 @@ func (c *canonicalCommit) object(out, obj []byte, nested bool) ([]byte, bool) {
 		if vstart > len(obj) || obj[vstart-1] != ':' {
 			return nil, false
 		}
-		vend, ok := valueEnd(obj, vstart)
+		vend, ok := 0, false
+		switch {
+		case ends == nil:
+			vend, ok = valueEnd(obj, vstart)
+		case k < len(ends):
+			vend = int(ends[k])
+			ok = vend > vstart
+		}
 		if !ok || vend >= len(obj) {
 			return nil, false
 		}
 		out = append(append(append(out, '"'), name...), '"', ':')
 		if nested && string(name) == "payload" && obj[vstart] == '{' {
 			c.ptr = append(c.ptr[:base], "payload/"...)
-			if out, ok = c.object(out, obj[vstart:vend], false); !ok {
+			var inner []int32
+			if len(payload) > 0 {
+				inner = payload
+			}
+			if out, ok = c.object(out, obj[vstart:vend], false, inner, nil); !ok {
 				return nil, false
 			}
 		} else {
@@ -532,7 +549,7 @@ func (c *canonicalCommit) object(out, obj []byte, nested bool) ([]byte, bool) {
 			out = append(out, ',')
 			i = vend + 1
 		case '}':
-			if vend+1 != len(obj) {
+			if vend+1 != len(obj) || ends != nil && k+1 != len(ends) {
 				return nil, false
 			}
 			c.ptr = c.ptr[:base]

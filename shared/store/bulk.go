@@ -29,16 +29,16 @@ func (s *Store) CopyEvents(ctx context.Context, p CopyParams) error {
 	if err := s.ensurePartitions(ctx, keys); err != nil {
 		return fmt.Errorf("copy events: %w", err)
 	}
-	tx, err := s.db.Begin(ctx)
+	tx, err := s.beginCopy(ctx)
 	if err != nil {
-		return fmt.Errorf("copy events: %w", interpretError(err))
+		return fmt.Errorf("copy events: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	defer tx.end(context.WithoutCancel(ctx))
 	all := make([]int, len(p.Events))
 	for i := range all {
 		all[i] = i
 	}
-	if err := copyEventRows(ctx, tx, p.Events, all); err != nil {
+	if err := copyEventRows(ctx, tx, p.Events, all, p.KeysSince.IsZero()); err != nil {
 		return fmt.Errorf("copy events: %w", interpretError(err))
 	}
 	if !p.KeysSince.IsZero() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditstore/auditstore/shared/audit"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The write path COPYs in PostgreSQL's binary format, encoded here rather than by pgx's
@@ -37,15 +38,114 @@ func copySQL(table string, columns []string) string {
 	return fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", pgx.Identifier{table}.Sanitize(), strings.Join(quoted, ", "))
 }
 
-// copyEventRows COPYs events[idx] into audit_events.
-func copyEventRows(ctx context.Context, tx pgx.Tx, events []audit.Event, idx []int) error {
-	return copyRows(ctx, tx, copyEventsSQL, len(idx), func(buf []byte, r int) ([]byte, error) {
+// copyTx is the transaction of a write that begins with a COPY (insertCopy, CopyEvents).
+// Over a pool neither its BEGIN nor its COMMIT is a round trip of its own: they go out in one
+// message with its first and its last COPY (first, last), so a group commit of the write path
+// takes two round trips instead of four. Over a caller's transaction (a Store made over a
+// pgx.Tx) it is a nested one, as Begin gives.
+type copyTx struct {
+	conn *pgx.Conn
+	// begin goes ahead of the first statement: "BEGIN; " until it was sent.
+	begin string
+	pc    *pgxpool.Conn // the pool's connection; nil over a caller's transaction
+	tx    pgx.Tx        // the nested transaction over a caller's; nil over a pool
+	// sentCommit: the COMMIT went out after the last statement (last).
+	sentCommit bool
+}
+
+// beginCopy starts a copyTx; end it (deferred) after its Commit or without one.
+func (s *Store) beginCopy(ctx context.Context) (*copyTx, error) {
+	if pool, ok := s.db.(*pgxpool.Pool); ok {
+		pc, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, interpretError(err)
+		}
+		return &copyTx{conn: pc.Conn(), pc: pc, begin: "BEGIN; "}, nil
+	}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return &copyTx{conn: tx.Conn(), tx: tx}, nil
+}
+
+// first returns sql, a statement of the simple protocol (a COPY), with the pending BEGIN
+// ahead of it.
+func (t *copyTx) first(sql string) string {
+	sql, t.begin = t.begin+sql, ""
+	return sql
+}
+
+// last returns sql, the transaction's last statement (a COPY), with its COMMIT after it in
+// the same message, over a pool: a COPY that succeeds is then committed, and Commit has
+// nothing left to send. Over a caller's transaction it is sql (Commit releases the nested
+// one).
+func (t *copyTx) last(sql string) string {
+	if t.tx != nil {
+		return sql
+	}
+	t.sentCommit = true
+	return sql + "; COMMIT"
+}
+
+// db returns the transaction for a statement with parameters, which the extended protocol
+// sends alone: the pending BEGIN goes first, on its own.
+func (t *copyTx) db(ctx context.Context) (DBTX, error) {
+	if t.begin != "" {
+		if _, err := t.conn.Exec(ctx, "begin"); err != nil {
+			return nil, interpretError(err)
+		}
+		t.begin = ""
+	}
+	return t.conn, nil
+}
+
+// Commit commits the transaction (pgx.Tx's Commit: a COMMIT the server answered with
+// ROLLBACK is pgx.ErrTxCommitRollback).
+func (t *copyTx) Commit(ctx context.Context) error {
+	switch {
+	case t.tx != nil:
+		return t.tx.Commit(ctx)
+	case t.begin != "", t.sentCommit:
+		return nil // nothing was sent, or the COMMIT was (last)
+	}
+	tag, err := t.conn.Exec(ctx, "commit")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// end rolls back what was not committed and gives the connection back.
+func (t *copyTx) end(ctx context.Context) {
+	if t.tx != nil {
+		_ = t.tx.Rollback(ctx) // a no-op after Commit
+		return
+	}
+	if t.conn.PgConn().TxStatus() != 'I' {
+		// Should it fail, Release drops the connection, which is still in the transaction.
+		_, _ = t.conn.Exec(ctx, "rollback")
+	}
+	t.pc.Release()
+}
+
+// copyEventRows COPYs events[idx] into audit_events; with last, as tx's last statement
+// (copyTx.last).
+func copyEventRows(ctx context.Context, tx *copyTx, events []audit.Event, idx []int, last bool) error {
+	sql := copyEventsSQL
+	if last {
+		sql = tx.last(sql)
+	}
+	return copyRows(ctx, tx, sql, len(idx), func(buf []byte, r int) ([]byte, error) {
 		return appendEventRow(buf, &events[idx[r]])
 	})
 }
 
 // copyKeyRows COPYs the idempotency keys of events[idx] into audit_event_keys.
-func copyKeyRows(ctx context.Context, tx pgx.Tx, events []audit.Event, idx []int) error {
+func copyKeyRows(ctx context.Context, tx *copyTx, events []audit.Event, idx []int) error {
 	return copyRows(ctx, tx, copyKeysSQL, len(idx), func(buf []byte, r int) ([]byte, error) {
 		return appendKeyRow(buf, &events[idx[r]]), nil
 	})
@@ -53,12 +153,12 @@ func copyKeyRows(ctx context.Context, tx pgx.Tx, events []audit.Event, idx []int
 
 // copyRows runs sql, a COPY ... FROM STDIN (FORMAT binary), with n rows that row appends.
 // The rows are encoded while they are sent, a send buffer at a time.
-func copyRows(ctx context.Context, tx pgx.Tx, sql string, n int, row func(buf []byte, r int) ([]byte, error)) error {
+func copyRows(ctx context.Context, tx *copyTx, sql string, n int, row func(buf []byte, r int) ([]byte, error)) error {
 	bp := copyBuffers.Get().(*[]byte)
 	src := &copyStream{n: n, row: row, buf: append((*bp)[:0], copySignature...)}
 	src.buf = binary.BigEndian.AppendUint32(src.buf, 0) // flags
 	src.buf = binary.BigEndian.AppendUint32(src.buf, 0) // header extension length
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, src, sql)
+	_, err := tx.conn.PgConn().CopyFrom(ctx, src, tx.first(sql))
 	if src.err != nil { // the server only saw the COPY fail
 		return src.err
 	}

@@ -199,45 +199,58 @@ RETURNING event_id`
 // fails (errKeyTaken) if any is taken; else with INSERT ... ON CONFLICT DO NOTHING, which
 // costs the database about twice as much per key.
 func (s *Store) insertCopy(ctx context.Context, p InsertParams, unique []int, first map[uuid.UUID]int, results []InsertResult, fresh bool) (bool, error) {
-	tx, err := s.db.Begin(ctx)
+	tx, err := s.beginCopy(ctx)
 	if err != nil {
-		return false, interpretError(err)
+		return false, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	defer tx.end(context.WithoutCancel(ctx))
 
 	claimed, reread := unique, []uuid.UUID(nil)
 	if fresh {
 		err = copyKeys(ctx, tx, p.Events, unique)
 	} else {
-		claimed, reread, err = claimKeys(ctx, tx, p.Events, unique)
+		var db DBTX
+		if db, err = tx.db(ctx); err == nil {
+			claimed, reread, err = claimKeys(ctx, db, p.Events, unique)
+		}
 	}
 	if err != nil {
 		return false, err
 	}
-	if len(claimed) > 0 {
-		err := copyEventRows(ctx, tx, p.Events, claimed)
-		if err != nil {
-			err = interpretError(err)
-			if errors.Is(err, ErrConflict) {
-				return false, errKeyPruned
-			}
-			return false, err
-		}
-		for _, i := range claimed {
-			results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
-		}
+	for _, i := range claimed {
+		results[i].Status, results[i].EventTimestamp = Inserted, p.Events[i].EventTimestamp
 	}
 	if len(reread) > 0 {
-		if err := s.rereadKeys(ctx, tx, p.Events, first, results, reread); err != nil {
+		// Claimed: the transaction has begun.
+		if err := s.rereadKeys(ctx, tx.conn, p.Events, first, results, reread); err != nil {
 			return false, err
 		}
 	}
-	return s.finish(ctx, tx, p, first, results)
+	if len(claimed) == 0 {
+		return s.finish(ctx, tx, p, first, results)
+	}
+	// Every result is known before the events are copied (should the COPY fail, InsertEvents
+	// goes another way, which sets them all again): p.Commit is asked first, and the COMMIT
+	// goes out in one message with the COPY.
+	if vetoed(p, first, results) {
+		return false, nil
+	}
+	if err := copyEventRows(ctx, tx, p.Events, claimed, true); err != nil {
+		err = interpretError(err)
+		if errors.Is(err, ErrConflict) {
+			return false, errKeyPruned
+		}
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, interpretError(err)
+	}
+	return true, nil
 }
 
 // copyKeys claims the ids of events[unique] with a COPY into audit_event_keys, which fails
 // with errKeyTaken if any id is taken.
-func copyKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) error {
+func copyKeys(ctx context.Context, tx *copyTx, events []audit.Event, unique []int) error {
 	err := interpretError(copyKeyRows(ctx, tx, events, unique))
 	if errors.Is(err, ErrConflict) {
 		return errKeyTaken
@@ -247,7 +260,7 @@ func copyKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int
 
 // claimKeys claims the ids of events[unique] with claimSQL and returns the indexes of the
 // events it claimed and the ids it found taken.
-func claimKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []int) (claimed []int, taken []uuid.UUID, err error) {
+func claimKeys(ctx context.Context, tx DBTX, events []audit.Event, unique []int) (claimed []int, taken []uuid.UUID, err error) {
 	n := len(unique)
 	ids, tss, classes, hashes := make([][16]byte, n), make([]time.Time, n), make([]int32, n), make([][]byte, n)
 	eventHashes := make([][]byte, n)
@@ -283,16 +296,22 @@ func claimKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, unique []in
 }
 
 // finish gives repeated copies of an id the timestamp of the copy that decided, lets
-// p.Commit veto, and commits.
-func (s *Store) finish(ctx context.Context, tx pgx.Tx, p InsertParams, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
-	fillRepeats(first, results)
-	if p.Commit != nil && !p.Commit(results) {
+// p.Commit veto, and commits tx (a pgx.Tx or a copyTx).
+func (s *Store) finish(ctx context.Context, tx interface{ Commit(context.Context) error }, p InsertParams, first map[uuid.UUID]int, results []InsertResult) (bool, error) {
+	if vetoed(p, first, results) {
 		return false, nil
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, interpretError(err)
 	}
 	return true, nil
+}
+
+// vetoed gives repeated copies of an id the timestamp of the copy that decided, and reports
+// whether p.Commit vetoes the transaction.
+func vetoed(p InsertParams, first map[uuid.UUID]int, results []InsertResult) bool {
+	fillRepeats(first, results)
+	return p.Commit != nil && !p.Commit(results)
 }
 
 // fillRepeats gives repeated copies of an id the timestamp of the copy that decided.

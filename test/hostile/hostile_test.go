@@ -230,6 +230,7 @@ func TestHostile_NotIJSON(t *testing.T) {
 		"event_id twice": {`{` + base + `,"event_id":"0193a1b2-0000-7000-8000-000000000001","event_id":"0193a1b2-0000-7000-8000-000000000002","event_data":{}}`,
 			"event_id"},
 		"member twice in event_data": {`{` + base + `,"event_data":{"x":{"a":1,"a":2}}}`, "event_data"},
+		"empty name twice":           {`{` + base + `,"event_data":{"":0,"0":0,"":0}}`, "event_data"},
 		"lone surrogate":             {`{` + base + `,"event_data":{"s":"\ud800"}}`, "event_data"},
 		"lone surrogate in a field":  {`{"event_type":"a.b","correlation_id":"\udc00","event_outcome":"success","event_data":{}}`, "correlation_id"},
 		"underflow":                  {`{` + base + `,"event_data":{"n":1e-400}}`, "event_data"},
