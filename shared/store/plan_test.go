@@ -66,6 +66,18 @@ func (pc *planCapture) last(t *testing.T, contains string) string {
 	return ""
 }
 
+// load stores events a thousand at a time and has the planner read their statistics.
+func (pc *planCapture) load(t *testing.T, s *store.Store, events []audit.Event) {
+	t.Helper()
+	for len(events) > 0 {
+		n := min(len(events), 1000)
+		insert(t, s, events[:n]...)
+		events = events[n:]
+	}
+	_, err := pc.pool.Exec(context.Background(), `ANALYZE audit_events`)
+	require.NoError(t, err)
+}
+
 // TestQueryEvents_PlannedWithActualValues guards against the generic-plan trap: pgx's statement
 // cache makes PostgreSQL switch a prepared statement to a generic plan after five runs, and a
 // jsonpath range query then read the whole GIN index (3.5 ms became 1.9 s). Every run, also the
@@ -398,13 +410,7 @@ func TestQueryEvents_LeavingOutOwnEventsKeepsThePlans(t *testing.T) {
 		}
 		events = append(events, audittest.Event(t, opts))
 	}
-	for len(events) > 0 {
-		n := min(len(events), 1000)
-		insert(t, s, events[:n]...)
-		events = events[n:]
-	}
-	_, err := pc.pool.Exec(ctx, `ANALYZE audit_events`)
-	require.NoError(t, err)
+	pc.load(t, s, events)
 
 	// scans lists the plan's scan nodes (kind, index and table), in order.
 	scans := func(plan string) []string {
@@ -483,13 +489,7 @@ func TestQueryEvents_TimeOrderFromTheIndex(t *testing.T) {
 		e.Namespace = &namespaces[i%len(namespaces)]
 		events = append(events, e)
 	}
-	for len(events) > 0 {
-		n := min(len(events), 1000)
-		insert(t, s, events[:n]...)
-		events = events[n:]
-	}
-	_, err := pc.pool.Exec(ctx, `ANALYZE audit_events`)
-	require.NoError(t, err)
+	pc.load(t, s, events)
 
 	sortNode := regexp.MustCompile(`(?m)^\s*(->\s+)?(Incremental )?Sort\s+\(`)
 	since := now.Add(-30 * time.Minute)
