@@ -215,8 +215,8 @@ func (c *Cold) Bucket() *blob.Bucket { return c.bucket }
 
 // WriteMonth writes events — one class's month, in (event_timestamp, event_id) order, as
 // store.StreamLeaf sends them — as cold files of at most FileRows events and one UTC day each,
-// so every file holds a contiguous stretch of the month; each file is sorted for lookups, read back and
-// checked (size, SHA-256, rows and their digest) and given a manifest. Only one file's rows
+// so every file holds a contiguous stretch of the month; each file is sorted for lookups, read
+// back and checked (size, SHA-256, rows and their digest) and given a manifest. Only one file's rows
 // are in memory at a time. The caller records the returned files and only then drops the
 // partition; on error, files already written are deleted.
 func (c *Cold) WriteMonth(ctx context.Context, class int, month time.Time, stream func(fn func(*audit.Event) error) (int64, error)) (files []ColdFile, err error) {

@@ -187,14 +187,11 @@ func (t *Tiered) StreamEvents(ctx context.Context, p store.StreamParams, fn func
 	// (a month being moved) is dropped.
 	emitBefore := func(e *audit.Event) error {
 		for head != nil {
-			c := compareEvents(head, e)
-			if p.Order == store.Descending {
-				c = -c
-			}
-			if e != nil && c > 0 {
+			c := compareIn(p.Order, head, e)
+			if c > 0 {
 				return nil
 			}
-			if e == nil || c < 0 {
+			if c < 0 {
 				if err := fn(head); err != nil {
 					return err
 				}
@@ -276,19 +273,19 @@ func afterCursor(e *audit.Event, c *store.Cursor, order store.Order) bool {
 		return true
 	}
 	k := audit.Event{EventTimestamp: c.EventTimestamp, EventID: c.EventID}
-	if order == store.Descending {
-		return compareEvents(e, &k) < 0
-	}
-	return compareEvents(e, &k) > 0
+	return compareIn(order, e, &k) > 0
 }
 
 func sortEvents(es []audit.Event, order store.Order) {
-	slices.SortFunc(es, func(a, b audit.Event) int {
-		if order == store.Descending {
-			return compareEvents(&b, &a)
-		}
-		return compareEvents(&a, &b)
-	})
+	slices.SortFunc(es, func(a, b audit.Event) int { return compareIn(order, &a, &b) })
+}
+
+// compareIn compares two events as order lists them.
+func compareIn(order store.Order, a, b *audit.Event) int {
+	if order == store.Descending {
+		return compareEvents(b, a)
+	}
+	return compareEvents(a, b)
 }
 
 // mergeSorted merges two lists sorted in order into one, keeping one of two equal events.
@@ -304,10 +301,7 @@ func mergeSorted(a, b []audit.Event, order store.Order) []audit.Event {
 			out = append(out, b[j])
 			j++
 		default:
-			c := compareEvents(&a[i], &b[j])
-			if order == store.Descending {
-				c = -c
-			}
+			c := compareIn(order, &a[i], &b[j])
 			switch {
 			case c < 0:
 				out = append(out, a[i])
@@ -419,23 +413,14 @@ func (t *Tiered) stream(ctx context.Context, files []store.ColdFile, p *store.St
 				return
 			}
 			if len(got) > 0 {
-				slices.SortFunc(got, func(a, b *audit.Event) int {
-					if p.Order == store.Descending {
-						return compareEvents(b, a)
-					}
-					return compareEvents(a, b)
-				})
+				slices.SortFunc(got, func(a, b *audit.Event) int { return compareIn(p.Order, a, b) })
 				runs = append(runs, got)
 			}
 			// What no later file can precede goes out now, in order across the runs.
 			for len(runs) > 0 {
 				k := 0
 				for j := 1; j < len(runs); j++ {
-					c := compareEvents(runs[j][0], runs[k][0])
-					if p.Order == store.Descending {
-						c = -c
-					}
-					if c < 0 {
+					if compareIn(p.Order, runs[j][0], runs[k][0]) < 0 {
 						k = j
 					}
 				}
